@@ -1,0 +1,85 @@
+/**
+ * Every error Spillway raises on purpose. Callers branch with `instanceof`, never on messages.
+ * The `name` of each class is the `errorType` a Lambda caller sees.
+ */
+export abstract class SpillwayError extends Error {
+  /** Whether the same call may succeed if tried again later. */
+  abstract readonly retryable: boolean;
+
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** G6: the input is malformed; nothing of it was buffered. `path` names the offending part. */
+export class ValidationError extends SpillwayError {
+  readonly retryable = false;
+  constructor(
+    readonly path: string,
+    problem: string,
+  ) {
+    super(path ? `${path}: ${problem}` : problem);
+  }
+}
+
+/** G5: the backlog is at its limit; try again after the drainer has caught up. */
+export class BackpressureError extends SpillwayError {
+  readonly retryable = true;
+  constructor(
+    readonly backlog: number,
+    readonly limit: number,
+  ) {
+    super(
+      `backlog holds ${backlog} pending changes; the limit is ${limit}. Retry after the backlog drains.`,
+    );
+  }
+}
+
+/** A dependency (Redis or the database) cannot be reached right now. */
+export class UnavailableError extends SpillwayError {
+  readonly retryable = true;
+  constructor(
+    readonly dependency: 'redis' | 'database',
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`${dependency} unavailable: ${message}`, options);
+  }
+}
+
+/** An environment variable or setting is missing or malformed. */
+export class ConfigError extends SpillwayError {
+  readonly retryable = false;
+  constructor(
+    readonly variable: string,
+    problem: string,
+  ) {
+    super(`${variable}: ${problem}`);
+  }
+}
+
+/** An operator asked for something that does not exist (a dead letter id, say). */
+export class NotFoundError extends SpillwayError {
+  readonly retryable = false;
+}
+
+/**
+ * G7: the database refused a change for a reason that will not go away by retrying
+ * (constraint, data type, a patch of a missing row). The drainer isolates it and dead-letters it.
+ */
+export class RejectedChangeError extends SpillwayError {
+  readonly retryable = false;
+  constructor(
+    message: string,
+    readonly sqlState: string | undefined,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** Another drainer holds a newer lease: this one must stop without touching the backlog. */
+export class FencedError extends SpillwayError {
+  readonly retryable = true;
+}

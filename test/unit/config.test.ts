@@ -1,0 +1,268 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { ConfigError } from '../../lambdas/core/errors.js';
+import { getConfig, loadConfig, resetConfig } from '../../lambdas/io/config.js';
+
+const local = {
+  REDIS_URL: 'redis://127.0.0.1:6379',
+  DATABASE_URL: 'postgres://spillway@127.0.0.1:5432/spillway',
+};
+
+const aws = {
+  AWS_REGION: 'eu-west-1',
+  REDIS_HOST: 'master.spillway.abc123.euw1.cache.amazonaws.com',
+  REDIS_PORT: '6380',
+  REDIS_TLS: 'true',
+  REDIS_AUTH_SECRET_ARN:
+    'arn:aws:secretsmanager:eu-west-1:123456789012:secret:spillway/redis-AbCdEf',
+  DB_HOST: 'spillway.proxy-abc123.eu-west-1.rds.amazonaws.com',
+  DB_PORT: '5432',
+  DB_NAME: 'spillway',
+  DB_USER: 'spillway_sync',
+  DB_IAM_AUTH: 'true',
+};
+
+/** The ConfigError `loadConfig` throws for `env`, or a failure if it throws none. */
+function configError(env: Record<string, string | undefined>): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return err as ConfigError;
+  }
+  throw new Error('loadConfig accepted the environment');
+}
+
+describe('loadConfig', () => {
+  it('reads the local URLs and fills every default', () => {
+    expect(loadConfig(local)).toEqual({
+      redis: { kind: 'url', url: local.REDIS_URL },
+      database: { kind: 'url', url: local.DATABASE_URL },
+      region: undefined,
+      prefix: 'spillway',
+      dbSchema: 'public',
+      backlogLimit: 1_000_000,
+      changesetMaxChanges: 1_000,
+      changesetMaxBytes: 1_048_576,
+      syncBatchSize: 500,
+      syncIdleWaitMs: 10_000,
+      syncDeadlineMarginMs: 5_000,
+      chunkSize: 1_000,
+      chunkOverlap: 100,
+    });
+  });
+
+  it('reads the AWS endpoints the CDK app sets', () => {
+    const config = loadConfig(aws);
+    expect(config.redis).toEqual({
+      kind: 'elasticache',
+      host: aws.REDIS_HOST,
+      port: 6380,
+      tls: true,
+      authSecretArn: aws.REDIS_AUTH_SECRET_ARN,
+    });
+    expect(config.database).toEqual({
+      kind: 'iam',
+      host: aws.DB_HOST,
+      port: 5432,
+      database: 'spillway',
+      user: 'spillway_sync',
+    });
+    expect(config.region).toBe('eu-west-1');
+  });
+
+  it('defaults the ElastiCache port to 6379 and TLS to on, and allows AUTH to be off', () => {
+    const config = loadConfig({
+      ...aws,
+      REDIS_PORT: undefined,
+      REDIS_TLS: undefined,
+      REDIS_AUTH_SECRET_ARN: undefined,
+    });
+    expect(config.redis).toEqual({
+      kind: 'elasticache',
+      host: aws.REDIS_HOST,
+      port: 6379,
+      tls: true,
+      authSecretArn: undefined,
+    });
+  });
+
+  it('reads every tuning variable', () => {
+    const config = loadConfig({
+      ...local,
+      SPILLWAY_PREFIX: 'team-a:spillway',
+      SPILLWAY_DB_SCHEMA: 'pipeline_v2',
+      BACKLOG_LIMIT: '5000',
+      CHANGESET_MAX_CHANGES: '10',
+      CHANGESET_MAX_BYTES: '2048',
+      SYNC_BATCH_SIZE: '50',
+      SYNC_IDLE_WAIT_MS: '0',
+      SYNC_DEADLINE_MARGIN_MS: '2500',
+      CHUNK_SIZE: '200',
+      CHUNK_OVERLAP: '0',
+    });
+    expect(config).toMatchObject({
+      prefix: 'team-a:spillway',
+      dbSchema: 'pipeline_v2',
+      backlogLimit: 5000,
+      changesetMaxChanges: 10,
+      changesetMaxBytes: 2048,
+      syncBatchSize: 50,
+      syncIdleWaitMs: 0,
+      syncDeadlineMarginMs: 2500,
+      chunkSize: 200,
+      chunkOverlap: 0,
+    });
+  });
+
+  it('treats a blank variable as unset', () => {
+    expect(loadConfig({ ...local, SPILLWAY_PREFIX: '  ', BACKLOG_LIMIT: '' })).toMatchObject({
+      prefix: 'spillway',
+      backlogLimit: 1_000_000,
+    });
+  });
+
+  it('returns a frozen object', () => {
+    const config = loadConfig(local);
+    expect(Object.isFrozen(config)).toBe(true);
+    expect(Object.isFrozen(config.redis)).toBe(true);
+  });
+
+  describe('names the variable of each problem', () => {
+    const cases: [string, Record<string, string | undefined>, string, RegExp][] = [
+      ['no Redis at all', { DATABASE_URL: local.DATABASE_URL }, 'REDIS_URL', /missing/],
+      ['both Redis forms', { ...local, REDIS_HOST: 'h' }, 'REDIS_URL', /not both/],
+      ['a Redis URL of another scheme', { ...local, REDIS_URL: 'http://x' }, 'REDIS_URL', /redis/],
+      ['a Redis URL that is no URL', { ...local, REDIS_URL: 'localhost:6379' }, 'REDIS_URL', /URL/],
+      ['a bad Redis port', { ...aws, REDIS_PORT: '70000' }, 'REDIS_PORT', /port/],
+      ['a TLS flag that is not a boolean', { ...aws, REDIS_TLS: 'yes' }, 'REDIS_TLS', /"true"/],
+      [
+        'a secret name instead of an ARN',
+        { ...aws, REDIS_AUTH_SECRET_ARN: 'spillway/redis' },
+        'REDIS_AUTH_SECRET_ARN',
+        /ARN/,
+      ],
+      ['no database at all', { REDIS_URL: local.REDIS_URL }, 'DATABASE_URL', /missing/],
+      ['both database forms', { ...local, DB_HOST: 'h' }, 'DATABASE_URL', /not both/],
+      [
+        'a database URL of another scheme',
+        { ...local, DATABASE_URL: 'mysql://x/y' },
+        'DATABASE_URL',
+        /postgres/,
+      ],
+      ['a proxy without IAM auth', { ...aws, DB_IAM_AUTH: undefined }, 'DB_IAM_AUTH', /"true"/],
+      ['a proxy with IAM auth off', { ...aws, DB_IAM_AUTH: 'false' }, 'DB_IAM_AUTH', /IAM/],
+      ['a proxy without a database name', { ...aws, DB_NAME: undefined }, 'DB_NAME', /missing/],
+      ['a proxy without a user', { ...aws, DB_USER: '' }, 'DB_USER', /missing/],
+      ['a bad database port', { ...aws, DB_PORT: '54x' }, 'DB_PORT', /port/],
+      ['IAM without a region', { ...aws, AWS_REGION: undefined }, 'AWS_REGION', /missing/],
+      [
+        'a prefix with a space',
+        { ...local, SPILLWAY_PREFIX: 'my prefix' },
+        'SPILLWAY_PREFIX',
+        /'my prefix'/,
+      ],
+      [
+        'a schema that is not an identifier',
+        { ...local, SPILLWAY_DB_SCHEMA: 'public; drop' },
+        'SPILLWAY_DB_SCHEMA',
+        /identifier/,
+      ],
+      [
+        'a schema starting with a digit',
+        { ...local, SPILLWAY_DB_SCHEMA: '1st' },
+        'SPILLWAY_DB_SCHEMA',
+        /identifier/,
+      ],
+      [
+        'a word for a number',
+        { ...local, BACKLOG_LIMIT: 'abc' },
+        'BACKLOG_LIMIT',
+        /^BACKLOG_LIMIT: must be a positive integer, got 'abc'$/,
+      ],
+      [
+        'zero changes per changeset',
+        { ...local, CHANGESET_MAX_CHANGES: '0' },
+        'CHANGESET_MAX_CHANGES',
+        /positive integer, got '0'/,
+      ],
+      [
+        'a negative byte limit',
+        { ...local, CHANGESET_MAX_BYTES: '-1' },
+        'CHANGESET_MAX_BYTES',
+        /positive integer/,
+      ],
+      [
+        'a fractional batch size',
+        { ...local, SYNC_BATCH_SIZE: '2.5' },
+        'SYNC_BATCH_SIZE',
+        /positive integer, got '2.5'/,
+      ],
+      [
+        'a negative idle wait',
+        { ...local, SYNC_IDLE_WAIT_MS: '-5' },
+        'SYNC_IDLE_WAIT_MS',
+        /non-negative integer/,
+      ],
+      [
+        'a zero deadline margin',
+        { ...local, SYNC_DEADLINE_MARGIN_MS: '0' },
+        'SYNC_DEADLINE_MARGIN_MS',
+        /positive integer/,
+      ],
+      [
+        'an unsafe integer',
+        { ...local, CHUNK_SIZE: '99999999999999999999' },
+        'CHUNK_SIZE',
+        /positive integer/,
+      ],
+      [
+        'an overlap as large as the chunk',
+        { ...local, CHUNK_SIZE: '100', CHUNK_OVERLAP: '100' },
+        'CHUNK_OVERLAP',
+        /less than CHUNK_SIZE \(100\)/,
+      ],
+    ];
+    it.each(cases)('%s', (_label, env, variable, message) => {
+      const error = configError(env);
+      expect(error.variable).toBe(variable);
+      expect(error.message).toMatch(message);
+      expect(error.message.startsWith(`${variable}: `)).toBe(true);
+      expect(error.retryable).toBe(false);
+    });
+  });
+
+  it('does not need a region for ElastiCache without AUTH and a local database', () => {
+    const config = loadConfig({
+      DATABASE_URL: local.DATABASE_URL,
+      REDIS_HOST: 'h',
+      REDIS_TLS: 'false',
+    });
+    expect(config.redis).toMatchObject({ kind: 'elasticache', tls: false });
+    expect(config.region).toBeUndefined();
+  });
+});
+
+describe('getConfig', () => {
+  const saved = { ...process.env };
+  afterEach(() => {
+    process.env = { ...saved };
+    resetConfig();
+  });
+
+  it('reads process.env once per container', () => {
+    process.env = { ...saved, ...local, SYNC_BATCH_SIZE: '7' };
+    resetConfig();
+    const first = getConfig();
+    process.env.SYNC_BATCH_SIZE = '8';
+    expect(getConfig()).toBe(first);
+    expect(getConfig().syncBatchSize).toBe(7);
+  });
+
+  it('does not remember a failed read', () => {
+    process.env = { ...saved, ...local, BACKLOG_LIMIT: 'lots' };
+    resetConfig();
+    expect(() => getConfig()).toThrow(ConfigError);
+    process.env.BACKLOG_LIMIT = '10';
+    expect(getConfig().backlogLimit).toBe(10);
+  });
+});

@@ -1,0 +1,72 @@
+/**
+ * Coalescing: many changes to one row within a batch become one write (G2, G3).
+ * Pure: the drainer feeds it the changesets of a batch in acknowledgement order.
+ */
+import type { Change, JsonValue } from './changeset.js';
+
+/** One changeset as the drainer takes it from the backlog. */
+export interface PendingChangeset {
+  /** Stream id of the backlog entry (acknowledged and deleted after commit). */
+  readonly streamId: string;
+  /** The row version its changes carry: its own stream id, or the original one for a replay. */
+  readonly version: string;
+  readonly changesetId: string;
+  readonly changes: readonly Change[];
+}
+
+/** The net effect of a batch on one row. */
+export interface RowWrite {
+  readonly table: string;
+  readonly rowKey: string;
+  readonly key: Readonly<Record<string, JsonValue>>;
+  /** upsert: the full row; patch: the columns to set; delete: nothing. */
+  readonly op: 'upsert' | 'patch' | 'delete';
+  readonly values: Readonly<Record<string, JsonValue>>;
+  /** Version of the last change to this row in the batch. */
+  readonly version: string;
+  /** Stream id of the changeset that last touched this row: its overlay entry may be cleared. */
+  readonly lastStreamId: string;
+}
+
+export interface CoalescedBatch {
+  readonly rows: readonly RowWrite[];
+  /** Changes in the batch. */
+  readonly changes: number;
+  /** Set when a change cannot apply whatever the database holds (a patch of a row deleted earlier). */
+  readonly rejection?: string;
+}
+
+export function coalesce(batch: readonly PendingChangeset[]): CoalescedBatch {
+  const rows = new Map<string, RowWrite>();
+  let changes = 0;
+  let rejection: string | undefined;
+  for (const changeset of batch) {
+    for (const change of changeset.changes) {
+      changes += 1;
+      const id = `${change.table}\u0000${change.rowKey}`;
+      const before = rows.get(id);
+      const base = {
+        table: change.table,
+        rowKey: change.rowKey,
+        key: change.key,
+        version: changeset.version,
+        lastStreamId: changeset.streamId,
+      };
+      if (change.op === 'upsert') {
+        rows.set(id, { ...base, op: 'upsert', values: change.record });
+      } else if (change.op === 'delete') {
+        rows.set(id, { ...base, op: 'delete', values: {} });
+      } else if (before === undefined) {
+        rows.set(id, { ...base, op: 'patch', values: change.set });
+      } else if (before.op === 'delete') {
+        rejection ??= `patch of a row deleted earlier: ${change.table} ${change.rowKey} (changeset ${changeset.changesetId})`;
+        rows.set(id, { ...before, version: changeset.version, lastStreamId: changeset.streamId });
+      } else {
+        rows.set(id, { ...base, op: before.op, values: { ...before.values, ...change.set } });
+      }
+    }
+  }
+  return rejection === undefined
+    ? { rows: [...rows.values()], changes }
+    : { rows: [...rows.values()], changes, rejection };
+}

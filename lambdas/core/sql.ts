@@ -1,0 +1,162 @@
+/**
+ * SQL for applying a coalesced batch. Each statement writes every row of one table and one
+ * shape in a single round trip: rows travel as one JSON parameter, unpacked by json_to_recordset.
+ *
+ * Every write is guarded by spillway.row_versions (G2): a row is written only when the change
+ * is newer than the version recorded for its key, so redelivered or stale changes do nothing,
+ * and a delete leaves a tombstone that keeps an older upsert from bringing the row back.
+ *
+ * Nothing here pins an RDS Proxy / PgBouncer session: unnamed statements, no SET, no temp tables.
+ */
+import type { JsonValue } from './changeset.js';
+import type { RowWrite } from './coalesce.js';
+import type { SchemaRegistry, TableDef } from './schema.js';
+
+export interface Statement {
+  readonly op: RowWrite['op'];
+  readonly table: string;
+  readonly text: string;
+  readonly values: readonly unknown[];
+  /** Rows in this statement. */
+  readonly rows: number;
+}
+
+/** Quote an identifier for PostgreSQL. */
+export function ident(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+export function qualifiedName(schema: string, table: string): string {
+  return `${ident(schema)}.${ident(table)}`;
+}
+
+/** The fencing check that opens every drain transaction: fails (no row) once a newer drainer wrote. */
+export const FENCE_SQL = `INSERT INTO spillway.drain_fence AS f (buffer, token) VALUES ($1, $2)
+ON CONFLICT (buffer) DO UPDATE SET token = EXCLUDED.token WHERE f.token <= EXCLUDED.token
+RETURNING token`;
+
+/**
+ * Statements in foreign-key order (G3): upserts and patches parents first, then deletes
+ * children first.
+ */
+export function buildStatements(
+  rows: readonly RowWrite[],
+  registry: SchemaRegistry,
+  schema: string,
+): Statement[] {
+  const groups = new Map<string, RowWrite[]>();
+  for (const row of rows) {
+    const id = `${row.table}\u0000${row.op}\u0000${shapeOf(row, registry)}`;
+    const group = groups.get(id);
+    if (group) group.push(row);
+    else groups.set(id, [row]);
+  }
+  const statements: Statement[] = [];
+  const emit = (table: string, op: RowWrite['op']): void => {
+    for (const group of groups.values()) {
+      const first = group[0];
+      if (first === undefined || first.table !== table || first.op !== op) continue;
+      const def = registry.get(table);
+      if (def === undefined) throw new Error(`no table definition for ${table}`);
+      statements.push(buildStatement(def, op, group, schema));
+    }
+  };
+  for (const table of registry.writeOrder) {
+    emit(table, 'upsert');
+    emit(table, 'patch');
+  }
+  for (const table of [...registry.writeOrder].reverse()) emit(table, 'delete');
+  return statements;
+}
+
+/** Rows of one table and op share a statement when they write the same columns. */
+function shapeOf(row: RowWrite, registry: SchemaRegistry): string {
+  if (row.op === 'delete') return '';
+  if (row.op === 'patch') return Object.keys(row.values).sort().join(',');
+  // An upsert writes every column; those with a SQL default only when given.
+  const def = registry.get(row.table);
+  return Object.keys(row.values)
+    .filter((column) => def?.columns[column]?.hasDefault)
+    .sort()
+    .join(',');
+}
+
+function buildStatement(
+  def: TableDef,
+  op: RowWrite['op'],
+  rows: readonly RowWrite[],
+  schema: string,
+): Statement {
+  const first = rows[0];
+  if (first === undefined) throw new Error('empty statement group');
+  const columns = columnsOf(def, op, first);
+  const recordset = [
+    `"@k" text`,
+    `"@v" bigint`,
+    ...columns.map((c) => `${ident(c)} ${def.columns[c]?.type ?? 'text'}`),
+  ].join(', ');
+  const payload = rows.map((row) => {
+    const item: Record<string, JsonValue> = { '@k': row.rowKey, '@v': row.version };
+    for (const c of columns) item[c] = row.values[c] ?? row.key[c] ?? null;
+    return item;
+  });
+  const target = qualifiedName(schema, def.name);
+  const keyMatch = def.primaryKey.map((c) => `t.${ident(c)} = i.${ident(c)}`).join(' AND ');
+  const incoming = `incoming AS (SELECT * FROM json_to_recordset($1::json) AS i(${recordset}))`;
+  const versions = (deleted: boolean, revive: boolean) =>
+    `accepted AS (INSERT INTO spillway.row_versions AS rv (table_name, row_key, version, deleted)
+  SELECT $2, "@k", "@v", ${deleted} FROM incoming
+  ON CONFLICT (table_name, row_key) DO UPDATE SET version = EXCLUDED.version${revive ? ', deleted = EXCLUDED.deleted' : ''}
+  WHERE rv.version < EXCLUDED.version
+  RETURNING row_key)`;
+
+  let text: string;
+  if (op === 'upsert') {
+    const list = columns.map(ident).join(', ');
+    const updates = columns
+      .filter((c) => !def.primaryKey.includes(c))
+      .map((c) => `${ident(c)} = EXCLUDED.${ident(c)}`);
+    const conflict = updates.length > 0 ? `DO UPDATE SET ${updates.join(', ')}` : 'DO NOTHING';
+    text = `WITH ${incoming},
+${versions(false, true)}
+INSERT INTO ${target} AS t (${list})
+SELECT ${columns.map((c) => `i.${ident(c)}`).join(', ')} FROM incoming i JOIN accepted a ON a.row_key = i."@k"
+ON CONFLICT (${def.primaryKey.map(ident).join(', ')}) ${conflict}`;
+  } else if (op === 'patch') {
+    const sets = columns
+      .filter((c) => !def.primaryKey.includes(c))
+      .map((c) => `${ident(c)} = i.${ident(c)}`)
+      .join(', ');
+    // Returns the keys whose change is newer than the database but whose row is missing.
+    text = `WITH ${incoming},
+${versions(false, false)},
+updated AS (UPDATE ${target} AS t SET ${sets}
+  FROM incoming i JOIN accepted a ON a.row_key = i."@k" WHERE ${keyMatch}
+  RETURNING i."@k" AS row_key)
+SELECT a.row_key FROM accepted a WHERE NOT EXISTS (SELECT 1 FROM updated u WHERE u.row_key = a.row_key)`;
+  } else {
+    text = `WITH ${incoming},
+${versions(true, true)}
+DELETE FROM ${target} AS t USING incoming i JOIN accepted a ON a.row_key = i."@k" WHERE ${keyMatch}`;
+  }
+  return {
+    op,
+    table: def.name,
+    text,
+    values: [JSON.stringify(payload), `${schema}.${def.name}`],
+    rows: rows.length,
+  };
+}
+
+function columnsOf(def: TableDef, op: RowWrite['op'], sample: RowWrite): string[] {
+  if (op === 'delete') return [...def.primaryKey];
+  if (op === 'patch') {
+    return [
+      ...def.primaryKey,
+      ...Object.keys(sample.values).filter((c) => !def.primaryKey.includes(c)),
+    ];
+  }
+  return Object.keys(def.columns).filter(
+    (c) => !def.columns[c]?.hasDefault || Object.hasOwn(sample.values, c),
+  );
+}

@@ -1,0 +1,50 @@
+--[[
+  Settle changesets the database has committed, or move them to the dead-letter store (G1, G4).
+
+  KEYS[1]  the log stream
+  KEYS[2]  the backlog counter
+  KEYS[3]  the dead-letter hash (id -> JSON)
+  KEYS[4]  the dead-letter index (sorted set, all scores 0, members ordered by original version)
+  KEYS[5..] overlay hashes touched by these changesets
+
+  ARGV[1]  consumer group
+  ARGV[2]  number m of stream ids
+  ARGV[3 .. 2+m]  the stream ids
+  ARGV[3+m]  number of changes they held (taken off the backlog counter)
+  ARGV[4+m]  number d of dead letters (0 for a commit)
+  then d triples: dead-letter id, index member, JSON
+  then, per overlay key in order: the stream id that last wrote it in these changesets
+
+  An overlay entry is cleared only when no newer write arrived meanwhile (its _seq is unchanged).
+  Returns the number of overlay entries cleared.
+]]
+local m = tonumber(ARGV[2])
+local ids = {}
+for i = 1, m do ids[i] = ARGV[2 + i] end
+if m > 0 then
+  redis.call('XACK', KEYS[1], ARGV[1], unpack(ids))
+  redis.call('XDEL', KEYS[1], unpack(ids))
+end
+
+local settled = tonumber(ARGV[3 + m])
+local left = redis.call('DECRBY', KEYS[2], settled)
+if left < 0 then redis.call('SET', KEYS[2], 0) end
+
+local a = 4 + m
+local d = tonumber(ARGV[a])
+a = a + 1
+for i = 1, d do
+  redis.call('HSET', KEYS[3], ARGV[a], ARGV[a + 2])
+  redis.call('ZADD', KEYS[4], 0, ARGV[a + 1])
+  a = a + 3
+end
+
+local cleared = 0
+for k = 5, #KEYS do
+  if redis.call('HGET', KEYS[k], '_seq') == ARGV[a] then
+    redis.call('DEL', KEYS[k])
+    cleared = cleared + 1
+  end
+  a = a + 1
+end
+return cleared

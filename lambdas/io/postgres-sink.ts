@@ -1,0 +1,129 @@
+/**
+ * The sink: applies coalesced batches to PostgreSQL through RDS Proxy (locally PgBouncer in
+ * transaction mode), one transaction per batch (G3), fenced against stale drainers.
+ */
+import type { Pool, PoolClient } from 'pg';
+import type { JsonValue } from '../core/changeset.js';
+import type { CoalescedBatch } from '../core/coalesce.js';
+import { FencedError, RejectedChangeError, UnavailableError } from '../core/errors.js';
+import { isRejection } from '../core/policies.js';
+import type { SchemaRegistry } from '../core/schema.js';
+import { buildStatements, FENCE_SQL, ident, qualifiedName } from '../core/sql.js';
+
+export interface SinkOptions {
+  readonly registry: SchemaRegistry;
+  /** PostgreSQL schema of the user tables. */
+  readonly schema: string;
+  /** Name of the buffer, for the fencing row. */
+  readonly buffer: string;
+}
+
+export class PostgresSink {
+  constructor(
+    private readonly pool: Pool,
+    private readonly options: SinkOptions,
+  ) {}
+
+  /**
+   * Apply one batch in one transaction. Throws RejectedChangeError when the database refuses a
+   * change (the caller isolates it), FencedError when a newer drainer has taken over, and
+   * UnavailableError for anything that may pass (connection, timeout, proxy).
+   */
+  async apply(batch: CoalescedBatch, fenceToken: string): Promise<void> {
+    if (batch.rejection !== undefined) throw new RejectedChangeError(batch.rejection, undefined);
+    const statements = buildStatements(batch.rows, this.options.registry, this.options.schema);
+    await this.transaction(async (client) => {
+      const fence = await client.query(FENCE_SQL, [this.options.buffer, fenceToken]);
+      if (fence.rowCount === 0) {
+        throw new FencedError(`drainer with token ${fenceToken} was superseded by a newer one`);
+      }
+      for (const statement of statements) {
+        const result = await client.query(statement.text, [...statement.values]);
+        if (statement.op === 'patch' && result.rows.length > 0) {
+          const missing = result.rows.map((r: { row_key: string }) => r.row_key).join(', ');
+          throw new RejectedChangeError(
+            `patch of a row that does not exist: ${statement.table} ${missing}`,
+            undefined,
+          );
+        }
+      }
+    });
+  }
+
+  /** The row as the database holds it, with values as JSON (timestamps as ISO-8601). */
+  async fetchRow(
+    table: string,
+    key: Readonly<Record<string, JsonValue>>,
+  ): Promise<Record<string, JsonValue> | null> {
+    const def = this.options.registry.get(table);
+    if (def === undefined) throw new Error(`no table definition for ${table}`);
+    const where = def.primaryKey.map((c, i) => `${ident(c)} = $${i + 1}`).join(' AND ');
+    try {
+      const result = await this.pool.query(
+        `SELECT * FROM ${qualifiedName(this.options.schema, table)} WHERE ${where}`,
+        def.primaryKey.map((c) => key[c]),
+      );
+      const row = result.rows[0] as Record<string, unknown> | undefined;
+      return row === undefined ? null : toJsonRow(row);
+    } catch (error) {
+      throw toDatabaseError(error);
+    }
+  }
+
+  /** A round trip through the same path the drainer uses. */
+  async ping(): Promise<void> {
+    try {
+      await this.pool.query('SELECT 1');
+    } catch (error) {
+      throw toDatabaseError(error);
+    }
+  }
+
+  private async transaction(work: (client: PoolClient) => Promise<void>): Promise<void> {
+    let client: PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (error) {
+      throw toDatabaseError(error);
+    }
+    let broken: unknown;
+    try {
+      await client.query('BEGIN');
+      await work(client);
+      await client.query('COMMIT');
+    } catch (error) {
+      broken = error;
+      try {
+        await client.query('ROLLBACK');
+        broken = undefined;
+      } catch {
+        // The connection is gone; release(true) below discards it.
+      }
+      throw toDatabaseError(error);
+    } finally {
+      client.release(broken !== undefined);
+    }
+  }
+}
+
+/** Database errors: refusals become RejectedChangeError, the rest UnavailableError. */
+function toDatabaseError(error: unknown): Error {
+  if (error instanceof RejectedChangeError || error instanceof FencedError) return error;
+  if (error instanceof UnavailableError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  if (isRejection(error)) {
+    const detail = (error as { detail?: string }).detail;
+    return new RejectedChangeError(detail ? `${message} (${detail})` : message, error.code, {
+      cause: error,
+    });
+  }
+  return new UnavailableError('database', message, { cause: error });
+}
+
+function toJsonRow(row: Record<string, unknown>): Record<string, JsonValue> {
+  const out: Record<string, JsonValue> = {};
+  for (const [column, value] of Object.entries(row)) {
+    out[column] = value instanceof Date ? value.toISOString() : (value as JsonValue);
+  }
+  return out;
+}

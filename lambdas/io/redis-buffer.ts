@@ -1,0 +1,320 @@
+/**
+ * The buffer: the backlog of changesets in Redis, the read overlay, and the dead-letter store.
+ * Writers append (G1, G5, G6); the drainer reads in order and settles after commit.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import {
+  type Change,
+  type ChangesetLimits,
+  type JsonValue,
+  validateChangeset,
+} from '../core/changeset.js';
+import type { PendingChangeset, RowWrite } from '../core/coalesce.js';
+import { BackpressureError, UnavailableError } from '../core/errors.js';
+import type { SchemaRegistry } from '../core/schema.js';
+import { sortableVersion, timeOf, versionOf } from '../core/version.js';
+import { LuaScript } from './lua-script.js';
+import { type BufferKeys, bufferKeys, DRAIN_CONSUMER, DRAIN_GROUP } from './redis-keys.js';
+
+const writeScript = new LuaScript('write');
+const ackScript = new LuaScript('ack');
+
+export interface BufferOptions {
+  readonly prefix: string;
+  readonly registry: SchemaRegistry;
+  readonly limits: ChangesetLimits;
+  /** Pending changes past which writes are refused (G5). */
+  readonly backlogLimit: number;
+}
+
+/** A row's pending state, as the overlay holds it. */
+export type OverlayEntry =
+  | { readonly op: 'upsert' | 'patch'; readonly values: Record<string, JsonValue> }
+  | { readonly op: 'delete' };
+
+/** A changeset the database refused, with its reason (G7). */
+export interface DeadLetter {
+  readonly changesetId: string;
+  readonly version: string;
+  readonly changes: readonly Change[];
+  readonly reason: string;
+  readonly sqlState: string | null;
+  /** When it was dead-lettered (ISO-8601). */
+  readonly deadAt: string;
+  /** When it was first acknowledged to its writer (ISO-8601). */
+  readonly writtenAt: string;
+}
+
+export interface BufferStats {
+  readonly backlog: number;
+  readonly pendingChangesets: number;
+  readonly oldestPendingMs: number;
+  readonly deadLetters: number;
+}
+
+export class RedisBuffer {
+  readonly keys: BufferKeys;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly options: BufferOptions,
+  ) {
+    this.keys = bufferKeys(options.prefix);
+  }
+
+  /** Validate and append one changeset; resolves once Redis holds it (the acknowledgement). */
+  async write(input: unknown): Promise<{ accepted: number; changesetId: string }> {
+    const changes = validateChangeset(input, this.options.registry, this.options.limits);
+    const changesetId = randomUUID();
+    await this.append(changes, { changesetId });
+    return { accepted: changes.length, changesetId };
+  }
+
+  /**
+   * Append validated changes. A replayed dead letter keeps its original `version`, so that it
+   * cannot overwrite anything written after it (G2).
+   */
+  async append(
+    changes: readonly Change[],
+    meta: { changesetId: string; version?: string },
+  ): Promise<string> {
+    const keys = [this.keys.log, this.keys.backlog];
+    const args: (string | number)[] = [
+      this.options.backlogLimit,
+      changes.length,
+      JSON.stringify({ id: meta.changesetId, changes }),
+      meta.version ?? '',
+    ];
+    for (const change of changes) {
+      keys.push(this.keys.overlay(change.table, change.rowKey));
+      const values =
+        change.op === 'upsert' ? change.record : change.op === 'patch' ? change.set : {};
+      const columns = Object.entries(values);
+      args.push(change.op, columns.length);
+      for (const [column, value] of columns) args.push(column, JSON.stringify(value));
+    }
+    try {
+      return String(await writeScript.run(this.redis, keys, args));
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      if (message.startsWith('BACKPRESSURE')) {
+        throw new BackpressureError(Number(message.split(' ')[1]), this.options.backlogLimit);
+      }
+      throw toUnavailable(error);
+    }
+  }
+
+  /**
+   * The next changesets in acknowledgement order: first those delivered before but never
+   * settled (a crashed or timed-out drainer's), then new ones.
+   */
+  async readBatch(count: number): Promise<PendingChangeset[]> {
+    const redelivered = await this.readGroup(count, '0');
+    if (redelivered.length > 0) return redelivered;
+    return await this.readGroup(count, '>');
+  }
+
+  private async readGroup(count: number, from: '0' | '>'): Promise<PendingChangeset[]> {
+    let reply: unknown;
+    try {
+      reply = await this.redis.xreadgroup(
+        'GROUP',
+        DRAIN_GROUP,
+        DRAIN_CONSUMER,
+        'COUNT',
+        count,
+        'STREAMS',
+        this.keys.log,
+        from,
+      );
+    } catch (error) {
+      if (!(error instanceof Error) || !error.message.startsWith('NOGROUP'))
+        throw toUnavailable(error);
+      await this.createGroup();
+      return await this.readGroup(count, from);
+    }
+    const streams = reply as [string, [string, string[] | null][]][] | null;
+    const entries = streams?.[0]?.[1] ?? [];
+    const batch: PendingChangeset[] = [];
+    const orphans: string[] = [];
+    for (const [streamId, fields] of entries) {
+      if (fields === null) {
+        orphans.push(streamId);
+        continue;
+      }
+      const field = (name: string) => fields[fields.indexOf(name) + 1];
+      const payload = JSON.parse(field('cs') ?? '{}') as { id: string; changes: Change[] };
+      batch.push({
+        streamId,
+        version: fields.includes('v') ? (field('v') ?? versionOf(streamId)) : versionOf(streamId),
+        changesetId: payload.id,
+        changes: payload.changes,
+      });
+    }
+    // An entry deleted but still listed as delivered: already settled, only its ack was lost.
+    if (orphans.length > 0) await this.redis.xack(this.keys.log, DRAIN_GROUP, ...orphans);
+    return batch;
+  }
+
+  private async createGroup(): Promise<void> {
+    try {
+      await this.redis.xgroup('CREATE', this.keys.log, DRAIN_GROUP, '0', 'MKSTREAM');
+    } catch (error) {
+      if (!(error instanceof Error) || !error.message.startsWith('BUSYGROUP'))
+        throw toUnavailable(error);
+    }
+  }
+
+  /**
+   * After commit: remove the changesets from the backlog, file the dead letters, and clear the
+   * overlay entries that nothing newer has touched since (G4). One atomic script.
+   */
+  async settle(
+    changesets: readonly PendingChangeset[],
+    committed: readonly RowWrite[],
+    deadLetters: readonly {
+      changeset: PendingChangeset;
+      reason: string;
+      sqlState: string | null;
+    }[] = [],
+  ): Promise<void> {
+    const keys = [
+      this.keys.log,
+      this.keys.backlog,
+      this.keys.deadLetters,
+      this.keys.deadLetterIndex,
+    ];
+    const ids = changesets.map((c) => c.streamId);
+    const changes = changesets.reduce((sum, c) => sum + c.changes.length, 0);
+    const args: (string | number)[] = [
+      DRAIN_GROUP,
+      ids.length,
+      ...ids,
+      changes,
+      deadLetters.length,
+    ];
+    const overlaySeqs: string[] = [];
+    for (const row of committed) {
+      keys.push(this.keys.overlay(row.table, row.rowKey));
+      overlaySeqs.push(row.lastStreamId);
+    }
+    const now = new Date().toISOString();
+    for (const { changeset, reason, sqlState } of deadLetters) {
+      const letter: DeadLetter = {
+        changesetId: changeset.changesetId,
+        version: changeset.version,
+        changes: changeset.changes,
+        reason,
+        sqlState,
+        deadAt: now,
+        writtenAt: new Date(timeOf(changeset.streamId)).toISOString(),
+      };
+      args.push(changeset.changesetId, indexMember(letter), JSON.stringify(letter));
+      for (const change of changeset.changes) {
+        keys.push(this.keys.overlay(change.table, change.rowKey));
+        overlaySeqs.push(changeset.streamId);
+      }
+    }
+    args.push(...overlaySeqs);
+    try {
+      await ackScript.run(this.redis, keys, args);
+    } catch (error) {
+      throw toUnavailable(error);
+    }
+  }
+
+  /** The pending state of one row, or null when nothing is pending for it. */
+  async overlay(table: string, rowKey: string): Promise<OverlayEntry | null> {
+    let hash: Record<string, string>;
+    try {
+      hash = await this.redis.hgetall(this.keys.overlay(table, rowKey));
+    } catch (error) {
+      throw toUnavailable(error);
+    }
+    const op = hash._op;
+    if (op === undefined) return null;
+    if (op === 'delete') return { op };
+    const values: Record<string, JsonValue> = {};
+    for (const [field, value] of Object.entries(hash)) {
+      if (field.startsWith('c:')) values[field.slice(2)] = JSON.parse(value) as JsonValue;
+    }
+    return { op: op === 'upsert' ? 'upsert' : 'patch', values };
+  }
+
+  async stats(): Promise<BufferStats> {
+    try {
+      const [backlog, length, oldest, dead] = await Promise.all([
+        this.redis.get(this.keys.backlog),
+        this.redis.xlen(this.keys.log),
+        this.redis.xrange(this.keys.log, '-', '+', 'COUNT', 1),
+        this.redis.zcard(this.keys.deadLetterIndex),
+      ]);
+      const first = oldest[0]?.[0];
+      return {
+        backlog: Number(backlog ?? 0),
+        pendingChangesets: length,
+        oldestPendingMs: first === undefined ? 0 : Math.max(0, Date.now() - timeOf(first)),
+        deadLetters: dead,
+      };
+    } catch (error) {
+      throw toUnavailable(error);
+    }
+  }
+
+  // --- dead-letter store ---
+
+  /** Dead letters in original order, from the oldest. */
+  async listDeadLetters(
+    options: { limit?: number; changesetIds?: readonly string[] } = {},
+  ): Promise<DeadLetter[]> {
+    try {
+      let ids: string[];
+      if (options.changesetIds) {
+        ids = [...options.changesetIds];
+      } else {
+        const members = await this.redis.zrangebylex(
+          this.keys.deadLetterIndex,
+          '-',
+          '+',
+          'LIMIT',
+          0,
+          options.limit ?? 100,
+        );
+        ids = members.map((m) => m.slice(m.indexOf(':') + 1));
+      }
+      if (ids.length === 0) return [];
+      const values = await this.redis.hmget(this.keys.deadLetters, ...ids);
+      const letters = values.flatMap((v) => (v === null ? [] : [JSON.parse(v) as DeadLetter]));
+      return letters.sort((a, b) => indexMember(a).localeCompare(indexMember(b)));
+    } catch (error) {
+      throw toUnavailable(error);
+    }
+  }
+
+  /** Remove dead letters (after replay, or on an operator's purge). Returns how many existed. */
+  async removeDeadLetters(letters: readonly DeadLetter[]): Promise<number> {
+    if (letters.length === 0) return 0;
+    try {
+      const [[, removed]] = (await this.redis
+        .multi()
+        .hdel(this.keys.deadLetters, ...letters.map((l) => l.changesetId))
+        .zrem(this.keys.deadLetterIndex, ...letters.map(indexMember))
+        .exec()) as [[unknown, number]];
+      return removed;
+    } catch (error) {
+      throw toUnavailable(error);
+    }
+  }
+}
+
+function indexMember(letter: Pick<DeadLetter, 'version' | 'changesetId'>): string {
+  return `${sortableVersion(letter.version)}:${letter.changesetId}`;
+}
+
+/** Redis errors other than our own replies become UnavailableError('redis'). */
+export function toUnavailable(error: unknown): Error {
+  if (error instanceof UnavailableError || error instanceof BackpressureError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  return new UnavailableError('redis', message, { cause: error });
+}

@@ -1,0 +1,40 @@
+/**
+ * Every Redis key of one buffer. The prefix sits in a hash tag so that all keys of a buffer
+ * live in one cluster slot and the Lua scripts may touch them together.
+ */
+export interface BufferKeys {
+  /** Stream of changesets in acknowledgement order. */
+  readonly log: string;
+  /** Pending changes, for backpressure (G5). */
+  readonly backlog: string;
+  /** Dead letters: id -> JSON. */
+  readonly deadLetters: string;
+  /** Dead letters in original order (sorted set, lexicographic members). */
+  readonly deadLetterIndex: string;
+  /** Holds the fencing token of the one drainer that may drain. */
+  readonly lease: string;
+  /** Source of fencing tokens. */
+  readonly leaseToken: string;
+  /** Circuit breaker state shared by all drainers. */
+  readonly breaker: string;
+  /** Read overlay of one row (G4). */
+  overlay(table: string, rowKey: string): string;
+}
+
+/** Consumer group and consumer name: one drainer at a time holds the lease, so one name suffices. */
+export const DRAIN_GROUP = 'drainers';
+export const DRAIN_CONSUMER = 'drainer';
+
+export function bufferKeys(prefix: string): BufferKeys {
+  const p = `{${prefix}}`;
+  return {
+    log: `${p}:log`,
+    backlog: `${p}:backlog`,
+    deadLetters: `${p}:dead`,
+    deadLetterIndex: `${p}:dead:index`,
+    lease: `${p}:lease`,
+    leaseToken: `${p}:lease:token`,
+    breaker: `${p}:breaker`,
+    overlay: (table, rowKey) => `${p}:ov:${table}:${rowKey}`,
+  };
+}

@@ -1,0 +1,252 @@
+/**
+ * The migration runner: applies the `.sql` files of a directory in file-name order, each once.
+ *
+ * It runs through RDS Proxy (locally: PgBouncer in transaction mode), so it keeps no session
+ * state: no session advisory lock, no `SET`, no named prepared statement. Each migration is one
+ * transaction that first takes a transaction-level advisory lock, so that any number of runners
+ * started at once (a deploy's custom resource, a retried invocation, an operator) serialise, and
+ * every one of them after the first finds the migration recorded and skips it.
+ */
+import { createHash } from 'node:crypto';
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { ConfigError, SpillwayError, UnavailableError } from '../core/errors.js';
+
+/** One migration file. */
+export interface Migration {
+  /** The file name without `.sql`: what `spillway.schema_migrations` records. */
+  readonly id: string;
+  readonly file: string;
+  readonly sql: string;
+  /** sha256 (hex) of the SQL, line endings normalised to LF. */
+  readonly checksum: string;
+}
+
+export interface RunMigrationsOptions {
+  /** Schema of the user tables; created if missing. Spillway's own tables live in `spillway`. @default 'public' */
+  readonly schema?: string;
+  /** Directory of the `.sql` files. @default the `lambdas/schema/migrations` folder of this package */
+  readonly directory?: string;
+}
+
+export interface MigrationResult {
+  /** Ids applied by this run, in order. */
+  readonly applied: string[];
+  /** Ids found already applied (by an earlier or a concurrent run), in order. */
+  readonly skipped: string[];
+}
+
+/**
+ * A migration could not be applied: PostgreSQL refused it, or its file changed after it was
+ * applied. Nothing of that migration is in the database.
+ *
+ * TODO: belongs in `core/errors.ts` with the other error classes.
+ */
+export class MigrationError extends SpillwayError {
+  readonly retryable = false;
+  /** The migration's file name. */
+  readonly file: string;
+  /** PostgreSQL's SQLSTATE, when PostgreSQL refused the migration. */
+  readonly sqlState: string | undefined;
+
+  constructor(
+    message: string,
+    details: { readonly file: string; readonly sqlState?: string; readonly cause?: unknown },
+  ) {
+    super(message, { cause: details.cause });
+    this.file = details.file;
+    this.sqlState = details.sqlState;
+  }
+}
+
+/** Key of the transaction-level advisory lock every migration transaction takes ("SPILLWAY"). */
+export const MIGRATION_LOCK_KEY = '6003378895332000089';
+
+const DEFAULT_DIRECTORY = fileURLToPath(new URL('../schema/migrations/', import.meta.url));
+const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
+
+/** Reads the `.sql` files of `directory`, sorted by file name (code-unit order, not locale). */
+export async function loadMigrations(directory: string): Promise<Migration[]> {
+  const files = (await readdir(directory, { withFileTypes: true }))
+    .filter((entry) => entry.isFile() && entry.name.endsWith('.sql'))
+    .map((entry) => entry.name)
+    .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  return Promise.all(
+    files.map(async (file) => {
+      // A checkout with CRLF line endings or a BOM must not look like an edited migration.
+      const sql = (await readFile(join(directory, file), 'utf8'))
+        .replace(/^\uFEFF/, '')
+        .replace(/\r\n/g, '\n');
+      return {
+        id: file.slice(0, -'.sql'.length),
+        file,
+        sql,
+        checksum: createHash('sha256').update(sql, 'utf8').digest('hex'),
+      };
+    }),
+  );
+}
+
+/**
+ * Applies the migrations of `options.directory` not yet recorded in `spillway.schema_migrations`,
+ * each in its own transaction with `search_path` set to the target schema.
+ *
+ * Idempotent and safe to run concurrently. A migration must not contain transaction control
+ * (`BEGIN`, `COMMIT`) or statements that cannot run in a transaction (`CREATE INDEX CONCURRENTLY`).
+ *
+ * @throws MigrationError when a migration fails (naming its file, with PostgreSQL's message) or an
+ *   applied migration's file has changed
+ * @throws UnavailableError when the database cannot be reached
+ */
+export async function runMigrations(
+  pool: pg.Pool,
+  options: RunMigrationsOptions = {},
+): Promise<MigrationResult> {
+  const schema = options.schema ?? 'public';
+  if (!SCHEMA_NAME.test(schema)) {
+    throw new ConfigError(
+      'schema',
+      `expected a schema name of letters, digits and underscores, not starting with a digit, at most 63 characters; found ${JSON.stringify(schema.slice(0, 80))}`,
+    );
+  }
+  const migrations = await loadMigrations(options.directory ?? DEFAULT_DIRECTORY);
+  const result: MigrationResult = { applied: [], skipped: [] };
+  for (const migration of migrations) {
+    const applied = await applyMigration(pool, schema, migration);
+    (applied ? result.applied : result.skipped).push(migration.id);
+  }
+  return result;
+}
+
+/** Applies one migration unless it is recorded; returns whether this call applied it. */
+async function applyMigration(
+  pool: pg.Pool,
+  schema: string,
+  migration: Migration,
+): Promise<boolean> {
+  let client: pg.PoolClient;
+  try {
+    client = await pool.connect();
+  } catch (error) {
+    throw unavailable(migration, error);
+  }
+  let broken = false;
+  try {
+    await client.query('BEGIN');
+    try {
+      // Everything below, including creating the bookkeeping table and the target schema,
+      // happens under the lock: concurrent runners never race on IF NOT EXISTS.
+      await client.query(`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`);
+      await client.query('CREATE SCHEMA IF NOT EXISTS spillway');
+      await client.query(
+        `CREATE TABLE IF NOT EXISTS spillway.schema_migrations (
+           id text PRIMARY KEY,
+           checksum text NOT NULL,
+           applied_at timestamptz NOT NULL DEFAULT now()
+         )`,
+      );
+      const quoted = quoteIdentifier(schema);
+      await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoted}`);
+      // SET LOCAL ends with the transaction: nothing leaks into the pooled server connection.
+      await client.query(`SET LOCAL search_path TO ${quoted}, public`);
+      // A separate statement after the lock: under READ COMMITTED it sees what the previous
+      // holder committed.
+      const recorded = await client.query<{ checksum: string }>(
+        'SELECT checksum FROM spillway.schema_migrations WHERE id = $1',
+        [migration.id],
+      );
+      const row = recorded.rows[0];
+      if (row) {
+        if (row.checksum !== migration.checksum) {
+          throw new MigrationError(
+            `migration ${migration.file} was changed after it was applied (applied checksum ${row.checksum}, file checksum ${migration.checksum}); restore the file and put the change in a new migration`,
+            { file: migration.file },
+          );
+        }
+        await client.query('ROLLBACK');
+        return false;
+      }
+      try {
+        // No parameters: the simple query protocol, which runs a multi-statement file.
+        await client.query(migration.sql);
+      } catch (error) {
+        throw refused(migration, error);
+      }
+      await client.query('INSERT INTO spillway.schema_migrations (id, checksum) VALUES ($1, $2)', [
+        migration.id,
+        migration.checksum,
+      ]);
+      await client.query('COMMIT');
+      return true;
+    } catch (error) {
+      await client.query('ROLLBACK').catch((rollbackError: unknown) => {
+        // The connection is gone; the server rolls the transaction back itself.
+        broken = true;
+        void rollbackError;
+      });
+      throw error;
+    }
+  } catch (error) {
+    if (error instanceof SpillwayError) throw error;
+    throw isConnectionFailure(error) ? unavailable(migration, error) : refused(migration, error);
+  } finally {
+    // A client whose connection broke must not go back into the pool.
+    client.release(broken || undefined);
+  }
+}
+
+function refused(migration: Migration, error: unknown): SpillwayError {
+  if (isConnectionFailure(error)) return unavailable(migration, error);
+  const sqlState = sqlStateOf(error);
+  const message = error instanceof Error ? error.message : String(error);
+  const position = positionOf(migration, error);
+  return new MigrationError(
+    `migration ${migration.file} failed${position}: ${message}${sqlState ? ` (SQLSTATE ${sqlState})` : ''}`,
+    { file: migration.file, sqlState, cause: error },
+  );
+}
+
+function unavailable(migration: Migration, error: unknown): UnavailableError {
+  const message = error instanceof Error ? error.message : String(error);
+  return new UnavailableError('database', `applying ${migration.file}: ${message}`, {
+    cause: error,
+  });
+}
+
+/** ` at line N` when PostgreSQL reported a character position inside the migration. */
+function positionOf(migration: Migration, error: unknown): string {
+  const position = error instanceof pg.DatabaseError ? Number(error.position) : Number.NaN;
+  if (!Number.isInteger(position) || position < 1) return '';
+  // PostgreSQL counts characters (code points) from 1.
+  const before = Array.from(migration.sql)
+    .slice(0, position - 1)
+    .join('');
+  return ` at line ${before.split('\n').length}`;
+}
+
+/** The SQLSTATE of an error PostgreSQL reported (not of a Node socket error such as EPIPE). */
+function sqlStateOf(error: unknown): string | undefined {
+  return error instanceof pg.DatabaseError ? error.code : undefined;
+}
+
+/**
+ * No SQLSTATE at all (socket closed, timeout) or one of the classes that mean the connection or
+ * the server went away: worth retrying later, not a fault of the migration.
+ */
+function isConnectionFailure(error: unknown): boolean {
+  const sqlState = sqlStateOf(error);
+  if (sqlState === undefined) return !(error instanceof MigrationError);
+  return (
+    sqlState.startsWith('08') ||
+    sqlState === '57P01' ||
+    sqlState === '57P02' ||
+    sqlState === '57P03' ||
+    sqlState === '53300'
+  );
+}
+
+function quoteIdentifier(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}

@@ -139,22 +139,22 @@ export class RedisBuffer {
     const batch: PendingChangeset[] = [];
     const orphans: string[] = [];
     for (const [streamId, fields] of entries) {
-      if (fields === null) {
-        orphans.push(streamId);
-        continue;
-      }
-      const field = (name: string) => fields[fields.indexOf(name) + 1];
-      const payload = JSON.parse(field('cs') ?? '{}') as { id: string; changes: Change[] };
-      batch.push({
-        streamId,
-        version: fields.includes('v') ? (field('v') ?? versionOf(streamId)) : versionOf(streamId),
-        changesetId: payload.id,
-        changes: payload.changes,
-      });
+      if (fields === null) orphans.push(streamId);
+      else batch.push(parseEntry(streamId, fields));
     }
     // An entry deleted but still listed as delivered: already settled, only its ack was lost.
     if (orphans.length > 0) await this.redis.xack(this.keys.log, DRAIN_GROUP, ...orphans);
     return batch;
+  }
+
+  /** The oldest changesets still in the backlog, delivered to a drainer or not. */
+  async peek(count: number): Promise<PendingChangeset[]> {
+    try {
+      const entries = await this.redis.xrange(this.keys.log, '-', '+', 'COUNT', count);
+      return entries.map(([streamId, fields]) => parseEntry(streamId, fields));
+    } catch (error) {
+      throw toUnavailable(error);
+    }
   }
 
   private async createGroup(): Promise<void> {
@@ -185,15 +185,9 @@ export class RedisBuffer {
       this.keys.deadLetters,
       this.keys.deadLetterIndex,
     ];
-    const ids = changesets.map((c) => c.streamId);
-    const changes = changesets.reduce((sum, c) => sum + c.changes.length, 0);
-    const args: (string | number)[] = [
-      DRAIN_GROUP,
-      ids.length,
-      ...ids,
-      changes,
-      deadLetters.length,
-    ];
+    const args: (string | number)[] = [DRAIN_GROUP, changesets.length];
+    for (const changeset of changesets) args.push(changeset.streamId, changeset.changes.length);
+    args.push(deadLetters.length);
     const overlaySeqs: string[] = [];
     for (const row of committed) {
       keys.push(this.keys.overlay(row.table, row.rowKey));
@@ -306,6 +300,20 @@ export class RedisBuffer {
       throw toUnavailable(error);
     }
   }
+}
+
+function parseEntry(streamId: string, fields: readonly string[]): PendingChangeset {
+  const field = (name: string): string | undefined => {
+    const at = fields.indexOf(name);
+    return at >= 0 && at % 2 === 0 ? fields[at + 1] : undefined;
+  };
+  const payload = JSON.parse(field('cs') ?? '{}') as { id: string; changes: Change[] };
+  return {
+    streamId,
+    version: field('v') ?? versionOf(streamId),
+    changesetId: payload.id,
+    changes: payload.changes,
+  };
 }
 
 function indexMember(letter: Pick<DeadLetter, 'version' | 'changesetId'>): string {

@@ -8,29 +8,32 @@
   KEYS[5..] overlay hashes touched by these changesets
 
   ARGV[1]  consumer group
-  ARGV[2]  number m of stream ids
-  ARGV[3 .. 2+m]  the stream ids
-  ARGV[3+m]  number of changes they held (taken off the backlog counter)
-  ARGV[4+m]  number d of dead letters (0 for a commit)
-  then d triples: dead-letter id, index member, JSON
+  ARGV[2]  number m of changesets
+  then m pairs: stream id, number of changes it holds
+  then d, the number of dead letters (0 for a commit), and d triples: id, index member, JSON
   then, per overlay key in order: the stream id that last wrote it in these changesets
 
+  Only changesets still in the log are taken off the backlog counter, so a stale drainer settling
+  what a newer one already settled changes nothing.
   An overlay entry is cleared only when no newer write arrived meanwhile (its _seq is unchanged).
   Returns the number of overlay entries cleared.
 ]]
 local m = tonumber(ARGV[2])
-local ids = {}
-for i = 1, m do ids[i] = ARGV[2 + i] end
-if m > 0 then
-  redis.call('XACK', KEYS[1], ARGV[1], unpack(ids))
-  redis.call('XDEL', KEYS[1], unpack(ids))
+local settled = 0
+local a = 3
+for i = 1, m do
+  redis.call('XACK', KEYS[1], ARGV[1], ARGV[a])
+  if redis.call('XDEL', KEYS[1], ARGV[a]) == 1 then
+    settled = settled + tonumber(ARGV[a + 1])
+  end
+  a = a + 2
 end
 
-local settled = tonumber(ARGV[3 + m])
-local left = redis.call('DECRBY', KEYS[2], settled)
-if left < 0 then redis.call('SET', KEYS[2], 0) end
+if settled > 0 then
+  local left = redis.call('DECRBY', KEYS[2], settled)
+  if left < 0 then redis.call('SET', KEYS[2], 0) end
+end
 
-local a = 4 + m
 local d = tonumber(ARGV[a])
 a = a + 1
 for i = 1, d do

@@ -1,0 +1,453 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { coalesce } from '../../lambdas/core/coalesce.js';
+import { BackpressureError } from '../../lambdas/core/errors.js';
+import {
+  chunk,
+  countRows,
+  createTestEngine,
+  document,
+  drainAll,
+  type TestEngine,
+  tableRows,
+  uuid,
+} from '../support/engine.js';
+import { useServices } from '../support/services.js';
+
+const services = useServices();
+const engines: TestEngine[] = [];
+afterAll(async () => {
+  await Promise.all(engines.map((e) => e.close()));
+});
+async function engine(label: string, options = {}): Promise<TestEngine> {
+  const e = await createTestEngine(services(), label, options);
+  engines.push(e);
+  return e;
+}
+
+class SimulatedCrash extends Error {}
+
+describe('drain', () => {
+  it('applies changes in acknowledgement order and coalesces many changes to one row', async () => {
+    const { spillway, direct } = await engine('order');
+    const doc = uuid();
+    await spillway.write({ changes: [document(doc)] });
+    await spillway.write({
+      changes: [
+        {
+          op: 'patch',
+          table: 'source_documents',
+          key: { document_uuid: doc },
+          set: { status: 'processing' },
+        },
+      ],
+    });
+    await spillway.write({
+      changes: [
+        {
+          op: 'patch',
+          table: 'source_documents',
+          key: { document_uuid: doc },
+          set: { status: 'completed', page_count: 7 },
+        },
+      ],
+    });
+    const result = await spillway.drain(Date.now() + 10_000);
+    expect(result).toMatchObject({ applied: 3, coalesced: 2, deadLettered: 0, stoppedBy: 'empty' });
+    const row = (
+      await direct.query(
+        'SELECT status, page_count FROM source_documents WHERE document_uuid = $1',
+        [doc],
+      )
+    ).rows[0];
+    expect(row).toEqual({ status: 'completed', page_count: 7 });
+    expect(await spillway.buffer.stats()).toMatchObject({ backlog: 0, pendingChangesets: 0 });
+  });
+
+  it('a redelivered batch after a newer delete leaves the deleted key deleted and every other row right', async () => {
+    const { spillway, direct, another } = await engine('redelivery');
+    const [a, b, c] = [uuid(), uuid(), uuid()];
+    await spillway.write({
+      changes: [document(a, { status: 'pending' }), document(b), document(c)],
+    });
+
+    // The drainer commits the first batch, then dies before settling it in Redis.
+    const crashing = another({
+      drainHooks: {
+        afterCommit: () => {
+          throw new SimulatedCrash('died after commit');
+        },
+      },
+    });
+    await expect(crashing.drain(Date.now() + 10_000)).rejects.toBeInstanceOf(SimulatedCrash);
+    expect(await countRows(direct, 'source_documents')).toBe(3);
+    expect((await spillway.buffer.stats()).backlog).toBe(3);
+
+    // Later a newer batch deletes b and changes a, and a newer drainer applies it first...
+    await spillway.write({
+      changes: [
+        { op: 'delete', table: 'source_documents', key: { document_uuid: b } },
+        {
+          op: 'patch',
+          table: 'source_documents',
+          key: { document_uuid: a },
+          set: { status: 'completed' },
+        },
+      ],
+    });
+    const [first, newer] = await spillway.buffer.peek(10);
+    if (first === undefined || newer === undefined) throw new Error('expected two changesets');
+    const token = (await spillway.control.acquireLease(5_000)) as string;
+    await spillway.sink.apply(coalesce([newer]), token);
+    await spillway.buffer.settle([newer], coalesce([newer]).rows);
+    await spillway.control.releaseLease(token);
+    expect((await spillway.buffer.stats()).backlog).toBe(3);
+    expect(await countRows(direct, 'source_documents')).toBe(2);
+
+    // ...then the first batch is redelivered, and everything drains.
+    expect(first.changes).toHaveLength(3);
+    await drainAll(spillway);
+    const rows = await tableRows(direct, 'source_documents');
+    expect([...rows.keys()].sort()).toEqual([JSON.stringify([a]), JSON.stringify([c])].sort());
+    expect(rows.get(JSON.stringify([a]))?.status).toBe('completed');
+    expect(await spillway.read({ table: 'source_documents', key: { document_uuid: b } })).toEqual({
+      record: null,
+      pending: false,
+    });
+  });
+
+  it('a changeset of a document with its chunks, entities and relationships lands all or nothing', async () => {
+    const { spillway, direct } = await engine('atomic');
+    const doc = uuid();
+    const [c1, c2] = [uuid(), uuid()];
+    const [e1, e2] = [uuid(), uuid()];
+    const whole = (relationshipTarget: string) => ({
+      changes: [
+        // Children listed before their parents: the drainer orders by foreign key (G3).
+        {
+          op: 'upsert',
+          table: 'relationships',
+          record: {
+            relationship_uuid: uuid(),
+            document_uuid: doc,
+            source_entity_uuid: e1,
+            target_entity_uuid: relationshipTarget,
+            relationship_type: 'co_occurs_with',
+            confidence: 0.5,
+          },
+        },
+        {
+          op: 'upsert',
+          table: 'entity_mentions',
+          record: {
+            entity_uuid: e1,
+            document_uuid: doc,
+            chunk_uuid: c1,
+            entity_type: 'ORG',
+            text: 'Acme Inc.',
+          },
+        },
+        {
+          op: 'upsert',
+          table: 'entity_mentions',
+          record: {
+            entity_uuid: e2,
+            document_uuid: doc,
+            chunk_uuid: c2,
+            entity_type: 'EMAIL',
+            text: 'a@b.c',
+          },
+        },
+        chunk(doc, 0, c1),
+        chunk(doc, 1, c2),
+        document(doc),
+      ],
+    });
+    // A relationship to an entity that exists nowhere: the database refuses the whole changeset.
+    await spillway.write(whole(uuid()));
+    const refused = await spillway.drain(Date.now() + 10_000);
+    expect(refused.deadLettered).toBe(6);
+    for (const table of [
+      'source_documents',
+      'document_chunks',
+      'entity_mentions',
+      'relationships',
+    ]) {
+      expect(await countRows(direct, table)).toBe(0);
+    }
+    const [letter] = await spillway.listDeadLetters();
+    expect(letter?.sqlState).toBe('23503');
+    expect(letter?.reason).toMatch(/foreign key/);
+
+    await spillway.write(whole(e2));
+    expect(await spillway.drain(Date.now() + 10_000)).toMatchObject({
+      applied: 6,
+      deadLettered: 0,
+    });
+    expect(await countRows(direct, 'source_documents')).toBe(1);
+    expect(await countRows(direct, 'document_chunks')).toBe(2);
+    expect(await countRows(direct, 'entity_mentions')).toBe(2);
+    expect(await countRows(direct, 'relationships')).toBe(1);
+
+    // Deletes go children first.
+    await spillway.write({
+      changes: [
+        { op: 'delete', table: 'source_documents', key: { document_uuid: doc } },
+        { op: 'delete', table: 'document_chunks', key: { chunk_uuid: c1 } },
+        { op: 'delete', table: 'document_chunks', key: { chunk_uuid: c2 } },
+        { op: 'delete', table: 'entity_mentions', key: { entity_uuid: e1 } },
+        { op: 'delete', table: 'entity_mentions', key: { entity_uuid: e2 } },
+        ...(await direct.query('SELECT relationship_uuid FROM relationships')).rows.map((r) => ({
+          op: 'delete',
+          table: 'relationships',
+          key: { relationship_uuid: r.relationship_uuid },
+        })),
+      ],
+    });
+    expect(await spillway.drain(Date.now() + 10_000)).toMatchObject({
+      applied: 6,
+      deadLettered: 0,
+    });
+    expect(await countRows(direct, 'source_documents')).toBe(0);
+  });
+
+  it('one poison change among 1,000 good ones: 999 land, the poison waits in the dead-letter store, and a replay lands it once fixed', async () => {
+    const { spillway, direct } = await engine('poison');
+    const parent = uuid();
+    const missingParent = uuid();
+    await spillway.write({ changes: [document(parent)] });
+    await spillway.drain(Date.now() + 10_000);
+    const poisonAt = 617;
+    for (let i = 0; i < 1000; i++) {
+      await spillway.write({ changes: [chunk(i === poisonAt ? missingParent : parent, i)] });
+    }
+    const result = await spillway.drain(Date.now() + 30_000);
+    expect(result).toMatchObject({ applied: 999, deadLettered: 1, stoppedBy: 'empty' });
+    expect(await countRows(direct, 'document_chunks')).toBe(999);
+    const letters = await spillway.listDeadLetters();
+    expect(letters).toHaveLength(1);
+    const [letter] = letters;
+    expect(letter?.sqlState).toBe('23503');
+    expect(letter?.reason).toContain('violates foreign key constraint');
+    expect(letter?.changes[0]).toMatchObject({ op: 'upsert', record: { chunk_index: poisonAt } });
+    expect((await spillway.health()).deadLetters).toBe(1);
+
+    // Fix the cause (the missing parent), then replay.
+    await spillway.write({ changes: [document(missingParent)] });
+    expect(await spillway.replayDeadLetters({ all: true })).toEqual([letter?.changesetId]);
+    await drainAll(spillway);
+    expect(await countRows(direct, 'document_chunks')).toBe(1000);
+    expect(await spillway.listDeadLetters()).toEqual([]);
+  });
+
+  it('a patch of a row that exists neither in the database nor in the backlog is dead-lettered with that reason', async () => {
+    const { spillway } = await engine('patch-missing');
+    const ghost = uuid();
+    await spillway.write({
+      changes: [
+        {
+          op: 'patch',
+          table: 'source_documents',
+          key: { document_uuid: ghost },
+          set: { status: 'failed' },
+        },
+      ],
+    });
+    expect(
+      await spillway.read({ table: 'source_documents', key: { document_uuid: ghost } }),
+    ).toEqual({
+      record: null,
+      pending: true,
+    });
+    expect(await spillway.drain(Date.now() + 10_000)).toMatchObject({ deadLettered: 1 });
+    const [letter] = await spillway.listDeadLetters();
+    expect(letter?.reason).toContain('patch of a row that does not exist');
+    expect(letter?.reason).toContain(ghost);
+    // The dead-lettered change no longer shows in reads.
+    expect(
+      await spillway.read({ table: 'source_documents', key: { document_uuid: ghost } }),
+    ).toEqual({
+      record: null,
+      pending: false,
+    });
+  });
+
+  it('dead letters are listed, replayed one at a time, and purged, in original order', async () => {
+    const { spillway } = await engine('dead-letters');
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const { changesetId } = await spillway.write({ changes: [chunk(uuid(), i)] });
+      ids.push(changesetId);
+    }
+    await spillway.drain(Date.now() + 10_000);
+    expect((await spillway.listDeadLetters()).map((l) => l.changesetId)).toEqual(ids);
+    // Replaying one without fixing anything sends it back to the dead-letter store, still in order.
+    await spillway.replayDeadLetters({ changesetIds: [ids[1] as string] });
+    expect((await spillway.buffer.stats()).backlog).toBe(1);
+    await spillway.drain(Date.now() + 10_000);
+    expect((await spillway.listDeadLetters()).map((l) => l.changesetId)).toEqual(ids);
+    await expect(spillway.purgeDeadLetters({ changesetIds: ['nope'] })).rejects.toThrow(
+      /no dead letter/,
+    );
+    expect(await spillway.purgeDeadLetters({ changesetIds: [ids[0] as string] })).toEqual([ids[0]]);
+    expect(await spillway.purgeDeadLetters({ all: true })).toEqual(ids.slice(1));
+    expect((await spillway.health()).deadLetters).toBe(0);
+  });
+
+  it('refuses writes with BackpressureError past the backlog limit and accepts again once drained', async () => {
+    const { spillway } = await engine('backpressure', { backlogLimit: 50 });
+    const doc = uuid();
+    await spillway.write({ changes: [document(doc)] });
+    for (let i = 0; i < 49; i++) await spillway.write({ changes: [chunk(doc, i)] });
+    const refused = await spillway.write({ changes: [chunk(doc, 99)] }).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(BackpressureError);
+    expect((refused as BackpressureError).retryable).toBe(true);
+    expect((refused as BackpressureError).backlog).toBe(50);
+    expect((await spillway.buffer.stats()).backlog).toBe(50);
+    await drainAll(spillway);
+    await expect(spillway.write({ changes: [chunk(doc, 99)] })).resolves.toMatchObject({
+      accepted: 1,
+    });
+  });
+
+  it('read returns pending state overlaid on the database row, and a pending delete reads as absent', async () => {
+    const { spillway } = await engine('read');
+    const doc = uuid();
+    const key = { table: 'source_documents', key: { document_uuid: doc } };
+    expect(await spillway.read(key)).toEqual({ record: null, pending: false });
+    await spillway.write({ changes: [document(doc, { metadata: { pages: [1, 2] } })] });
+    expect(await spillway.read(key)).toMatchObject({
+      record: {
+        document_uuid: doc,
+        status: 'pending',
+        metadata: { pages: [1, 2] },
+        created_at: null,
+      },
+      pending: true,
+    });
+    await spillway.drain(Date.now() + 10_000);
+    const synced = await spillway.read(key);
+    expect(synced.pending).toBe(false);
+    expect(synced.record?.created_at).toMatch(/^\d{4}-\d\d-\d\dT/);
+    await spillway.write({
+      changes: [
+        {
+          op: 'patch',
+          table: 'source_documents',
+          key: { document_uuid: doc },
+          set: { status: 'failed' },
+        },
+      ],
+    });
+    expect(await spillway.read(key)).toMatchObject({
+      record: { status: 'failed', created_at: synced.record?.created_at },
+      pending: true,
+    });
+    await spillway.write({
+      changes: [{ op: 'delete', table: 'source_documents', key: { document_uuid: doc } }],
+    });
+    expect(await spillway.read(key)).toEqual({ record: null, pending: true });
+    await spillway.drain(Date.now() + 10_000);
+    expect(await spillway.read(key)).toEqual({ record: null, pending: false });
+  });
+
+  it('an overlay entry survives the drain of an older change when a newer one arrived meanwhile', async () => {
+    const { spillway, another } = await engine('overlay-race');
+    const doc = uuid();
+    const key = { table: 'source_documents', key: { document_uuid: doc } };
+    const seen: unknown[] = [];
+    let commits = 0;
+    const drainer = another({
+      batchSize: 1,
+      drainHooks: {
+        afterCommit: async () => {
+          commits += 1;
+          if (commits === 1) {
+            // A newer patch arrives between the first batch's commit and its settling.
+            await spillway.write({
+              changes: [
+                {
+                  op: 'patch',
+                  table: 'source_documents',
+                  key: { document_uuid: doc },
+                  set: { status: 'completed' },
+                },
+              ],
+            });
+          } else {
+            // The first batch is settled; the patch is committed but not settled yet.
+            seen.push(await spillway.read(key));
+          }
+        },
+      },
+    });
+    await spillway.write({ changes: [document(doc)] });
+    expect(await drainer.drain(Date.now() + 10_000)).toMatchObject({ applied: 2, batches: 2 });
+    expect(seen).toEqual([
+      { record: expect.objectContaining({ status: 'completed' }), pending: true },
+    ]);
+    expect(await spillway.read(key)).toMatchObject({
+      record: { status: 'completed' },
+      pending: false,
+    });
+  });
+
+  it('two drainers started at the same moment on the same backlog apply everything exactly once', async () => {
+    const { spillway, direct, another } = await engine('two-drainers', { batchSize: 20 });
+    const docs = Array.from({ length: 200 }, () => uuid());
+    for (const doc of docs) await spillway.write({ changes: [document(doc), chunk(doc, 0)] });
+    for (const doc of docs.slice(0, 50)) {
+      await spillway.write({
+        changes: [
+          {
+            op: 'patch',
+            table: 'source_documents',
+            key: { document_uuid: doc },
+            set: { status: 'completed' },
+          },
+        ],
+      });
+    }
+    const second = another();
+    const results = await Promise.all([
+      spillway.drain(Date.now() + 30_000),
+      second.drain(Date.now() + 30_000),
+    ]);
+    for (const r of results) expect(['empty', 'lease-held']).toContain(r.stoppedBy);
+    await drainAll(second);
+    expect(results.reduce((n, r) => n + r.applied, 0)).toBe(450);
+    expect(await countRows(direct, 'source_documents')).toBe(200);
+    expect(await countRows(direct, 'document_chunks')).toBe(200);
+    const completed = await direct.query(
+      `SELECT count(*)::int AS n FROM source_documents WHERE status = 'completed'`,
+    );
+    expect(completed.rows[0].n).toBe(50);
+  });
+
+  it('a drainer that lost its lease cannot commit: the fencing token stops it', async () => {
+    const { spillway, direct, another } = await engine('fencing', { leaseMs: 200 });
+    const doc = uuid();
+    await spillway.write({ changes: [document(doc)] });
+    // A stale drainer read its batch, then stalled (GC pause, frozen container) past its lease.
+    const stale = another();
+    const staleToken = (await stale.control.acquireLease(200)) as string;
+    const batch = await stale.buffer.readBatch(10);
+    await new Promise((r) => setTimeout(r, 300));
+    // Meanwhile a newer drainer took over and applied more recent work.
+    await spillway.write({
+      changes: [
+        {
+          op: 'patch',
+          table: 'source_documents',
+          key: { document_uuid: doc },
+          set: { status: 'failed' },
+        },
+      ],
+    });
+    await drainAll(spillway);
+    await expect(stale.sink.apply(coalesce(batch), staleToken)).rejects.toThrow(/superseded/);
+    const row = await direct.query('SELECT status FROM source_documents WHERE document_uuid = $1', [
+      doc,
+    ]);
+    expect(row.rows[0].status).toBe('failed');
+  });
+});

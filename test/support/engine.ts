@@ -1,0 +1,131 @@
+/**
+ * A migrated database and a Spillway on its own Redis key prefix, for integration tests.
+ * The engine reaches PostgreSQL through PgBouncer in transaction mode, as it reaches RDS Proxy.
+ */
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { runMigrations } from '../../lambdas/io/migrator.js';
+import { pipelineRegistry } from '../../lambdas/schema/tables.js';
+import { Spillway, type SpillwayOptions } from '../../lambdas/spillway.js';
+import { type Services, uniquePrefix } from './services.js';
+
+export interface TestEngine {
+  readonly spillway: Spillway;
+  readonly redis: Redis;
+  /** Through PgBouncer, like the engine. */
+  readonly pool: pg.Pool;
+  /** Straight to PostgreSQL, for assertions. */
+  readonly direct: pg.Pool;
+  readonly prefix: string;
+  /** Another Spillway on the same buffer and database (a second drainer, say). */
+  another(options?: Partial<SpillwayOptions>): Spillway;
+  close(): Promise<void>;
+}
+
+export async function createTestEngine(
+  services: Services,
+  label: string,
+  options: Partial<SpillwayOptions> = {},
+): Promise<TestEngine> {
+  const database = await services.createDatabase();
+  // Short timeouts so that a killed service turns into errors quickly instead of hangs.
+  const pool = new pg.Pool({
+    connectionString: database.url,
+    max: 4,
+    connectionTimeoutMillis: 2_000,
+    query_timeout: 10_000,
+  });
+  pool.on('error', () => {
+    // An idle client lost its server (a fault test killed it); the pool replaces it.
+  });
+  const direct = new pg.Pool({ connectionString: database.directUrl, max: 2 });
+  direct.on('error', () => {});
+  await runMigrations(pool);
+  const redis = new Redis(services.redis.url, { maxRetriesPerRequest: 1, lazyConnect: false });
+  redis.on('error', () => {});
+  const prefix = uniquePrefix(label);
+  const base: SpillwayOptions = {
+    redis,
+    pool,
+    registry: pipelineRegistry,
+    prefix,
+    backoff: { baseMs: 5, maxMs: 50 },
+    ...options,
+  };
+  const spillway = new Spillway(base);
+  return {
+    spillway,
+    redis,
+    pool,
+    direct,
+    prefix,
+    another: (more = {}) => new Spillway({ ...base, ...more }),
+    close: async () => {
+      redis.disconnect();
+      await Promise.allSettled([pool.end(), direct.end()]);
+    },
+  };
+}
+
+/** Every row of a table, keyed by its primary key, values as the engine reads them. */
+export async function tableRows(
+  direct: pg.Pool,
+  table: string,
+): Promise<Map<string, Record<string, unknown>>> {
+  const def = pipelineRegistry.get(table);
+  if (def === undefined) throw new Error(`unknown table ${table}`);
+  const result = await direct.query(`SELECT * FROM public.${table}`);
+  const rows = new Map<string, Record<string, unknown>>();
+  for (const row of result.rows as Record<string, unknown>[]) {
+    const normalised: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(row))
+      normalised[k] = v instanceof Date ? v.toISOString() : v;
+    rows.set(JSON.stringify(def.primaryKey.map((c) => row[c])), normalised);
+  }
+  return rows;
+}
+
+export async function countRows(direct: pg.Pool, table: string): Promise<number> {
+  const result = await direct.query(`SELECT count(*)::int AS n FROM public.${table}`);
+  return (result.rows[0] as { n: number }).n;
+}
+
+/** Drain until the backlog is empty, as the schedule would, up to `timeoutMs`. */
+export async function drainAll(spillway: Spillway, timeoutMs = 30_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const result = await spillway.drain(Math.min(until, Date.now() + 5_000));
+    const stats = await spillway.buffer.stats();
+    if (result.stoppedBy === 'empty' && stats.backlog === 0) return;
+    if (Date.now() > until) {
+      throw new Error(
+        `backlog not drained in ${timeoutMs} ms: ${JSON.stringify({ result, stats })}`,
+      );
+    }
+    if (result.stoppedBy !== 'empty') await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export const uuid = (): string => randomUUID();
+
+export function document(id = uuid(), extra: Record<string, unknown> = {}) {
+  return {
+    op: 'upsert' as const,
+    table: 'source_documents',
+    record: { document_uuid: id, filename: `${id}.pdf`, status: 'pending', ...extra },
+  };
+}
+
+export function chunk(documentId: string, index: number, id = uuid()) {
+  return {
+    op: 'upsert' as const,
+    table: 'document_chunks',
+    record: {
+      chunk_uuid: id,
+      document_uuid: documentId,
+      chunk_index: index,
+      text: `chunk ${index}`,
+    },
+  };
+}

@@ -1,0 +1,501 @@
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ConfigError } from '../../lambdas/core/errors.js';
+import { loadMigrations, MigrationError, runMigrations } from '../../lambdas/io/migrator.js';
+import { pipelineRegistry, pipelineTables } from '../../lambdas/schema/tables.js';
+import { useServices } from '../support/services.js';
+
+const MIGRATIONS = fileURLToPath(new URL('../../lambdas/schema/migrations/', import.meta.url));
+const services = useServices({ redis: false });
+
+const pools: pg.Pool[] = [];
+const tempDirs: string[] = [];
+afterAll(async () => {
+  await Promise.all(pools.map((pool) => pool.end()));
+  await Promise.all(tempDirs.map((dir) => rm(dir, { recursive: true, force: true })));
+});
+
+/** A pool on a database of its own, through PgBouncer in transaction mode. */
+async function freshDatabase(max = 4): Promise<pg.Pool> {
+  const { url } = await services().createDatabase();
+  return newPool(url, max);
+}
+
+function newPool(url: string, max: number): pg.Pool {
+  const pool = new pg.Pool({ connectionString: url, max });
+  pools.push(pool);
+  return pool;
+}
+
+async function tempDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'spillway-migrations-'));
+  tempDirs.push(dir);
+  return dir;
+}
+
+async function shippedIds(): Promise<string[]> {
+  return (await loadMigrations(MIGRATIONS)).map((m) => m.id);
+}
+
+async function tablesIn(pool: pg.Pool, schema: string): Promise<string[]> {
+  const { rows } = await pool.query<{ table_name: string }>(
+    `SELECT table_name FROM information_schema.tables
+      WHERE table_schema = $1 AND table_type = 'BASE TABLE' ORDER BY table_name`,
+    [schema],
+  );
+  return rows.map((r) => r.table_name);
+}
+
+const SQL_TYPE: Record<string, string> = {
+  uuid: 'uuid',
+  text: 'text',
+  integer: 'integer',
+  bigint: 'bigint',
+  real: 'real',
+  'double precision': 'double precision',
+  boolean: 'boolean',
+  jsonb: 'jsonb',
+  timestamptz: 'timestamp with time zone',
+};
+
+/**
+ * Compares what PostgreSQL holds in `schema` with the table definitions: columns, types,
+ * NOT NULL, DEFAULT, primary keys, foreign keys (RESTRICT, no cascade), which columns carry a
+ * CHECK constraint, and an index on every foreign-key column. Any drift fails.
+ */
+async function expectSchemaMatchesDefinitions(pool: pg.Pool, schema: string): Promise<void> {
+  expect(await tablesIn(pool, schema)).toEqual(pipelineTables.map((t) => t.name).sort());
+
+  const columns = await pool.query<{
+    table_name: string;
+    column_name: string;
+    data_type: string;
+    is_nullable: 'YES' | 'NO';
+    column_default: string | null;
+  }>(
+    `SELECT table_name, column_name, data_type, is_nullable, column_default
+       FROM information_schema.columns WHERE table_schema = $1
+      ORDER BY table_name, ordinal_position`,
+    [schema],
+  );
+  const actual = columns.rows.map((c) => ({
+    column: `${c.table_name}.${c.column_name}`,
+    type: c.data_type,
+    notNull: c.is_nullable === 'NO',
+    hasDefault: c.column_default !== null,
+  }));
+  const expected = pipelineTables.flatMap((table) =>
+    Object.entries(table.columns).map(([name, def]) => ({
+      column: `${table.name}.${name}`,
+      type: SQL_TYPE[def.type],
+      notNull: def.nullable === false || table.primaryKey.includes(name),
+      hasDefault: def.hasDefault === true,
+    })),
+  );
+  const byColumn = (a: { column: string }, b: { column: string }) =>
+    a.column < b.column ? -1 : a.column > b.column ? 1 : 0;
+  expect(actual.sort(byColumn)).toEqual(expected.sort(byColumn));
+
+  const constraints = await pool.query<{
+    table_name: string;
+    contype: 'p' | 'f' | 'c' | 'u';
+    columns: string[];
+    referenced: string | null;
+    on_delete: string;
+    on_update: string;
+  }>(
+    `SELECT rel.relname AS table_name, con.contype,
+            array(SELECT att.attname FROM unnest(con.conkey) WITH ORDINALITY AS k(attnum, n)
+                    JOIN pg_attribute att ON att.attrelid = con.conrelid AND att.attnum = k.attnum
+                   ORDER BY k.n)::text[] AS columns,
+            ref.relname AS referenced, con.confdeltype AS on_delete, con.confupdtype AS on_update
+       FROM pg_constraint con
+       JOIN pg_class rel ON rel.oid = con.conrelid
+       JOIN pg_namespace ns ON ns.oid = rel.relnamespace
+       LEFT JOIN pg_class ref ON ref.oid = con.confrelid
+      WHERE ns.nspname = $1`,
+    [schema],
+  );
+  const sorted = (values: string[]) => [...values].sort();
+
+  const primaryKeys = constraints.rows.filter((c) => c.contype === 'p');
+  expect(sorted(primaryKeys.map((c) => `${c.table_name}(${c.columns.join(',')})`))).toEqual(
+    sorted(pipelineTables.map((t) => `${t.name}(${t.primaryKey.join(',')})`)),
+  );
+
+  const foreignKeys = constraints.rows.filter((c) => c.contype === 'f');
+  expect(
+    sorted(foreignKeys.map((c) => `${c.table_name}(${c.columns.join(',')})->${c.referenced}`)),
+  ).toEqual(
+    sorted(
+      pipelineTables.flatMap((t) =>
+        (t.foreignKeys ?? []).map((fk) => `${t.name}(${fk.columns.join(',')})->${fk.references}`),
+      ),
+    ),
+  );
+  for (const fk of foreignKeys) {
+    expect(fk.on_delete, `${fk.table_name}(${fk.columns}) ON DELETE`).toBe('r');
+    expect(['r', 'a'], `${fk.table_name}(${fk.columns}) ON UPDATE`).toContain(fk.on_update);
+  }
+
+  expect(constraints.rows.filter((c) => c.contype === 'u')).toEqual([]);
+  const checked = constraints.rows
+    .filter((c) => c.contype === 'c')
+    .flatMap((c) => c.columns.map((column) => `${c.table_name}.${column}`));
+  expect(sorted([...new Set(checked)])).toEqual(
+    sorted(
+      pipelineTables.flatMap((t) =>
+        Object.entries(t.columns)
+          .filter(
+            ([, d]) =>
+              d.oneOf !== undefined ||
+              d.min !== undefined ||
+              d.max !== undefined ||
+              d.jsonObject === true,
+          )
+          .map(([name]) => `${t.name}.${name}`),
+      ),
+    ),
+  );
+
+  const indexed = await pool.query<{ table_name: string; first_column: string }>(
+    `SELECT tbl.relname AS table_name, att.attname AS first_column
+       FROM pg_index idx
+       JOIN pg_class tbl ON tbl.oid = idx.indrelid
+       JOIN pg_namespace ns ON ns.oid = tbl.relnamespace
+       JOIN pg_attribute att ON att.attrelid = tbl.oid AND att.attnum = idx.indkey[0]
+      WHERE ns.nspname = $1`,
+    [schema],
+  );
+  const leading = new Set(indexed.rows.map((r) => `${r.table_name}.${r.first_column}`));
+  for (const table of pipelineTables) {
+    for (const fk of table.foreignKeys ?? []) {
+      expect(
+        leading.has(`${table.name}.${fk.columns[0]}`),
+        `index on ${table.name}(${fk.columns})`,
+      ).toBe(true);
+    }
+  }
+}
+
+describe('loadMigrations', () => {
+  it('reads only .sql files, in file-name order, with CRLF and BOM not changing the checksum', async () => {
+    const dir = await tempDir();
+    await writeFile(join(dir, '0010_b.sql'), 'SELECT 2;\n');
+    await writeFile(join(dir, '0002_a.sql'), '\uFEFFSELECT 1;\r\nSELECT 3;\r\n');
+    await writeFile(join(dir, 'README.md'), 'not a migration');
+    const migrations = await loadMigrations(dir);
+    expect(migrations.map((m) => m.file)).toEqual(['0002_a.sql', '0010_b.sql']);
+    expect(migrations.map((m) => m.id)).toEqual(['0002_a', '0010_b']);
+
+    await writeFile(join(dir, '0002_a.sql'), 'SELECT 1;\nSELECT 3;\n');
+    const [lf] = await loadMigrations(dir);
+    expect(lf?.checksum).toBe(migrations[0]?.checksum);
+    expect(lf?.checksum).toMatch(/^[0-9a-f]{64}$/);
+  });
+});
+
+describe('runMigrations through PgBouncer in transaction mode', () => {
+  it('applies every shipped migration and records each with its checksum', async () => {
+    const pool = await freshDatabase();
+    const result = await runMigrations(pool, {});
+    expect(result).toEqual({ applied: await shippedIds(), skipped: [] });
+    expect(result.applied).toEqual(['0000_spillway_bookkeeping', '0001_pipeline_tables']);
+
+    const recorded = await pool.query<{ id: string; checksum: string }>(
+      'SELECT id, checksum FROM spillway.schema_migrations ORDER BY id',
+    );
+    expect(recorded.rows).toEqual(
+      (await loadMigrations(MIGRATIONS)).map((m) => ({ id: m.id, checksum: m.checksum })),
+    );
+    expect(await tablesIn(pool, 'spillway')).toEqual([
+      'drain_fence',
+      'row_versions',
+      'schema_migrations',
+    ]);
+  });
+
+  it('creates the tables exactly as tables.ts defines them', async () => {
+    const pool = await freshDatabase();
+    await runMigrations(pool);
+    await expectSchemaMatchesDefinitions(pool, 'public');
+  });
+
+  it('applies nothing when run a second time', async () => {
+    const pool = await freshDatabase();
+    await runMigrations(pool);
+    const second = await runMigrations(pool);
+    expect(second).toEqual({ applied: [], skipped: await shippedIds() });
+    const { rows } = await pool.query('SELECT count(*)::int AS n FROM spillway.schema_migrations');
+    expect(rows[0]).toEqual({ n: 2 });
+  });
+
+  it('applies each migration exactly once when ten runners start at the same time', async () => {
+    const { url } = await services().createDatabase();
+    const runners = Array.from({ length: 10 }, () => newPool(url, 1));
+    const results = await Promise.all(runners.map((pool) => runMigrations(pool)));
+    const ids = await shippedIds();
+    for (const result of results) {
+      expect([...result.applied, ...result.skipped].sort()).toEqual(ids);
+    }
+    for (const id of ids) {
+      expect(
+        results.filter((r) => r.applied.includes(id)),
+        id,
+      ).toHaveLength(1);
+    }
+    const pool = runners[0] as pg.Pool;
+    const { rows } = await pool.query('SELECT count(*)::int AS n FROM spillway.schema_migrations');
+    expect(rows[0]).toEqual({ n: ids.length });
+    await expectSchemaMatchesDefinitions(pool, 'public');
+  });
+
+  it('puts the tables in the schema it is given, quoted, and the bookkeeping in spillway', async () => {
+    const pool = await freshDatabase();
+    const result = await runMigrations(pool, { schema: 'Pipeline_2' });
+    expect(result.applied).toEqual(await shippedIds());
+    await expectSchemaMatchesDefinitions(pool, 'Pipeline_2');
+    expect(await tablesIn(pool, 'public')).toEqual([]);
+    expect(await tablesIn(pool, 'pipeline_2')).toEqual([]);
+    expect(await tablesIn(pool, 'spillway')).toEqual([
+      'drain_fence',
+      'row_versions',
+      'schema_migrations',
+    ]);
+  });
+
+  it.each(['public; DROP SCHEMA spillway', 'a"b', '1st', '', 'x'.repeat(64)])(
+    'refuses the schema name %j before touching the database',
+    async (schema) => {
+      const pool = await freshDatabase();
+      await expect(runMigrations(pool, { schema })).rejects.toBeInstanceOf(ConfigError);
+      const { rows } = await pool.query(
+        "SELECT count(*)::int AS n FROM pg_namespace WHERE nspname = 'spillway'",
+      );
+      expect(rows[0]).toEqual({ n: 0 });
+    },
+  );
+
+  it('refuses an applied migration whose file changed, naming the file, and applies nothing after it', async () => {
+    const pool = await freshDatabase();
+    const dir = await tempDir();
+    await cp(MIGRATIONS, dir, { recursive: true });
+    await runMigrations(pool, { directory: dir });
+
+    const edited = join(dir, '0001_pipeline_tables.sql');
+    await writeFile(
+      edited,
+      `${await readFile(edited, 'utf8')}\nALTER TABLE relationships ADD note text;\n`,
+    );
+    await writeFile(join(dir, '0002_later.sql'), 'CREATE TABLE later (id int);');
+
+    const error = await runMigrations(pool, { directory: dir }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(MigrationError);
+    expect((error as MigrationError).file).toBe('0001_pipeline_tables.sql');
+    expect((error as Error).message).toMatch(
+      /0001_pipeline_tables\.sql was changed after it was applied/,
+    );
+    expect(await tablesIn(pool, 'public')).not.toContain('later');
+  });
+
+  it('fails a broken migration with its file name and PostgreSQL’s message, and leaves nothing of it behind', async () => {
+    const pool = await freshDatabase();
+    const dir = await tempDir();
+    await writeFile(join(dir, '0000_good.sql'), 'CREATE TABLE good (id int);\n');
+    await writeFile(
+      join(dir, '0001_broken.sql'),
+      'CREATE TABLE half_done (id int);\nINSERT INTO good VALUES (1);\n\nCREATE TABLE broken (\n  id int,\n  x nosuchtype\n);\n',
+    );
+    await writeFile(join(dir, '0002_after.sql'), 'CREATE TABLE after_broken (id int);\n');
+
+    const error = await runMigrations(pool, { directory: dir }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(MigrationError);
+    const failure = error as MigrationError;
+    expect(failure.file).toBe('0001_broken.sql');
+    expect(failure.sqlState).toBe('42704');
+    expect(failure.message).toContain('0001_broken.sql');
+    expect(failure.message).toContain('type "nosuchtype" does not exist');
+    expect(failure.message).toMatch(/at line 6/);
+
+    expect(await tablesIn(pool, 'public')).toEqual(['good']);
+    const { rows } = await pool.query('SELECT count(*)::int AS n FROM good');
+    expect(rows[0]).toEqual({ n: 0 });
+    const recorded = await pool.query<{ id: string }>('SELECT id FROM spillway.schema_migrations');
+    expect(recorded.rows).toEqual([{ id: '0000_good' }]);
+
+    // Fixed, it applies where it stopped.
+    await writeFile(join(dir, '0001_broken.sql'), 'CREATE TABLE half_done (id int);\n');
+    expect(await runMigrations(pool, { directory: dir })).toEqual({
+      applied: ['0001_broken', '0002_after'],
+      skipped: ['0000_good'],
+    });
+  });
+
+  it('leaves no session state behind on the pooled server connections', async () => {
+    const { url } = await services().createDatabase();
+    const pool = newPool(url, 1);
+    await runMigrations(pool, { schema: 'elsewhere' });
+    const { rows } = await pool.query<{ search_path: string; locks: number }>(
+      `SELECT current_setting('search_path') AS search_path,
+              (SELECT count(*)::int FROM pg_locks WHERE locktype = 'advisory') AS locks`,
+    );
+    expect(rows[0]).toEqual({ search_path: '"$user", public', locks: 0 });
+  });
+});
+
+/** A valid row for every shipped table, parents first. */
+const DOC = 'a0000000-0000-4000-8000-000000000001';
+const CHUNK = 'a0000000-0000-4000-8000-000000000002';
+const ENTITY = 'a0000000-0000-4000-8000-000000000003';
+const ENTITY_2 = 'a0000000-0000-4000-8000-000000000004';
+const RELATIONSHIP = 'a0000000-0000-4000-8000-000000000005';
+const TASK = 'a0000000-0000-4000-8000-000000000006';
+const rows: Record<string, Record<string, unknown>[]> = {
+  source_documents: [{ document_uuid: DOC, filename: 'a.pdf', status: 'pending' }],
+  document_chunks: [{ chunk_uuid: CHUNK, document_uuid: DOC, chunk_index: 0, text: 'Ada' }],
+  entity_mentions: [
+    {
+      entity_uuid: ENTITY,
+      document_uuid: DOC,
+      chunk_uuid: CHUNK,
+      entity_type: 'person',
+      text: 'Ada',
+    },
+    { entity_uuid: ENTITY_2, document_uuid: DOC, entity_type: 'org', text: 'ACME' },
+  ],
+  relationships: [
+    {
+      relationship_uuid: RELATIONSHIP,
+      document_uuid: DOC,
+      source_entity_uuid: ENTITY,
+      target_entity_uuid: ENTITY_2,
+      relationship_type: 'works_for',
+    },
+  ],
+  processing_tasks: [{ task_id: TASK, document_uuid: DOC, task_type: 'ocr', status: 'queued' }],
+};
+
+const quote = (name: string) => `"${name.replaceAll('"', '""')}"`;
+
+async function insert(client: pg.PoolClient, table: string, row: Record<string, unknown>) {
+  const names = Object.keys(row);
+  await client.query(
+    `INSERT INTO ${quote(table)} (${names.map(quote).join(', ')}) VALUES (${names.map((_, i) => `$${i + 1}`).join(', ')})`,
+    Object.values(row),
+  );
+}
+
+/** Runs `run` under a savepoint and returns its SQLSTATE, or 'ok'. */
+async function outcome(client: pg.PoolClient, run: () => Promise<unknown>): Promise<string> {
+  await client.query('SAVEPOINT attempt');
+  try {
+    await run();
+    await client.query('RELEASE SAVEPOINT attempt');
+    return 'ok';
+  } catch (error) {
+    await client.query('ROLLBACK TO SAVEPOINT attempt');
+    if (error instanceof pg.DatabaseError && error.code) return error.code;
+    throw error;
+  }
+}
+
+describe('the migrated constraints', () => {
+  async function migratedWithRows(): Promise<pg.PoolClient> {
+    const pool = await freshDatabase();
+    await runMigrations(pool);
+    const client = await pool.connect();
+    await client.query('BEGIN');
+    for (const table of pipelineRegistry.writeOrder) {
+      for (const row of rows[table] ?? []) await insert(client, table, row);
+    }
+    return client;
+  }
+
+  it('fill defaults: created_at and attempts', async () => {
+    const client = await migratedWithRows();
+    try {
+      const { rows: found } = await client.query(
+        `SELECT (SELECT created_at IS NOT NULL FROM source_documents) AS created,
+                (SELECT attempts FROM processing_tasks) AS attempts`,
+      );
+      expect(found[0]).toEqual({ created: true, attempts: 0 });
+    } finally {
+      await client.query('ROLLBACK');
+      client.release();
+    }
+  });
+
+  it('reject a chunk of a missing document and the delete of a document that has children (23503)', async () => {
+    const client = await migratedWithRows();
+    try {
+      const missing = 'b0000000-0000-4000-8000-000000000009';
+      expect(
+        await outcome(client, () =>
+          insert(client, 'document_chunks', {
+            chunk_uuid: missing,
+            document_uuid: missing,
+            chunk_index: 1,
+            text: 'x',
+          }),
+        ),
+      ).toBe('23503');
+      for (const parent of ['source_documents', 'document_chunks', 'entity_mentions']) {
+        expect(await outcome(client, () => client.query(`DELETE FROM ${parent}`)), parent).toBe(
+          '23503',
+        );
+      }
+      // Children first, then parents: what a delete changeset does (G3).
+      for (const table of [...pipelineRegistry.writeOrder].reverse()) {
+        expect(await outcome(client, () => client.query(`DELETE FROM ${table}`)), table).toBe('ok');
+      }
+    } finally {
+      await client.query('ROLLBACK');
+      client.release();
+    }
+  });
+
+  it('enforce every oneOf, min, max, jsonObject and NOT NULL of the definitions, and accept their bounds', async () => {
+    const client = await migratedWithRows();
+    try {
+      for (const table of pipelineTables) {
+        const [keyColumn] = table.primaryKey;
+        const keyValue = rows[table.name]?.[0]?.[keyColumn ?? ''];
+        const set = (column: string, value: unknown, cast = '') =>
+          outcome(client, () =>
+            client.query(
+              `UPDATE ${quote(table.name)} SET ${quote(column)} = $1${cast} WHERE ${quote(keyColumn ?? '')} = $2`,
+              [value, keyValue],
+            ),
+          );
+        for (const [name, column] of Object.entries(table.columns)) {
+          const where = `${table.name}.${name}`;
+          for (const allowed of column.oneOf ?? [])
+            expect(await set(name, allowed), where).toBe('ok');
+          if (column.oneOf) expect(await set(name, 'not-allowed'), where).toBe('23514');
+          if (column.min !== undefined) {
+            expect(await set(name, column.min), where).toBe('ok');
+            expect(await set(name, column.min - 1), where).toBe('23514');
+          }
+          if (column.max !== undefined) {
+            expect(await set(name, column.max), where).toBe('ok');
+            expect(await set(name, column.max + 1), where).toBe('23514');
+          }
+          if (column.jsonObject) {
+            expect(await set(name, '{"a": [1]}', '::jsonb'), where).toBe('ok');
+            expect(await set(name, '[1, 2]', '::jsonb'), where).toBe('23514');
+            expect(await set(name, '"text"', '::jsonb'), where).toBe('23514');
+          }
+          const nullable = column.nullable !== false && !table.primaryKey.includes(name);
+          expect(await set(name, null), where).toBe(nullable ? 'ok' : '23502');
+        }
+      }
+    } finally {
+      await client.query('ROLLBACK');
+      client.release();
+    }
+  });
+});

@@ -33,6 +33,8 @@ export interface SpillwayOptions {
   readonly batchSize?: number;
   /** How long a drainer's lease lasts between renewals. @default 30_000 */
   readonly leaseMs?: number;
+  /** Longest one batch transaction may take (the drain's deadline may cut it shorter). @default 30_000 */
+  readonly transactionTimeoutMs?: number;
   /** @default { baseMs: 100, maxMs: 5_000 } */
   readonly backoff?: { readonly baseMs: number; readonly maxMs: number };
   /** @default { threshold: 5, cooldownMs: 5_000, maxCooldownMs: 60_000 } */
@@ -100,6 +102,7 @@ export class Spillway {
     this.drainer = new Drainer(this.buffer, this.sink, this.control, {
       batchSize: options.batchSize ?? 500,
       leaseMs: options.leaseMs ?? 30_000,
+      transactionTimeoutMs: options.transactionTimeoutMs ?? 30_000,
       backoff: options.backoff ?? { baseMs: 100, maxMs: 5_000 },
       ...(options.drainHooks ? { hooks: options.drainHooks } : {}),
     });

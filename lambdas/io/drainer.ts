@@ -22,6 +22,8 @@ export interface DrainerOptions {
   readonly batchSize: number;
   /** How long the lease lasts without renewal (a crashed drainer blocks others this long). */
   readonly leaseMs: number;
+  /** Longest a batch transaction may take, within the drain's deadline. */
+  readonly transactionTimeoutMs: number;
   readonly backoff: BackoffPolicy;
   /** Called around each step, for crash injection in tests and for logging. */
   readonly hooks?: DrainHooks;
@@ -70,7 +72,7 @@ export class Drainer {
         const batch = await this.buffer.readBatch(this.options.batchSize);
         if (batch.length === 0) return finish('empty');
         try {
-          await this.applyIsolating(batch, token, counts);
+          await this.applyIsolating(batch, token, deadline, counts);
           counts.batches += 1;
           if (attempt > 0 || breaker.state === 'half-open') await this.control.breaker('success');
           attempt = 0;
@@ -102,11 +104,13 @@ export class Drainer {
   private async applyIsolating(
     changesets: readonly PendingChangeset[],
     token: string,
+    deadline: number,
     counts: { applied: number; coalesced: number; deadLettered: number },
   ): Promise<void> {
     const batch = coalesce(changesets);
+    const timeout = Math.min(this.options.transactionTimeoutMs, Math.max(1, deadline - Date.now()));
     try {
-      await this.sink.apply(batch, token);
+      await this.sink.apply(batch, token, timeout);
     } catch (error) {
       if (!(error instanceof RejectedChangeError)) throw error;
       const only = changesets[0];
@@ -121,8 +125,8 @@ export class Drainer {
         return;
       }
       const middle = Math.ceil(changesets.length / 2);
-      await this.applyIsolating(changesets.slice(0, middle), token, counts);
-      await this.applyIsolating(changesets.slice(middle), token, counts);
+      await this.applyIsolating(changesets.slice(0, middle), token, deadline, counts);
+      await this.applyIsolating(changesets.slice(middle), token, deadline, counts);
       return;
     }
     await this.options.hooks?.afterCommit?.(changesets);

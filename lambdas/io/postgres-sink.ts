@@ -2,7 +2,7 @@
  * The sink: applies coalesced batches to PostgreSQL through RDS Proxy (locally PgBouncer in
  * transaction mode), one transaction per batch (G3), fenced against stale drainers.
  */
-import type { Pool, PoolClient } from 'pg';
+import type { Pool, PoolClient, QueryConfig, QueryResult } from 'pg';
 import type { JsonValue } from '../core/changeset.js';
 import type { CoalescedBatch } from '../core/coalesce.js';
 import { FencedError, RejectedChangeError, UnavailableError } from '../core/errors.js';
@@ -29,16 +29,16 @@ export class PostgresSink {
    * change (the caller isolates it), FencedError when a newer drainer has taken over, and
    * UnavailableError for anything that may pass (connection, timeout, proxy).
    */
-  async apply(batch: CoalescedBatch, fenceToken: string): Promise<void> {
+  async apply(batch: CoalescedBatch, fenceToken: string, timeoutMs: number): Promise<void> {
     if (batch.rejection !== undefined) throw new RejectedChangeError(batch.rejection, undefined);
     const statements = buildStatements(batch.rows, this.options.registry, this.options.schema);
-    await this.transaction(async (client) => {
-      const fence = await client.query(FENCE_SQL, [this.options.buffer, fenceToken]);
+    await this.transaction(timeoutMs, async (query) => {
+      const fence = await query(FENCE_SQL, [this.options.buffer, fenceToken]);
       if (fence.rowCount === 0) {
         throw new FencedError(`drainer with token ${fenceToken} was superseded by a newer one`);
       }
       for (const statement of statements) {
-        const result = await client.query(statement.text, [...statement.values]);
+        const result = await query(statement.text, statement.values);
         if (statement.op === 'patch' && result.rows.length > 0) {
           const missing = result.rows.map((r: { row_key: string }) => r.row_key).join(', ');
           throw new RejectedChangeError(
@@ -79,29 +79,54 @@ export class PostgresSink {
     }
   }
 
-  private async transaction(work: (client: PoolClient) => Promise<void>): Promise<void> {
+  /**
+   * Run `work` in one transaction that must finish within `timeoutMs`. A proxy that has lost its
+   * database holds queries instead of failing them (RDS Proxy and PgBouncer both wait for a
+   * server connection), so every query carries a client-side timeout.
+   */
+  private async transaction(
+    timeoutMs: number,
+    work: (
+      query: (text: string, values?: readonly unknown[]) => Promise<QueryResult>,
+    ) => Promise<void>,
+  ): Promise<void> {
+    const until = Date.now() + timeoutMs;
     let client: PoolClient;
     try {
       client = await this.pool.connect();
     } catch (error) {
       throw toDatabaseError(error);
     }
-    let broken: unknown;
+    const query = (text: string, values: readonly unknown[] = []): Promise<QueryResult> =>
+      // pg honours query_timeout per query; its types only know it per client.
+      client.query({
+        text,
+        values: [...values],
+        query_timeout: Math.max(1, until - Date.now()),
+      } as QueryConfig);
+    let broken = false;
+    // A connection that dies mid-transaction also emits 'error' on the client: the failing query
+    // reports it, so the event only marks the client as not reusable.
+    const onError = (): void => {
+      broken = true;
+    };
+    client.on('error', onError);
     try {
-      await client.query('BEGIN');
-      await work(client);
-      await client.query('COMMIT');
+      await query('BEGIN');
+      await work(query);
+      await query('COMMIT');
     } catch (error) {
-      broken = error;
+      broken = true;
       try {
-        await client.query('ROLLBACK');
-        broken = undefined;
+        await query('ROLLBACK');
+        broken = false;
       } catch {
-        // The connection is gone; release(true) below discards it.
+        // The connection is gone or timed out; release(true) below discards it.
       }
       throw toDatabaseError(error);
     } finally {
-      client.release(broken !== undefined);
+      client.off('error', onError);
+      client.release(broken);
     }
   }
 }

@@ -26,6 +26,11 @@ export interface RowWrite {
   readonly version: string;
   /** Stream id of the changeset that last touched this row: its overlay entry may be cleared. */
   readonly lastStreamId: string;
+  /**
+   * Version of a patch that began this row's changes in the batch: the row must exist in the
+   * database for it (unless that patch is already applied), even when a later change replaced it.
+   */
+  readonly patchedFrom?: string;
 }
 
 export interface CoalescedBatch {
@@ -52,17 +57,23 @@ export function coalesce(batch: readonly PendingChangeset[]): CoalescedBatch {
         version: changeset.version,
         lastStreamId: changeset.streamId,
       };
+      const carried = before?.patchedFrom === undefined ? {} : { patchedFrom: before.patchedFrom };
       if (change.op === 'upsert') {
-        rows.set(id, { ...base, op: 'upsert', values: change.record });
+        rows.set(id, { ...base, ...carried, op: 'upsert', values: change.record });
       } else if (change.op === 'delete') {
-        rows.set(id, { ...base, op: 'delete', values: {} });
+        rows.set(id, { ...base, ...carried, op: 'delete', values: {} });
       } else if (before === undefined) {
-        rows.set(id, { ...base, op: 'patch', values: change.set });
+        rows.set(id, { ...base, op: 'patch', values: change.set, patchedFrom: changeset.version });
       } else if (before.op === 'delete') {
         rejection ??= `patch of a row deleted earlier: ${change.table} ${change.rowKey} (changeset ${changeset.changesetId})`;
         rows.set(id, { ...before, version: changeset.version, lastStreamId: changeset.streamId });
       } else {
-        rows.set(id, { ...base, op: before.op, values: { ...before.values, ...change.set } });
+        rows.set(id, {
+          ...base,
+          ...carried,
+          op: before.op,
+          values: { ...before.values, ...change.set },
+        });
       }
     }
   }

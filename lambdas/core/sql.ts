@@ -36,6 +36,50 @@ ON CONFLICT (buffer) DO UPDATE SET token = EXCLUDED.token WHERE f.token <= EXCLU
 RETURNING token`;
 
 /**
+ * Checks that rows patched earlier in the batch, and replaced or deleted later in it, existed:
+ * each returns the keys of rows that did not (and whose patch is not already applied), which
+ * makes the batch a rejection (G7). The final patch of a row is checked by its own statement.
+ */
+export function buildExistenceChecks(
+  rows: readonly RowWrite[],
+  registry: SchemaRegistry,
+  schema: string,
+): Statement[] {
+  const byTable = new Map<string, RowWrite[]>();
+  for (const row of rows) {
+    if (row.patchedFrom === undefined || row.op === 'patch') continue;
+    const list = byTable.get(row.table);
+    if (list) list.push(row);
+    else byTable.set(row.table, [row]);
+  }
+  return [...byTable].map(([table, group]) => {
+    const def = registry.get(table);
+    if (def === undefined) throw new Error(`no table definition for ${table}`);
+    const recordset = [
+      `"@k" text`,
+      `"@v" bigint`,
+      ...def.primaryKey.map((c) => `${ident(c)} ${def.columns[c]?.type ?? 'text'}`),
+    ].join(', ');
+    const keyMatch = def.primaryKey.map((c) => `t.${ident(c)} = i.${ident(c)}`).join(' AND ');
+    const payload = group.map((row) => ({
+      '@k': row.rowKey,
+      '@v': row.patchedFrom ?? null,
+      ...row.key,
+    }));
+    return {
+      op: 'patch' as const,
+      table,
+      text: `SELECT i."@k" AS row_key FROM json_to_recordset($1::json) AS i(${recordset})
+WHERE NOT EXISTS (SELECT 1 FROM ${qualifiedName(schema, table)} AS t WHERE ${keyMatch})
+  AND NOT EXISTS (SELECT 1 FROM spillway.row_versions AS rv
+    WHERE rv.table_name = $2 AND rv.row_key = i."@k" AND rv.version >= i."@v")`,
+      values: [JSON.stringify(payload), `${schema}.${table}`],
+      rows: group.length,
+    };
+  });
+}
+
+/**
  * Statements in foreign-key order (G3): upserts and patches parents first, then deletes
  * children first.
  */

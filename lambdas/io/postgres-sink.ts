@@ -8,7 +8,13 @@ import type { CoalescedBatch } from '../core/coalesce.js';
 import { FencedError, RejectedChangeError, UnavailableError } from '../core/errors.js';
 import { isRejection } from '../core/policies.js';
 import type { SchemaRegistry } from '../core/schema.js';
-import { buildStatements, FENCE_SQL, ident, qualifiedName } from '../core/sql.js';
+import {
+  buildExistenceChecks,
+  buildStatements,
+  FENCE_SQL,
+  ident,
+  qualifiedName,
+} from '../core/sql.js';
 
 export interface SinkOptions {
   readonly registry: SchemaRegistry;
@@ -31,7 +37,12 @@ export class PostgresSink {
    */
   async apply(batch: CoalescedBatch, fenceToken: string, timeoutMs: number): Promise<void> {
     if (batch.rejection !== undefined) throw new RejectedChangeError(batch.rejection, undefined);
-    const statements = buildStatements(batch.rows, this.options.registry, this.options.schema);
+    const { registry, schema } = this.options;
+    // Existence checks read the database as it was before this batch, so they run first.
+    const statements = [
+      ...buildExistenceChecks(batch.rows, registry, schema),
+      ...buildStatements(batch.rows, registry, schema),
+    ];
     await this.transaction(timeoutMs, async (query) => {
       const fence = await query(FENCE_SQL, [this.options.buffer, fenceToken]);
       if (fence.rowCount === 0) {

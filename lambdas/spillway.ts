@@ -12,7 +12,7 @@ import { Drainer, type DrainHooks, type DrainResult } from './io/drainer.js';
 import { PostgresSink } from './io/postgres-sink.js';
 import { type BufferStats, type DeadLetter, RedisBuffer } from './io/redis-buffer.js';
 
-export type { BreakerStatus, BufferStats, DeadLetter, DrainResult };
+export type { BreakerStatus, BufferStats, DeadLetter, DrainResult, RedisBuffer };
 
 export interface SpillwayOptions {
   readonly redis: Redis;
@@ -72,6 +72,28 @@ export type DeadLetterSelection =
   | { readonly changesetIds: readonly string[] }
   | { readonly all: true };
 
+/** What the buffer alone needs: a function that only writes gets no database (nor a pool). */
+export type BufferOnlyOptions = Pick<
+  SpillwayOptions,
+  'redis' | 'registry' | 'prefix' | 'backlogLimit' | 'maxChangesPerChangeset' | 'maxChangesetBytes'
+>;
+
+/**
+ * The buffer as `Spillway` builds it, for functions that only write (`write`, pipeline steps):
+ * its `write` is `Spillway.write`.
+ */
+export function createBuffer(options: BufferOnlyOptions): RedisBuffer {
+  return new RedisBuffer(options.redis, {
+    prefix: options.prefix ?? 'spillway',
+    registry: options.registry,
+    backlogLimit: options.backlogLimit ?? 1_000_000,
+    limits: {
+      maxChanges: options.maxChangesPerChangeset ?? DEFAULT_LIMITS.maxChanges,
+      maxBytes: options.maxChangesetBytes ?? DEFAULT_LIMITS.maxBytes,
+    },
+  });
+}
+
 export class Spillway {
   readonly buffer: RedisBuffer;
   readonly sink: PostgresSink;
@@ -80,15 +102,7 @@ export class Spillway {
 
   constructor(private readonly options: SpillwayOptions) {
     const prefix = options.prefix ?? 'spillway';
-    this.buffer = new RedisBuffer(options.redis, {
-      prefix,
-      registry: options.registry,
-      backlogLimit: options.backlogLimit ?? 1_000_000,
-      limits: {
-        maxChanges: options.maxChangesPerChangeset ?? DEFAULT_LIMITS.maxChanges,
-        maxBytes: options.maxChangesetBytes ?? DEFAULT_LIMITS.maxBytes,
-      },
-    });
+    this.buffer = createBuffer(options);
     this.sink = new PostgresSink(options.pool, {
       registry: options.registry,
       schema: options.dbSchema ?? 'public',

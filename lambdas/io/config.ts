@@ -63,15 +63,37 @@ const IDENTIFIER_PATTERN = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 const SECRET_ARN_PATTERN = /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$/;
 
 /**
+ * The configuration of a function that only writes to the buffer (`write` and pipeline steps):
+ * everything but the database, which such functions are given no settings for.
+ */
+export type BufferConfig = Omit<SpillwayConfig, 'database'>;
+
+/**
  * Reads and validates the configuration.
  * @throws ConfigError naming the first missing, malformed or conflicting variable.
  */
 export function loadConfig(env: Env = process.env): SpillwayConfig {
+  return load(env, databaseTarget);
+}
+
+/**
+ * Reads and validates the configuration of a function that only writes to the buffer; database
+ * variables are ignored.
+ * @throws ConfigError naming the first missing, malformed or conflicting variable.
+ */
+export function loadBufferConfig(env: Env = process.env): BufferConfig {
+  return load(env, () => undefined);
+}
+
+function load<D extends DatabaseTarget | undefined>(
+  env: Env,
+  readDatabase: (env: Env) => D,
+): BufferConfig & { readonly database: D } {
   const redis = redisTarget(env);
-  const database = databaseTarget(env);
+  const database = readDatabase(env);
   const region = optional(env, 'AWS_REGION');
   const needsRegion =
-    database.kind === 'iam' || (redis.kind === 'elasticache' && redis.authSecretArn !== undefined);
+    database?.kind === 'iam' || (redis.kind === 'elasticache' && redis.authSecretArn !== undefined);
   if (needsRegion && region === undefined) {
     throw new ConfigError(
       'AWS_REGION',
@@ -105,7 +127,7 @@ export function loadConfig(env: Env = process.env): SpillwayConfig {
 
   return Object.freeze({
     redis: Object.freeze(redis),
-    database: Object.freeze(database),
+    database: database === undefined ? database : Object.freeze(database),
     region,
     prefix,
     dbSchema,
@@ -121,6 +143,7 @@ export function loadConfig(env: Env = process.env): SpillwayConfig {
 }
 
 let cached: SpillwayConfig | undefined;
+let cachedBuffer: BufferConfig | undefined;
 
 /**
  * The configuration of this container, read from `process.env` on first use.
@@ -131,9 +154,16 @@ export function getConfig(): SpillwayConfig {
   return cached;
 }
 
+/** Like `getConfig`, for a function that only writes to the buffer (see `loadBufferConfig`). */
+export function getBufferConfig(): BufferConfig {
+  cachedBuffer ??= loadBufferConfig();
+  return cachedBuffer;
+}
+
 /** Forgets the memoised configuration (tests that change `process.env`). */
 export function resetConfig(): void {
   cached = undefined;
+  cachedBuffer = undefined;
 }
 
 function redisTarget(env: Env): RedisTarget {

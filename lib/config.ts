@@ -1,0 +1,512 @@
+/**
+ * The settings of a Spillway deployment, read from CDK context (defaults in cdk.json, overridable
+ * with `-c name=value`) and validated at synth time. Every problem names the setting, and all of
+ * them are reported at once so that one `cdk synth` says everything that needs fixing.
+ */
+
+/** The two shapes a deployment can take. */
+export type Shape = 'new' | 'existing';
+
+/** A new VPC over two Availability Zones, isolated subnets only, no NAT gateway. */
+export interface NewNetworkSettings {
+  readonly kind: 'new';
+  /** @default '10.40.0.0/16' */
+  readonly vpcCidr: string;
+}
+
+/** An existing VPC, imported by id without a lookup. */
+export interface ExistingNetworkSettings {
+  readonly kind: 'existing';
+  readonly vpcId: string;
+  /** Subnets (two Availability Zones or more) for the functions, the proxy and the cache. */
+  readonly subnetIds: readonly string[];
+  /**
+   * Create a Secrets Manager interface endpoint in the VPC. Turn it off when the VPC already has
+   * one with private DNS, or a NAT gateway. @default true
+   */
+  readonly createSecretsManagerEndpoint: boolean;
+}
+
+/** A new RDS PostgreSQL instance. */
+export interface NewDatabaseSettings {
+  readonly kind: 'new';
+  /** @default '17' */
+  readonly postgresVersion: string;
+  /** Instance class without the `db.` prefix. @default 't4g.micro' */
+  readonly instanceType: string;
+  /** @default false */
+  readonly multiAz: boolean;
+  /** @default 20 */
+  readonly allocatedStorageGiB: number;
+  /** A non-default port. @default 5433 */
+  readonly port: number;
+  /** @default true */
+  readonly deletionProtection: boolean;
+  /** @default 7 */
+  readonly backupRetentionDays: number;
+  /** @default 'spillway' */
+  readonly databaseName: string;
+}
+
+/** An existing RDS PostgreSQL instance, imported by attributes without a lookup. */
+export interface ExistingDatabaseSettings {
+  readonly kind: 'existing';
+  readonly instanceIdentifier: string;
+  readonly endpoint: string;
+  readonly port: number;
+  /** The instance's security group; Spillway adds one ingress rule to it, from the proxy. */
+  readonly securityGroupId: string;
+  /** The master user's secret (JSON with `username` and `password`), used only by the user bootstrap. */
+  readonly secretArn: string;
+  /** `DbiResourceId` (`db-...`): the proxy's IAM policy names the database user through it. */
+  readonly resourceId: string;
+  readonly databaseName: string;
+}
+
+export interface CacheSettings {
+  /** @default 'valkey' */
+  readonly engine: 'valkey' | 'redis';
+  /** @default '8.0' for Valkey, '7.1' for Redis OSS */
+  readonly engineVersion: string;
+  /** @default 'cache.t4g.micro' */
+  readonly nodeType: string;
+  /** Replicas next to the primary; at least one for Multi-AZ failover. @default 1 */
+  readonly replicas: number;
+  /** A non-default port. @default 6380 */
+  readonly port: number;
+}
+
+export interface FunctionSettings {
+  /** @default 30 */
+  readonly logRetentionDays: number;
+  /** `BACKLOG_LIMIT`. @default 1000000 */
+  readonly backlogLimit: number;
+  /** `CHANGESET_MAX_CHANGES`. @default 1000 */
+  readonly changesetMaxChanges: number;
+  /** `CHANGESET_MAX_BYTES`. @default 1048576 */
+  readonly changesetMaxBytes: number;
+  /** `SYNC_BATCH_SIZE`. @default 500 */
+  readonly syncBatchSize: number;
+  /** `SYNC_IDLE_WAIT_MS`: how long `sync` waits for new work on an empty backlog. @default 50000 */
+  readonly syncIdleWaitMs: number;
+  /** Timeout of `sync`. @default 240 */
+  readonly syncTimeoutSeconds: number;
+  /** @default 512 */
+  readonly syncMemoryMb: number;
+}
+
+export interface AlarmSettings {
+  /** E-mail address subscribed to the alarm topic. @default - no subscription */
+  readonly email: string | undefined;
+  /** The oldest pending change is older than this. @default 10 */
+  readonly oldestPendingMinutes: number;
+}
+
+export interface SpillwaySettings {
+  readonly shape: Shape;
+  /** @default 'Spillway' */
+  readonly stackName: string;
+  /** `POWERTOOLS_SERVICE_NAME`: the `service` dimension of every metric. @default 'spillway' */
+  readonly serviceName: string;
+  /** `SPILLWAY_PREFIX`. @default 'spillway' */
+  readonly keyPrefix: string;
+  /** `SPILLWAY_DB_SCHEMA`. @default 'public' */
+  readonly dbSchema: string;
+  /** The one database user the functions connect as (IAM authentication). @default 'spillway' */
+  readonly dbUser: string;
+  /** Create the database user with a one-time custom resource. @default true */
+  readonly bootstrapDbUser: boolean;
+  readonly network: NewNetworkSettings | ExistingNetworkSettings;
+  readonly database: NewDatabaseSettings | ExistingDatabaseSettings;
+  readonly cache: CacheSettings;
+  readonly functions: FunctionSettings;
+  readonly alarms: AlarmSettings;
+}
+
+/** Every context key Spillway reads, for documentation and for rejecting typos. */
+export const SETTING_NAMES = [
+  'shape',
+  'stackName',
+  'serviceName',
+  'keyPrefix',
+  'dbSchema',
+  'dbUser',
+  'bootstrapDbUser',
+  'vpcCidr',
+  'vpcId',
+  'subnetIds',
+  'createSecretsManagerEndpoint',
+  'postgresVersion',
+  'dbInstanceType',
+  'dbMultiAz',
+  'dbAllocatedStorageGiB',
+  'dbPort',
+  'dbDeletionProtection',
+  'dbBackupRetentionDays',
+  'dbName',
+  'dbInstanceIdentifier',
+  'dbEndpoint',
+  'dbSecurityGroupId',
+  'dbSecretArn',
+  'dbResourceId',
+  'cacheEngine',
+  'cacheEngineVersion',
+  'cacheNodeType',
+  'cacheReplicas',
+  'cachePort',
+  'logRetentionDays',
+  'backlogLimit',
+  'changesetMaxChanges',
+  'changesetMaxBytes',
+  'syncBatchSize',
+  'syncIdleWaitMs',
+  'syncTimeoutSeconds',
+  'syncMemoryMb',
+  'alarmEmail',
+  'alarmOldestPendingMinutes',
+] as const;
+
+export type SettingName = (typeof SETTING_NAMES)[number];
+
+/** Reads one context value; `undefined` when unset. */
+export type ContextReader = (name: SettingName) => unknown;
+
+/** Thrown by {@link readSettings}: lists every invalid setting. */
+export class SettingsError extends Error {
+  override readonly name = 'SettingsError';
+  constructor(readonly problems: readonly string[]) {
+    super(
+      `Invalid Spillway settings (CDK context; set them in cdk.json or with -c name=value):\n${problems
+        .map((p) => `  - ${p}`)
+        .join('\n')}`,
+    );
+  }
+}
+
+const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
+const CIDR = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/;
+const VPC_ID = /^vpc-[0-9a-f]{8,17}$/;
+const SUBNET_ID = /^subnet-[0-9a-f]{8,17}$/;
+const SG_ID = /^sg-[0-9a-f]{8,17}$/;
+const SECRET_ARN = /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@!-]+$/;
+const DB_RESOURCE_ID = /^db-[A-Z0-9]{10,}$/;
+const DB_INSTANCE_ID = /^[a-zA-Z][a-zA-Z0-9-]{0,62}$/;
+const HOSTNAME = /^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/;
+const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+const STACK_NAME = /^[A-Za-z][A-Za-z0-9-]{0,127}$/;
+const KEY_PREFIX = /^[A-Za-z0-9:_-]+$/;
+
+/** CloudWatch Logs retention values accepted by CloudFormation. */
+const LOG_RETENTION_DAYS = [
+  1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288,
+  3653,
+];
+
+/**
+ * Reads and validates every setting.
+ * @throws SettingsError naming each missing or malformed setting.
+ */
+export function readSettings(read: ContextReader): SpillwaySettings {
+  const p = new Parser(read);
+
+  const shape = p.oneOf('shape', ['new', 'existing'] as const, 'new');
+  const stackName = p.matching('stackName', STACK_NAME, 'a CloudFormation stack name', 'Spillway');
+  const serviceName = p.matching(
+    'serviceName',
+    /^[A-Za-z0-9_-]{1,64}$/,
+    'letters, digits, "_" or "-"',
+    'spillway',
+  );
+  const keyPrefix = p.matching(
+    'keyPrefix',
+    KEY_PREFIX,
+    'letters, digits, ":", "_" or "-"',
+    'spillway',
+  );
+  const dbSchema = p.matching(
+    'dbSchema',
+    IDENTIFIER,
+    'a lower-case PostgreSQL identifier',
+    'public',
+  );
+  const dbUser = p.matching('dbUser', IDENTIFIER, 'a lower-case PostgreSQL identifier', 'spillway');
+  const bootstrapDbUser = p.boolean('bootstrapDbUser', true);
+
+  let network: NewNetworkSettings | ExistingNetworkSettings;
+  let database: NewDatabaseSettings | ExistingDatabaseSettings;
+  if (shape === 'existing') {
+    network = {
+      kind: 'existing',
+      vpcId: p.requiredMatching('vpcId', VPC_ID, 'a VPC id (vpc-...)'),
+      subnetIds: p.subnetIds('subnetIds'),
+      createSecretsManagerEndpoint: p.boolean('createSecretsManagerEndpoint', true),
+    };
+    database = {
+      kind: 'existing',
+      instanceIdentifier: p.requiredMatching(
+        'dbInstanceIdentifier',
+        DB_INSTANCE_ID,
+        'an RDS instance identifier',
+      ),
+      endpoint: p.requiredMatching(
+        'dbEndpoint',
+        HOSTNAME,
+        "the instance's endpoint host name (without port)",
+      ),
+      port: p.integer('dbPort', 5432, 1150, 65535),
+      securityGroupId: p.requiredMatching(
+        'dbSecurityGroupId',
+        SG_ID,
+        "the instance's security group id (sg-...)",
+      ),
+      secretArn: p.requiredMatching(
+        'dbSecretArn',
+        SECRET_ARN,
+        "the master user's Secrets Manager secret ARN",
+      ),
+      resourceId: p.requiredMatching(
+        'dbResourceId',
+        DB_RESOURCE_ID,
+        "the instance's DbiResourceId (db-..., from `aws rds describe-db-instances`)",
+      ),
+      databaseName: p.requiredMatching('dbName', IDENTIFIER, 'the database name'),
+    };
+  } else {
+    network = { kind: 'new', vpcCidr: p.cidr('vpcCidr', '10.40.0.0/16') };
+    const port = p.integer('dbPort', 5433, 1150, 65535);
+    if (port === 5432)
+      p.problem('dbPort', 'must not be the PostgreSQL default 5432 (cdk-nag RDS11)');
+    database = {
+      kind: 'new',
+      postgresVersion: p.matching(
+        'postgresVersion',
+        /^1[4-9]$/,
+        'a PostgreSQL major version',
+        '17',
+      ),
+      instanceType: p.matching(
+        'dbInstanceType',
+        /^[a-z0-9]+\.[a-z0-9]+$/,
+        'an instance class without "db." (t4g.micro)',
+        't4g.micro',
+      ),
+      multiAz: p.boolean('dbMultiAz', false),
+      allocatedStorageGiB: p.integer('dbAllocatedStorageGiB', 20, 20, 65536),
+      port,
+      deletionProtection: p.boolean('dbDeletionProtection', true),
+      backupRetentionDays: p.integer('dbBackupRetentionDays', 7, 1, 35),
+      databaseName: p.matching(
+        'dbName',
+        IDENTIFIER,
+        'a lower-case PostgreSQL identifier',
+        'spillway',
+      ),
+    };
+    p.rejectForShape(shape, [
+      'vpcId',
+      'subnetIds',
+      'dbInstanceIdentifier',
+      'dbEndpoint',
+      'dbSecurityGroupId',
+      'dbSecretArn',
+      'dbResourceId',
+    ]);
+  }
+
+  const engine = p.oneOf('cacheEngine', ['valkey', 'redis'] as const, 'valkey');
+  const cachePort = p.integer('cachePort', 6380, 1024, 65535);
+  if (cachePort === 6379) p.problem('cachePort', 'must not be the default 6379 (cdk-nag AEC5)');
+  const cache: CacheSettings = {
+    engine,
+    engineVersion: p.matching(
+      'cacheEngineVersion',
+      /^\d+\.\d+$/,
+      'a major.minor version',
+      engine === 'valkey' ? '8.0' : '7.1',
+    ),
+    nodeType: p.matching(
+      'cacheNodeType',
+      /^cache\.[a-z0-9]+\.[a-z0-9]+$/,
+      'a cache node type',
+      'cache.t4g.micro',
+    ),
+    replicas: p.integer('cacheReplicas', 1, 1, 5),
+    port: cachePort,
+  };
+
+  const logRetentionDays = p.integer('logRetentionDays', 30, 1, 3653);
+  if (!LOG_RETENTION_DAYS.includes(logRetentionDays)) {
+    p.problem('logRetentionDays', `must be one of ${LOG_RETENTION_DAYS.join(', ')}`);
+  }
+  const syncTimeoutSeconds = p.integer('syncTimeoutSeconds', 240, 60, 900);
+  const syncIdleWaitMs = p.integer('syncIdleWaitMs', 50_000, 0, 900_000);
+  if (syncIdleWaitMs >= syncTimeoutSeconds * 1000) {
+    p.problem('syncIdleWaitMs', `must be less than syncTimeoutSeconds (${syncTimeoutSeconds} s)`);
+  }
+  const functions: FunctionSettings = {
+    logRetentionDays,
+    backlogLimit: p.integer('backlogLimit', 1_000_000, 1, Number.MAX_SAFE_INTEGER),
+    changesetMaxChanges: p.integer('changesetMaxChanges', 1_000, 1, 100_000),
+    // A Lambda request payload is at most 6 MB; a larger changeset could never arrive.
+    changesetMaxBytes: p.integer('changesetMaxBytes', 1_048_576, 1, 6_291_456),
+    syncBatchSize: p.integer('syncBatchSize', 500, 1, 10_000),
+    syncIdleWaitMs,
+    syncTimeoutSeconds,
+    syncMemoryMb: p.integer('syncMemoryMb', 512, 128, 10_240),
+  };
+
+  const alarms: AlarmSettings = {
+    email: p.optionalMatching('alarmEmail', EMAIL, 'an e-mail address'),
+    oldestPendingMinutes: p.integer('alarmOldestPendingMinutes', 10, 1, 1440),
+  };
+
+  p.finish();
+  return {
+    shape,
+    stackName,
+    serviceName,
+    keyPrefix,
+    dbSchema,
+    dbUser,
+    bootstrapDbUser,
+    network,
+    database,
+    cache,
+    functions,
+    alarms,
+  };
+}
+
+/** Collects problems instead of throwing at the first, so one synth reports them all. */
+class Parser {
+  private readonly problems: string[] = [];
+
+  constructor(private readonly read: ContextReader) {}
+
+  problem(name: SettingName, message: string): void {
+    this.problems.push(`${name}: ${message}`);
+  }
+
+  finish(): void {
+    if (this.problems.length > 0) throw new SettingsError(this.problems);
+  }
+
+  /** Context from `-c` is always a string; from cdk.json it keeps its JSON type. */
+  private raw(name: SettingName): string | undefined {
+    const value = this.read(name);
+    if (value === undefined || value === null) return undefined;
+    if (typeof value === 'string') return value.trim() === '' ? undefined : value.trim();
+    if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+    if (Array.isArray(value)) return value.map(String).join(',');
+    this.problem(name, `must be a string, number or boolean, got ${JSON.stringify(value)}`);
+    return undefined;
+  }
+
+  oneOf<T extends string>(name: SettingName, values: readonly T[], fallback: T): T {
+    const raw = this.raw(name);
+    if (raw === undefined) return fallback;
+    if ((values as readonly string[]).includes(raw)) return raw as T;
+    this.problem(name, `must be one of ${values.map((v) => `"${v}"`).join(', ')}, got "${raw}"`);
+    return fallback;
+  }
+
+  matching(name: SettingName, pattern: RegExp, what: string, fallback: string): string {
+    const raw = this.raw(name);
+    if (raw === undefined) return fallback;
+    if (pattern.test(raw)) return raw;
+    this.problem(name, `must be ${what}, got "${raw}"`);
+    return fallback;
+  }
+
+  optionalMatching(name: SettingName, pattern: RegExp, what: string): string | undefined {
+    const raw = this.raw(name);
+    if (raw === undefined) return undefined;
+    if (pattern.test(raw)) return raw;
+    this.problem(name, `must be ${what}, got "${raw}"`);
+    return undefined;
+  }
+
+  requiredMatching(name: SettingName, pattern: RegExp, what: string): string {
+    const raw = this.raw(name);
+    if (raw === undefined) {
+      this.problem(name, `is required when shape is "existing": ${what}`);
+      return '';
+    }
+    if (pattern.test(raw)) return raw;
+    this.problem(name, `must be ${what}, got "${raw}"`);
+    return '';
+  }
+
+  integer(name: SettingName, fallback: number, min: number, max: number): number {
+    const raw = this.raw(name);
+    if (raw === undefined) return fallback;
+    const value = /^\d+$/.test(raw) ? Number(raw) : Number.NaN;
+    if (Number.isSafeInteger(value) && value >= min && value <= max) return value;
+    this.problem(name, `must be an integer from ${min} to ${max}, got "${raw}"`);
+    return fallback;
+  }
+
+  boolean(name: SettingName, fallback: boolean): boolean {
+    const raw = this.raw(name);
+    if (raw === undefined) return fallback;
+    if (raw === 'true') return true;
+    if (raw === 'false') return false;
+    this.problem(name, `must be true or false, got "${raw}"`);
+    return fallback;
+  }
+
+  cidr(name: SettingName, fallback: string): string {
+    const raw = this.raw(name);
+    if (raw === undefined) return fallback;
+    const m = CIDR.exec(raw);
+    const octetsOk = m?.slice(1, 5).every((o) => Number(o) <= 255) ?? false;
+    const mask = Number(m?.[5]);
+    if (m && octetsOk && mask >= 16 && mask <= 24) return raw;
+    this.problem(name, `must be an IPv4 CIDR block from /16 to /24, got "${raw}"`);
+    return fallback;
+  }
+
+  /** A comma-separated string (`-c subnetIds=subnet-a,subnet-b`) or a JSON array in cdk.json. */
+  subnetIds(name: SettingName): string[] {
+    const raw = this.raw(name);
+    if (raw === undefined) {
+      this.problem(
+        name,
+        'is required when shape is "existing": two or more subnet ids in different Availability Zones, comma-separated',
+      );
+      return [];
+    }
+    const ids = raw
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s !== '');
+    const bad = ids.filter((id) => !SUBNET_ID.test(id));
+    if (bad.length > 0) {
+      this.problem(
+        name,
+        `must be subnet ids (subnet-...), got ${bad.map((b) => `"${b}"`).join(', ')}`,
+      );
+    } else if (ids.length < 2) {
+      this.problem(
+        name,
+        'needs at least two subnets in different Availability Zones (RDS Proxy and Multi-AZ ElastiCache require them)',
+      );
+    } else if (new Set(ids).size !== ids.length) {
+      this.problem(name, 'lists a subnet twice');
+    }
+    return ids;
+  }
+
+  /**
+   * A setting of the existing shape given to the new shape is almost always a forgotten
+   * `-c shape=existing`. (The reverse is harmless: cdk.json holds the new shape's defaults, and
+   * the existing shape ignores them.)
+   */
+  rejectForShape(shape: Shape, names: readonly SettingName[]): void {
+    for (const name of names) {
+      if (this.raw(name) !== undefined) {
+        this.problem(name, `does not apply when shape is "${shape}"; remove it or set shape`);
+      }
+    }
+  }
+}

@@ -1,0 +1,88 @@
+import { CustomResource, Duration, RemovalPolicy } from 'aws-cdk-lib';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as cr from 'aws-cdk-lib/custom-resources';
+import { Construct } from 'constructs';
+import type { SpillwayDatabase } from './database.js';
+import { SpillwayFunction } from './function.js';
+import type { SpillwayNetwork } from './network.js';
+
+export interface SpillwayDatabaseUserProps {
+  readonly network: SpillwayNetwork;
+  readonly database: SpillwayDatabase;
+  /** The schema of the user tables: the role gets USAGE and CREATE on it when it exists. */
+  readonly schema: string;
+  readonly serviceName: string;
+  readonly logRetention: logs.RetentionDays;
+}
+
+/**
+ * Creates the database role the functions sign in as (`CREATE ROLE ... LOGIN`, `GRANT rds_iam`,
+ * CONNECT and CREATE on the database, USAGE and CREATE on the schema), once, at deploy time.
+ *
+ * Its function connects straight to the instance with the master password, so its own security
+ * group is the one exception to "only the proxy reaches the database port". It runs only during
+ * deployments; set `bootstrapDbUser=false` after the first deployment to remove it and that rule.
+ */
+export class SpillwayDatabaseUser extends Construct {
+  readonly function: SpillwayFunction;
+  readonly securityGroup: ec2.SecurityGroup;
+  readonly resource: CustomResource;
+  /** The Provider framework (a CDK-made Lambda function that calls `function`). */
+  readonly provider: cr.Provider;
+
+  constructor(scope: Construct, id: string, props: SpillwayDatabaseUserProps) {
+    super(scope, id);
+    const { network, database } = props;
+
+    this.securityGroup = new ec2.SecurityGroup(this, 'SecurityGroup', {
+      vpc: network.vpc,
+      description: 'Spillway database user bootstrap: reaches the database directly, once',
+      allowAllOutbound: false,
+    });
+    this.securityGroup.connections.allowTo(
+      database.instanceSecurityGroup,
+      ec2.Port.tcp(database.instancePort),
+      'Spillway user bootstrap to the database',
+    );
+    network.allowSecretsManager(this.securityGroup);
+
+    this.function = new SpillwayFunction(this, 'Function', {
+      entry: 'lib/handlers/bootstrap-database-user.ts',
+      description: 'Spillway: creates the IAM-authenticated database user (deploy time only)',
+      serviceName: props.serviceName,
+      logRetention: props.logRetention,
+      placement: {
+        vpc: network.vpc,
+        subnets: network.functionSubnets,
+        securityGroups: [this.securityGroup],
+      },
+      timeout: Duration.minutes(2),
+      memorySize: 256,
+    });
+    database.masterSecret.grantRead(this.function);
+
+    this.provider = new cr.Provider(this, 'Provider', {
+      onEventHandler: this.function,
+      logGroup: new logs.LogGroup(this, 'ProviderLogs', {
+        retention: props.logRetention,
+        removalPolicy: RemovalPolicy.DESTROY,
+      }),
+    });
+    this.resource = new CustomResource(this, 'Resource', {
+      serviceToken: this.provider.serviceToken,
+      resourceType: 'Custom::SpillwayDatabaseUser',
+      properties: {
+        DbUser: database.dbUser,
+        DatabaseName: database.databaseName,
+        Schema: props.schema,
+        Host: database.instanceEndpoint,
+        Port: String(database.instancePort),
+        MasterSecretArn: database.masterSecret.secretArn,
+      },
+    });
+    // The database and both ends of the security group rule must exist before the role can be
+    // created; depending on the constructs covers rules CDK places under either group.
+    this.resource.node.addDependency(database, this.securityGroup);
+  }
+}

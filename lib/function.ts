@@ -1,0 +1,170 @@
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import type * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import type { Construct } from 'constructs';
+
+/** The repository root: entries, the lock file and the migrations are found from here. */
+export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+/** The newest Node.js runtime aws-cdk-lib knows; esbuild targets the same version. */
+export const NODE_RUNTIME = lambda.Runtime.NODEJS_24_X;
+const ESBUILD_TARGET = 'node24';
+
+/** The namespace of every Spillway metric (`lambdas/io/telemetry.ts` METRICS_NAMESPACE). */
+export const METRICS_NAMESPACE = 'Spillway';
+
+/** Where a function runs inside the VPC. */
+export interface FunctionPlacement {
+  readonly vpc: ec2.IVpc;
+  readonly subnets: ec2.SubnetSelection;
+  readonly securityGroups: readonly ec2.ISecurityGroup[];
+}
+
+export interface SpillwayFunctionProps {
+  /** The handler file, relative to the project root; it exports `handler`. */
+  readonly entry: string;
+  readonly description?: string;
+  /** `POWERTOOLS_SERVICE_NAME`: the `service` dimension of the function's metrics. */
+  readonly serviceName: string;
+  readonly logRetention: logs.RetentionDays;
+  /**
+   * VPC placement. Every Spillway function runs in the VPC; only deploy-time helpers that call
+   * AWS APIs the VPC has no endpoint for run outside it.
+   */
+  readonly placement: FunctionPlacement | 'outside-vpc';
+  /** @default Duration.seconds(30) */
+  readonly timeout?: Duration;
+  /** @default 512 */
+  readonly memorySize?: number;
+  /** @default - no reservation */
+  readonly reservedConcurrentExecutions?: number;
+  /** @default - none besides the common variables */
+  readonly environment?: Readonly<Record<string, string>>;
+  /**
+   * Shell commands run after esbuild, with the project root and the bundle directory, to add
+   * files to the bundle. @default - none
+   */
+  readonly afterBundling?: (inputDir: string, outputDir: string) => string[];
+}
+
+/**
+ * The one wrapper around `NodejsFunction`, with the project's defaults: esbuild to ESM (with a
+ * `require` shim for CommonJS dependencies), minified, with source maps that Node applies to
+ * stack traces, ARM64, the newest Node.js runtime, and a log group of bounded retention.
+ */
+export class SpillwayFunction extends nodejs.NodejsFunction {
+  /** The function's log group. */
+  readonly logGroupResource: logs.LogGroup;
+  /**
+   * The execution role: writes to its own log group only (not the managed
+   * AWSLambdaBasicExecutionRole, which may write to every log group), manages the function's VPC
+   * network interfaces when it has any, and holds what grants add.
+   */
+  readonly executionRole: iam.Role;
+  readonly inVpc: boolean;
+
+  constructor(scope: Construct, id: string, props: SpillwayFunctionProps) {
+    const entry = join(PROJECT_ROOT, props.entry);
+    if (!existsSync(entry)) {
+      throw new Error(
+        `SpillwayFunction ${id}: handler file ${props.entry} does not exist (looked in ${PROJECT_ROOT})`,
+      );
+    }
+    // A sibling, because a subclass cannot create children before super().
+    const logGroup = new logs.LogGroup(scope, `${id}Logs`, {
+      retention: props.logRetention,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    const inVpc = props.placement !== 'outside-vpc' ? props.placement : undefined;
+    const role = new iam.Role(scope, `${id}Role`, {
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      description: `Execution role of ${scope.node.path}/${id}`,
+    });
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+        resources: [logGroup.logGroupArn],
+      }),
+    );
+    if (inVpc) {
+      // What AWSLambdaVPCAccessExecutionRole grants; these EC2 actions take no narrower resource.
+      role.addToPolicy(
+        new iam.PolicyStatement({
+          actions: [
+            'ec2:CreateNetworkInterface',
+            'ec2:DescribeNetworkInterfaces',
+            'ec2:DescribeSubnets',
+            'ec2:DeleteNetworkInterface',
+            'ec2:AssignPrivateIpAddresses',
+            'ec2:UnassignPrivateIpAddresses',
+          ],
+          resources: ['*'],
+        }),
+      );
+    }
+    const afterBundling = props.afterBundling ?? (() => []);
+
+    super(scope, id, {
+      entry,
+      handler: 'handler',
+      description: props.description,
+      runtime: NODE_RUNTIME,
+      architecture: lambda.Architecture.ARM_64,
+      timeout: props.timeout ?? Duration.seconds(30),
+      memorySize: props.memorySize ?? 512,
+      reservedConcurrentExecutions: props.reservedConcurrentExecutions,
+      logGroup,
+      role,
+      projectRoot: PROJECT_ROOT,
+      depsLockFilePath: join(PROJECT_ROOT, 'package-lock.json'),
+      vpc: inVpc?.vpc,
+      vpcSubnets: inVpc?.subnets,
+      securityGroups: inVpc ? [...inVpc.securityGroups] : undefined,
+      environment: {
+        NODE_OPTIONS: '--enable-source-maps',
+        POWERTOOLS_SERVICE_NAME: props.serviceName,
+        POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
+        ...props.environment,
+      },
+      bundling: {
+        format: nodejs.OutputFormat.ESM,
+        target: ESBUILD_TARGET,
+        mainFields: ['module', 'main'],
+        // CommonJS dependencies (pg, ioredis) call require(); ESM has none until we make one.
+        banner:
+          "import { createRequire as __spillwayCreateRequire } from 'node:module'; const require = __spillwayCreateRequire(import.meta.url);",
+        minify: true,
+        sourceMap: true,
+        sourcesContent: false,
+        // Bundle the AWS SDK too (its version is then ours, not the runtime's); pg-native is an
+        // optional peer of pg that Spillway never loads.
+        externalModules: ['pg-native'],
+        commandHooks: {
+          beforeBundling: () => [],
+          beforeInstall: () => [],
+          afterBundling,
+        },
+      },
+    });
+    this.logGroupResource = logGroup;
+    this.executionRole = role;
+    this.inVpc = inVpc !== undefined;
+  }
+}
+
+/**
+ * The shell commands that copy a directory's `*.sql` files into `<bundle>/migrations`.
+ * @param from the directory, relative to the project root
+ */
+export function copySqlFiles(from: string): (inputDir: string, outputDir: string) => string[] {
+  return (inputDir, outputDir) => [
+    `mkdir -p "${outputDir}/migrations"`,
+    `cp "${inputDir}/${from}"/*.sql "${outputDir}/migrations/"`,
+  ];
+}

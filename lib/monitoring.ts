@@ -1,0 +1,279 @@
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
+import { Construct } from 'constructs';
+import { METRICS_NAMESPACE } from './function.js';
+
+/** The metrics `lambdas/io/telemetry.ts` emits (namespace `Spillway`, dimension `service`). */
+export const SpillwayMetric = {
+  BacklogSize: 'BacklogSize',
+  OldestPendingAgeMs: 'OldestPendingAgeMs',
+  ChangesApplied: 'ChangesApplied',
+  ChangesCoalesced: 'ChangesCoalesced',
+  ChangesDeadLettered: 'ChangesDeadLettered',
+  DrainErrors: 'DrainErrors',
+  BreakerOpen: 'BreakerOpen',
+} as const;
+
+export interface SpillwayMonitoringProps {
+  /** The `service` dimension value (`POWERTOOLS_SERVICE_NAME`). */
+  readonly serviceName: string;
+  readonly syncFunction: lambda.IFunction;
+  readonly writeFunction: lambda.IFunction;
+  readonly readFunction: lambda.IFunction;
+  /** Every function, for the dashboard's error row. */
+  readonly functions: Readonly<Record<string, lambda.IFunction>>;
+  /** The cache's node ids, for memory alarms. */
+  readonly cacheClusterIds: readonly string[];
+  readonly backlogLimit: number;
+  readonly oldestPendingMinutes: number;
+  /** @default - no subscription */
+  readonly alarmEmail?: string;
+}
+
+/**
+ * Alarms to an SNS topic (with an e-mail subscription when configured) and a dashboard with the
+ * backlog, the lag, the throughput and the errors.
+ */
+export class SpillwayMonitoring extends Construct {
+  readonly topic: sns.Topic;
+  readonly dashboard: cloudwatch.Dashboard;
+  readonly alarms: {
+    readonly oldestPendingAge: cloudwatch.Alarm;
+    readonly deadLetters: cloudwatch.Alarm;
+    readonly syncErrors: cloudwatch.Alarm;
+    readonly breakerOpen: cloudwatch.Alarm;
+    readonly backlogNearLimit: cloudwatch.Alarm;
+    readonly cacheMemory: cloudwatch.Alarm;
+  };
+
+  constructor(scope: Construct, id: string, props: SpillwayMonitoringProps) {
+    super(scope, id);
+
+    // CloudWatch cannot publish to a topic under the AWS-managed SNS key: it needs a key whose
+    // policy admits it.
+    const key = new kms.Key(this, 'TopicKey', {
+      description: 'Spillway alarm topic',
+      enableKeyRotation: true,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    key.grant(
+      new iam.ServicePrincipal('cloudwatch.amazonaws.com'),
+      'kms:Decrypt',
+      'kms:GenerateDataKey*',
+    );
+    this.topic = new sns.Topic(this, 'Topic', {
+      displayName: 'Spillway alarms',
+      masterKey: key,
+      enforceSSL: true,
+    });
+    if (props.alarmEmail) {
+      this.topic.addSubscription(new subscriptions.EmailSubscription(props.alarmEmail));
+    }
+
+    const metric = (
+      name: keyof typeof SpillwayMetric,
+      statistic: string,
+      period: Duration = Duration.minutes(1),
+    ) =>
+      new cloudwatch.Metric({
+        namespace: METRICS_NAMESPACE,
+        metricName: SpillwayMetric[name],
+        dimensionsMap: { service: props.serviceName },
+        statistic,
+        period,
+      });
+
+    const thresholdMs = props.oldestPendingMinutes * 60_000;
+    const oldestPendingAge = new cloudwatch.Alarm(this, 'OldestPendingAge', {
+      alarmDescription: `The oldest pending change has waited more than ${props.oldestPendingMinutes} minutes for the database, or sync has published nothing for 10 minutes (is it running?).`,
+      metric: metric('OldestPendingAgeMs', 'Maximum', Duration.minutes(5)),
+      threshold: thresholdMs,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: 2,
+      datapointsToAlarm: 2,
+      // sync publishes the backlog gauges on every run, zeros included: silence means no drain.
+      treatMissingData: cloudwatch.TreatMissingData.BREACHING,
+    });
+
+    const deadLetters = new cloudwatch.Alarm(this, 'DeadLetters', {
+      alarmDescription:
+        'A change was dead-lettered: the database rejected it permanently. List and replay with the admin function.',
+      metric: metric('ChangesDeadLettered', 'Sum'),
+      threshold: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+
+    const syncErrors = new cloudwatch.Alarm(this, 'SyncErrors', {
+      alarmDescription:
+        'sync failed or met transient database errors in 3 of the last 5 minutes (invocation errors + DrainErrors).',
+      metric: new cloudwatch.MathExpression({
+        label: 'sync errors + drain errors',
+        expression: 'FILL(invocationErrors, 0) + FILL(drainErrors, 0)',
+        usingMetrics: {
+          invocationErrors: props.syncFunction.metricErrors({
+            period: Duration.minutes(1),
+            statistic: 'Sum',
+          }),
+          drainErrors: metric('DrainErrors', 'Sum'),
+        },
+        period: Duration.minutes(1),
+      }),
+      threshold: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      evaluationPeriods: 5,
+      datapointsToAlarm: 3,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+
+    const breakerOpen = new cloudwatch.Alarm(this, 'BreakerOpen', {
+      alarmDescription:
+        'The circuit breaker in front of the database has been open for 3 minutes: writes are buffered, nothing reaches the database.',
+      metric: metric('BreakerOpen', 'Maximum'),
+      threshold: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      evaluationPeriods: 3,
+      datapointsToAlarm: 3,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+
+    const backlogNearLimit = new cloudwatch.Alarm(this, 'BacklogNearLimit', {
+      alarmDescription: `The backlog passed 80% of BACKLOG_LIMIT (${props.backlogLimit}); at the limit, write fails with BackpressureError.`,
+      metric: metric('BacklogSize', 'Maximum', Duration.minutes(5)),
+      threshold: Math.floor(props.backlogLimit * 0.8),
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+
+    const memoryMetrics = Object.fromEntries(
+      props.cacheClusterIds.map((id, i) => [
+        `node${i}`,
+        new cloudwatch.Metric({
+          namespace: 'AWS/ElastiCache',
+          metricName: 'DatabaseMemoryUsagePercentage',
+          dimensionsMap: { CacheClusterId: id },
+          statistic: 'Maximum',
+          period: Duration.minutes(5),
+        }),
+      ]),
+    );
+    const cacheMemory = new cloudwatch.Alarm(this, 'CacheMemory', {
+      alarmDescription:
+        'Cache memory above 80% on a node. With noeviction a full cache refuses writes: drain, or choose a larger cacheNodeType.',
+      metric: new cloudwatch.MathExpression({
+        label: 'highest node memory %',
+        expression: `MAX([${Object.keys(memoryMetrics).join(', ')}])`,
+        usingMetrics: memoryMetrics,
+        period: Duration.minutes(5),
+      }),
+      threshold: 80,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+
+    this.alarms = {
+      oldestPendingAge,
+      deadLetters,
+      syncErrors,
+      breakerOpen,
+      backlogNearLimit,
+      cacheMemory,
+    };
+    const action = new actions.SnsAction(this.topic);
+    for (const alarm of Object.values(this.alarms)) {
+      alarm.addAlarmAction(action);
+      alarm.addOkAction(action);
+    }
+
+    this.dashboard = new cloudwatch.Dashboard(this, 'Dashboard', {
+      defaultInterval: Duration.hours(3),
+    });
+    const minutely = (name: keyof typeof SpillwayMetric, label: string) =>
+      metric(name, 'Sum').with({ label });
+    this.dashboard.addWidgets(
+      new cloudwatch.AlarmStatusWidget({
+        title: 'Alarms',
+        alarms: Object.values(this.alarms),
+        width: 24,
+        height: 3,
+      }),
+    );
+    this.dashboard.addWidgets(
+      new cloudwatch.GraphWidget({
+        title: 'Backlog (pending changes)',
+        left: [metric('BacklogSize', 'Maximum').with({ label: 'backlog' })],
+        leftAnnotations: [{ value: props.backlogLimit, label: 'BACKLOG_LIMIT' }],
+        width: 8,
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Lag: age of the oldest pending change (ms)',
+        left: [metric('OldestPendingAgeMs', 'Maximum').with({ label: 'oldest pending' })],
+        leftAnnotations: [{ value: thresholdMs, label: 'alarm' }],
+        width: 8,
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Throughput (changes per minute)',
+        left: [
+          minutely('ChangesApplied', 'applied'),
+          minutely('ChangesCoalesced', 'coalesced'),
+          props.writeFunction.metricInvocations({
+            period: Duration.minutes(1),
+            label: 'write calls',
+          }),
+        ],
+        width: 8,
+      }),
+    );
+    this.dashboard.addWidgets(
+      new cloudwatch.GraphWidget({
+        title: 'Drain errors, dead letters, breaker',
+        left: [
+          minutely('DrainErrors', 'drain errors'),
+          minutely('ChangesDeadLettered', 'dead-lettered'),
+        ],
+        right: [metric('BreakerOpen', 'Maximum').with({ label: 'breaker open' })],
+        width: 8,
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Function errors',
+        left: Object.entries(props.functions).map(([name, fn]) =>
+          fn.metricErrors({ period: Duration.minutes(1), label: name }),
+        ),
+        width: 8,
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'Latency p99 (ms)',
+        left: [
+          props.writeFunction.metricDuration({ statistic: 'p99', label: 'write' }),
+          props.readFunction.metricDuration({ statistic: 'p99', label: 'read' }),
+        ],
+        right: [props.syncFunction.metricDuration({ statistic: 'Maximum', label: 'sync (max)' })],
+        width: 8,
+      }),
+    );
+    this.dashboard.addWidgets(
+      new cloudwatch.GraphWidget({
+        title: 'Cache memory % (noeviction: full means writes fail)',
+        left: Object.entries(memoryMetrics).map(([, m], i) =>
+          m.with({ label: props.cacheClusterIds[i] ?? `node ${i}` }),
+        ),
+        leftAnnotations: [{ value: 80, label: 'alarm' }],
+        width: 12,
+      }),
+      new cloudwatch.GraphWidget({
+        title: 'sync throttles (overlapping ticks, expected)',
+        left: [props.syncFunction.metricThrottles({ period: Duration.minutes(1) })],
+        width: 12,
+      }),
+    );
+  }
+}

@@ -10,11 +10,11 @@
  * - Transient failures are retried with jittered exponential backoff behind the shared
  *   circuit breaker, and never dead-lettered (G7).
  */
-import { coalesce, type PendingChangeset, type RowWrite } from '../core/coalesce.js';
+import { coalesce, type PendingChangeset } from '../core/coalesce.js';
 import { FencedError, RejectedChangeError, UnavailableError } from '../core/errors.js';
 import { type BackoffPolicy, backoffDelay } from '../core/policies.js';
 import type { DrainControl } from './drain-control.js';
-import type { PostgresSink } from './postgres-sink.js';
+import type { PostgresSink, PreparedBatch } from './postgres-sink.js';
 import type { RedisBuffer } from './redis-buffer.js';
 
 export interface DrainerOptions {
@@ -54,13 +54,19 @@ export class Drainer {
     private readonly options: DrainerOptions,
   ) {}
 
-  /** Drain until the backlog is empty or `deadline` (epoch ms) is reached. */
+  /**
+   * Drain until the backlog is empty or `deadline` (epoch ms) is reached. While the database
+   * applies one batch, the next is read from Redis and prepared, and the previous one is settled.
+   */
   async drain(deadline: number): Promise<DrainResult> {
     const counts = { applied: 0, coalesced: 0, deadLettered: 0, batches: 0, transientErrors: 0 };
     const token = await this.control.acquireLease(this.options.leaseMs);
     if (token === null) return { ...counts, stoppedBy: 'lease-held' };
 
     const finish = (stoppedBy: DrainResult['stoppedBy']): DrainResult => ({ ...counts, stoppedBy });
+    const reader = new BatchReader(this.buffer, this.sink, this.options.batchSize);
+    let next: Promise<PreparedRun> | undefined;
+    let settling: Promise<void> = Promise.resolve();
     let attempt = 0;
     try {
       for (;;) {
@@ -69,14 +75,27 @@ export class Drainer {
         if (breaker.state === 'open') return finish('breaker-open');
         if (!(await this.control.renewLease(token, this.options.leaseMs))) return finish('fenced');
 
-        const batch = await this.buffer.readBatch(this.options.batchSize);
-        if (batch.length === 0) return finish('empty');
+        let current = await (next ?? reader.read());
+        // A prefetch may have looked before the last changesets arrived: look once more.
+        if (current.changesets.length === 0 && next !== undefined) current = await reader.read();
+        next = undefined;
+        if (current.changesets.length === 0) return finish('empty');
+        next = reader.read();
+        // Awaited on the next turn; until then a failure must not count as unhandled.
+        next.catch(() => {});
         try {
-          await this.applyIsolating(batch, token, deadline, counts);
+          await this.applyIsolating(current, token, deadline, counts, (settle) => {
+            settling = settling.then(() => settle);
+          });
           counts.batches += 1;
           if (attempt > 0 || breaker.state === 'half-open') await this.control.breaker('success');
           attempt = 0;
         } catch (error) {
+          // Start again from the oldest unsettled changeset, after any settling in flight.
+          await next.catch(() => {});
+          next = undefined;
+          await settling;
+          reader.rewind();
           if (error instanceof FencedError) return finish('fenced');
           // Only an unreachable dependency is worth retrying; anything else is a bug and surfaces.
           if (!(error instanceof UnavailableError)) throw error;
@@ -91,26 +110,33 @@ export class Drainer {
         }
       }
     } finally {
-      await this.control.releaseLease(token).catch(() => {
-        // Redis is unreachable: the lease expires by itself after leaseMs.
-      });
+      await next?.catch(() => {});
+      try {
+        await settling;
+      } finally {
+        await this.control.releaseLease(token).catch(() => {
+          // Redis is unreachable: the lease expires by itself after leaseMs.
+        });
+      }
     }
   }
 
   /**
    * Apply a run of changesets; when the database refuses it, split it in halves (left first, to
    * keep order) until each refused changeset stands alone, and dead-letter those (G7).
+   * A committed run is settled through `defer`, so that settling overlaps the next batch.
    */
   private async applyIsolating(
-    changesets: readonly PendingChangeset[],
+    run: PreparedRun,
     token: string,
     deadline: number,
     counts: { applied: number; coalesced: number; deadLettered: number },
+    defer: (settle: Promise<void>) => void,
   ): Promise<void> {
-    const batch = coalesce(changesets);
+    const { changesets, prepared } = run;
     const timeout = Math.min(this.options.transactionTimeoutMs, Math.max(1, deadline - Date.now()));
     try {
-      await this.sink.apply(batch, token, timeout);
+      await this.sink.apply(prepared, token, timeout);
     } catch (error) {
       if (!(error instanceof RejectedChangeError)) throw error;
       const only = changesets[0];
@@ -125,14 +151,58 @@ export class Drainer {
         return;
       }
       const middle = Math.ceil(changesets.length / 2);
-      await this.applyIsolating(changesets.slice(0, middle), token, deadline, counts);
-      await this.applyIsolating(changesets.slice(middle), token, deadline, counts);
+      for (const half of [changesets.slice(0, middle), changesets.slice(middle)]) {
+        await this.applyIsolating(prepareRun(this.sink, half), token, deadline, counts, defer);
+      }
       return;
     }
     await this.options.hooks?.afterCommit?.(changesets);
-    await this.buffer.settle(changesets, batch.rows as RowWrite[]);
-    counts.applied += batch.changes;
-    counts.coalesced += batch.changes - batch.rows.length;
+    const settle = this.buffer.settle(changesets, prepared.batch.rows);
+    // Settling must finish before the drain reports success; a failure surfaces there.
+    settle.catch(() => {});
+    defer(settle);
+    counts.applied += prepared.batch.changes;
+    counts.coalesced += prepared.batch.changes - prepared.batch.rows.length;
+  }
+}
+
+/** Changesets with their coalesced batch and SQL, ready for one transaction. */
+interface PreparedRun {
+  readonly changesets: readonly PendingChangeset[];
+  readonly prepared: PreparedBatch;
+}
+
+function prepareRun(sink: PostgresSink, changesets: readonly PendingChangeset[]): PreparedRun {
+  return { changesets, prepared: sink.prepare(coalesce(changesets)) };
+}
+
+/**
+ * Reads batches in acknowledgement order: first the changesets delivered before but never
+ * settled (a crashed drainer's, or this one's after a failure), then new ones.
+ */
+class BatchReader {
+  /** Last pending id read, or null once the pending ones are exhausted. */
+  private cursor: string | null = '0';
+
+  constructor(
+    private readonly buffer: RedisBuffer,
+    private readonly sink: PostgresSink,
+    private readonly count: number,
+  ) {}
+
+  async read(): Promise<PreparedRun> {
+    let changesets: PendingChangeset[] = [];
+    if (this.cursor !== null) {
+      changesets = await this.buffer.readPending(this.count, this.cursor);
+      this.cursor = changesets.at(-1)?.streamId ?? null;
+    }
+    if (changesets.length === 0) changesets = await this.buffer.readNew(this.count);
+    return prepareRun(this.sink, changesets);
+  }
+
+  /** After a failure: everything not settled is pending again, from the oldest. */
+  rewind(): void {
+    this.cursor = '0';
   }
 }
 

@@ -14,6 +14,7 @@ import {
   FENCE_SQL,
   ident,
   qualifiedName,
+  type Statement,
 } from '../core/sql.js';
 
 export interface SinkOptions {
@@ -24,25 +25,40 @@ export interface SinkOptions {
   readonly buffer: string;
 }
 
+/** A coalesced batch with the statements that apply it. */
+export interface PreparedBatch {
+  readonly batch: CoalescedBatch;
+  readonly statements: readonly Statement[];
+}
+
 export class PostgresSink {
   constructor(
     private readonly pool: Pool,
     private readonly options: SinkOptions,
   ) {}
 
-  /**
-   * Apply one batch in one transaction. Throws RejectedChangeError when the database refuses a
-   * change (the caller isolates it), FencedError when a newer drainer has taken over, and
-   * UnavailableError for anything that may pass (connection, timeout, proxy).
-   */
-  async apply(batch: CoalescedBatch, fenceToken: string, timeoutMs: number): Promise<void> {
-    if (batch.rejection !== undefined) throw new RejectedChangeError(batch.rejection, undefined);
+  /** Build the statements of a batch (CPU only: the drainer does it while the database works). */
+  prepare(batch: CoalescedBatch): PreparedBatch {
     const { registry, schema } = this.options;
+    if (batch.rejection !== undefined) return { batch, statements: [] };
     // Existence checks read the database as it was before this batch, so they run first.
-    const statements = [
-      ...buildExistenceChecks(batch.rows, registry, schema),
-      ...buildStatements(batch.rows, registry, schema),
-    ];
+    return {
+      batch,
+      statements: [
+        ...buildExistenceChecks(batch.rows, registry, schema),
+        ...buildStatements(batch.rows, registry, schema),
+      ],
+    };
+  }
+
+  /**
+   * Apply one prepared batch in one transaction. Throws RejectedChangeError when the database
+   * refuses a change (the caller isolates it), FencedError when a newer drainer has taken over,
+   * and UnavailableError for anything that may pass (connection, timeout, proxy).
+   */
+  async apply(prepared: PreparedBatch, fenceToken: string, timeoutMs: number): Promise<void> {
+    const { batch, statements } = prepared;
+    if (batch.rejection !== undefined) throw new RejectedChangeError(batch.rejection, undefined);
     await this.transaction(timeoutMs, async (query) => {
       const fence = await query(FENCE_SQL, [this.options.buffer, fenceToken]);
       if (fence.rowCount === 0) {

@@ -105,17 +105,24 @@ export class RedisBuffer {
     }
   }
 
-  /**
-   * The next changesets in acknowledgement order: first those delivered before but never
-   * settled (a crashed or timed-out drainer's), then new ones.
-   */
-  async readBatch(count: number): Promise<PendingChangeset[]> {
-    const redelivered = await this.readGroup(count, '0');
-    if (redelivered.length > 0) return redelivered;
-    return await this.readGroup(count, '>');
+  /** Changesets delivered to the drainer but never settled, oldest first, after `afterId`. */
+  readPending(count: number, afterId: string): Promise<PendingChangeset[]> {
+    return this.readGroup(count, afterId);
   }
 
-  private async readGroup(count: number, from: '0' | '>'): Promise<PendingChangeset[]> {
+  /** Changesets never delivered yet, oldest first. */
+  readNew(count: number): Promise<PendingChangeset[]> {
+    return this.readGroup(count, '>');
+  }
+
+  /** The next changesets in acknowledgement order: unsettled ones first, then new ones. */
+  async readBatch(count: number): Promise<PendingChangeset[]> {
+    const redelivered = await this.readPending(count, '0');
+    if (redelivered.length > 0) return redelivered;
+    return await this.readNew(count);
+  }
+
+  private async readGroup(count: number, from: string): Promise<PendingChangeset[]> {
     let reply: unknown;
     try {
       reply = await this.redis.xreadgroup(

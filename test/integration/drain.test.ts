@@ -97,7 +97,7 @@ describe('drain', () => {
     const [first, newer] = await spillway.buffer.peek(10);
     if (first === undefined || newer === undefined) throw new Error('expected two changesets');
     const token = (await spillway.control.acquireLease(5_000)) as string;
-    await spillway.sink.apply(coalesce([newer]), token, 5_000);
+    await spillway.sink.apply(spillway.sink.prepare(coalesce([newer])), token, 5_000);
     await spillway.buffer.settle([newer], coalesce([newer]).rows);
     await spillway.control.releaseLease(token);
     expect((await spillway.buffer.stats()).backlog).toBe(3);
@@ -444,9 +444,9 @@ describe('drain', () => {
       ],
     });
     await drainAll(spillway);
-    await expect(stale.sink.apply(coalesce(batch), staleToken, 5_000)).rejects.toThrow(
-      /superseded/,
-    );
+    await expect(
+      stale.sink.apply(stale.sink.prepare(coalesce(batch)), staleToken, 5_000),
+    ).rejects.toThrow(/superseded/);
     const row = await direct.query('SELECT status FROM source_documents WHERE document_uuid = $1', [
       doc,
     ]);

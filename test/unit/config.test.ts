@@ -1,6 +1,12 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../lambdas/core/errors.js';
-import { getConfig, loadConfig, resetConfig } from '../../lambdas/io/config.js';
+import {
+  getBufferConfig,
+  getConfig,
+  loadBufferConfig,
+  loadConfig,
+  resetConfig,
+} from '../../lambdas/io/config.js';
 
 const local = {
   REDIS_URL: 'redis://127.0.0.1:6379',
@@ -242,6 +248,37 @@ describe('loadConfig', () => {
   });
 });
 
+describe('loadBufferConfig', () => {
+  const writer = {
+    AWS_REGION: aws.AWS_REGION,
+    REDIS_HOST: aws.REDIS_HOST,
+    REDIS_AUTH_SECRET_ARN: aws.REDIS_AUTH_SECRET_ARN,
+  };
+
+  it('needs no database settings (write-only functions are deployed without them)', () => {
+    const config = loadBufferConfig(writer);
+    expect(config.redis).toMatchObject({ kind: 'elasticache', host: aws.REDIS_HOST });
+    expect(config).toMatchObject({ prefix: 'spillway', backlogLimit: 1_000_000, chunkSize: 1_000 });
+    expect(config).not.toHaveProperty('database.kind');
+  });
+
+  it('ignores database variables, even malformed ones', () => {
+    expect(() => loadBufferConfig({ ...writer, DB_HOST: 'h', DB_IAM_AUTH: 'no' })).not.toThrow();
+  });
+
+  it('still names the variable of each buffer problem', () => {
+    const cases: [Record<string, string | undefined>, string][] = [
+      [{ ...writer, REDIS_HOST: undefined }, 'REDIS_URL'],
+      [{ ...writer, AWS_REGION: undefined }, 'AWS_REGION'],
+      [{ ...writer, BACKLOG_LIMIT: 'abc' }, 'BACKLOG_LIMIT'],
+      [{ ...writer, CHUNK_OVERLAP: '5000' }, 'CHUNK_OVERLAP'],
+    ];
+    for (const [env, variable] of cases) {
+      expect(() => loadBufferConfig(env)).toThrow(expect.objectContaining({ variable }));
+    }
+  });
+});
+
 describe('getConfig', () => {
   const saved = { ...process.env };
   afterEach(() => {
@@ -256,6 +293,21 @@ describe('getConfig', () => {
     process.env.SYNC_BATCH_SIZE = '8';
     expect(getConfig()).toBe(first);
     expect(getConfig().syncBatchSize).toBe(7);
+  });
+
+  it('reads the buffer configuration once per container too', () => {
+    process.env = {
+      ...saved,
+      REDIS_URL: local.REDIS_URL,
+      DATABASE_URL: undefined,
+      BACKLOG_LIMIT: '9',
+    };
+    resetConfig();
+    const first = getBufferConfig();
+    process.env.BACKLOG_LIMIT = '10';
+    expect(getBufferConfig()).toBe(first);
+    expect(first.backlogLimit).toBe(9);
+    expect(() => getConfig()).toThrow(ConfigError);
   });
 
   it('does not remember a failed read', () => {

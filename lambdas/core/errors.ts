@@ -83,3 +83,24 @@ export class RejectedChangeError extends SpillwayError {
 export class FencedError extends SpillwayError {
   readonly retryable = true;
 }
+
+/**
+ * A migration could not be applied: PostgreSQL refused it, or its file changed after it was
+ * applied. Nothing of that migration is in the database.
+ */
+export class MigrationError extends SpillwayError {
+  readonly retryable = false;
+  /** The migration's file name. */
+  readonly file: string;
+  /** PostgreSQL's SQLSTATE, when PostgreSQL refused the migration. */
+  readonly sqlState: string | undefined;
+
+  constructor(
+    message: string,
+    details: { readonly file: string; readonly sqlState?: string; readonly cause?: unknown },
+  ) {
+    super(message, { cause: details.cause });
+    this.file = details.file;
+    this.sqlState = details.sqlState;
+  }
+}

@@ -12,7 +12,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { ConfigError, SpillwayError, UnavailableError } from '../core/errors.js';
+import { ConfigError, MigrationError, SpillwayError, UnavailableError } from '../core/errors.js';
 
 /** One migration file. */
 export interface Migration {
@@ -36,29 +36,6 @@ export interface MigrationResult {
   readonly applied: string[];
   /** Ids found already applied (by an earlier or a concurrent run), in order. */
   readonly skipped: string[];
-}
-
-/**
- * A migration could not be applied: PostgreSQL refused it, or its file changed after it was
- * applied. Nothing of that migration is in the database.
- *
- * TODO: belongs in `core/errors.ts` with the other error classes.
- */
-export class MigrationError extends SpillwayError {
-  readonly retryable = false;
-  /** The migration's file name. */
-  readonly file: string;
-  /** PostgreSQL's SQLSTATE, when PostgreSQL refused the migration. */
-  readonly sqlState: string | undefined;
-
-  constructor(
-    message: string,
-    details: { readonly file: string; readonly sqlState?: string; readonly cause?: unknown },
-  ) {
-    super(message, { cause: details.cause });
-    this.file = details.file;
-    this.sqlState = details.sqlState;
-  }
 }
 
 /** Key of the transaction-level advisory lock every migration transaction takes ("SPILLWAY"). */

@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ConfigError } from '../../lambdas/core/errors.js';
-import { loadMigrations, MigrationError, runMigrations } from '../../lambdas/io/migrator.js';
+import { ConfigError, MigrationError } from '../../lambdas/core/errors.js';
+import { loadMigrations, runMigrations } from '../../lambdas/io/migrator.js';
 import { pipelineRegistry, pipelineTables } from '../../lambdas/schema/tables.js';
 import { useServices } from '../support/services.js';
 

@@ -1,0 +1,33 @@
+/**
+ * `admin`: operator actions on the buffer.
+ * - `{ action: 'list', limit? }` → `{ deadLetters }`
+ * - `{ action: 'replay', changesetIds | all: true }` → `{ replayed }` (ids)
+ * - `{ action: 'purge', changesetIds | all: true }` → `{ purged }` (ids)
+ * - `{ action: 'peek', limit? }` → `{ pending }`, the oldest changesets waiting to be drained
+ * Anything else is a ValidationError; an unknown changeset id is a NotFoundError.
+ */
+import { parseAdminRequest } from '../core/admin-request.js';
+import { getSpillway } from '../io/container.js';
+import { lambdaHandler } from '../io/invocation.js';
+import { logger } from '../io/telemetry.js';
+
+export const handler = lambdaHandler(async (event) => {
+  const request = parseAdminRequest(event);
+  const spillway = await getSpillway();
+  switch (request.action) {
+    case 'list':
+      return { deadLetters: await spillway.listDeadLetters({ limit: request.limit }) };
+    case 'peek':
+      return { pending: await spillway.buffer.peek(request.limit) };
+    case 'replay': {
+      const replayed = await spillway.replayDeadLetters(request.selection);
+      logger.info('dead letters replayed', { changesetIds: replayed });
+      return { replayed };
+    }
+    case 'purge': {
+      const purged = await spillway.purgeDeadLetters(request.selection);
+      logger.info('dead letters purged', { changesetIds: purged });
+      return { purged };
+    }
+  }
+});

@@ -1,0 +1,42 @@
+/**
+ * `health`: Redis and database reachability (through the drainer's own path), backlog size,
+ * age of the oldest pending change, dead letters and the breaker's state. `ok`; `degraded` when
+ * the database is out of reach but writes are accepted; `down` when writes are impossible.
+ */
+import { UnavailableError } from '../core/errors.js';
+import { getPool, getSpillway } from '../io/container.js';
+import { lambdaHandler } from '../io/invocation.js';
+import type { Health } from '../spillway.js';
+
+export const handler = lambdaHandler(async (): Promise<Health> => {
+  let spillway: Awaited<ReturnType<typeof getSpillway>>;
+  try {
+    spillway = await getSpillway();
+  } catch (error) {
+    // A container that never reached Redis has no engine yet: it still owes an answer.
+    if (error instanceof UnavailableError && error.dependency === 'redis') {
+      return await downWithoutRedis(error);
+    }
+    throw error;
+  }
+  return await spillway.health();
+});
+
+async function downWithoutRedis(error: UnavailableError): Promise<Health> {
+  let database: Health['checks']['database'];
+  try {
+    await getPool().query('SELECT 1');
+    database = { ok: true };
+  } catch (dbError) {
+    database = { ok: false, error: dbError instanceof Error ? dbError.message : String(dbError) };
+  }
+  return {
+    status: 'down',
+    backlog: -1,
+    pendingChangesets: -1,
+    oldestPendingMs: -1,
+    deadLetters: -1,
+    breaker: 'closed',
+    checks: { redis: { ok: false, error: error.message }, database },
+  };
+}

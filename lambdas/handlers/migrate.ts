@@ -1,0 +1,53 @@
+/**
+ * `migrate`: applies the SQL migrations not yet applied and returns `{ applied, skipped }`.
+ *
+ * Also serves as the `onEvent` function of a CloudFormation custom resource provider: on Create
+ * and Update it migrates and returns `{ PhysicalResourceId, Data }`; on Delete it does nothing,
+ * because deleting a stack must leave the data and its schema alone.
+ */
+import { getConfig } from '../io/config.js';
+import { getPool } from '../io/container.js';
+import { lambdaHandler } from '../io/invocation.js';
+import { type MigrationResult, runMigrations } from '../io/migrator.js';
+import { logger } from '../io/telemetry.js';
+
+/** Where the bundle keeps the SQL files (`/var/task/migrations`); unset: the source folder. */
+const directory = process.env.MIGRATIONS_DIR?.trim() || undefined;
+
+const PHYSICAL_RESOURCE_ID = 'spillway-migrations';
+/** CloudFormation caps a custom resource's response at 4 KB. */
+const MAX_DATA_CHARS = 1_000;
+
+interface CustomResourceEvent {
+  readonly RequestType: 'Create' | 'Update' | 'Delete';
+  readonly PhysicalResourceId?: string;
+}
+
+export const handler = lambdaHandler(async (event) => {
+  if (isCustomResourceEvent(event)) {
+    if (event.RequestType === 'Delete') {
+      return { PhysicalResourceId: event.PhysicalResourceId ?? PHYSICAL_RESOURCE_ID };
+    }
+    const result = await migrate();
+    return {
+      PhysicalResourceId: PHYSICAL_RESOURCE_ID,
+      Data: {
+        Applied: result.applied.join(' ').slice(0, MAX_DATA_CHARS),
+        Skipped: String(result.skipped.length),
+      },
+    };
+  }
+  return await migrate();
+});
+
+async function migrate(): Promise<MigrationResult> {
+  const result = await runMigrations(getPool(), { schema: getConfig().dbSchema, directory });
+  logger.info('migrations done', { ...result });
+  return result;
+}
+
+function isCustomResourceEvent(event: unknown): event is CustomResourceEvent {
+  if (typeof event !== 'object' || event === null) return false;
+  const type = (event as { RequestType?: unknown }).RequestType;
+  return type === 'Create' || type === 'Update' || type === 'Delete';
+}

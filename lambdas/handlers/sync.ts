@@ -1,0 +1,49 @@
+/**
+ * `sync`, invoked by the schedule: drains the backlog into the database until it is empty and
+ * stayed empty for `SYNC_IDLE_WAIT_MS`, or until the invocation's time (less
+ * `SYNC_DEADLINE_MARGIN_MS`) is spent. Returns its counts and publishes them, with the backlog
+ * that is left, as metrics.
+ */
+import { getConfig } from '../io/config.js';
+import { getSpillway } from '../io/container.js';
+import { drainUntilIdle } from '../io/drain-loop.js';
+import { lambdaHandler } from '../io/invocation.js';
+import { logger, publishBacklogMetrics, publishDrainMetrics } from '../io/telemetry.js';
+
+export const handler = lambdaHandler(async (_event, context) => {
+  const config = getConfig();
+  const spillway = await getSpillway();
+  const result = await drainUntilIdle(
+    {
+      drain: (deadline) => spillway.drain(deadline),
+      pendingChangesets: async () => (await spillway.buffer.stats()).pendingChangesets,
+      breakerRetryInMs: async () => (await spillway.control.breakerStatus()).retryInMs,
+    },
+    {
+      remainingMs: () => context.getRemainingTimeInMillis(),
+      marginMs: config.syncDeadlineMarginMs,
+      idleWaitMs: config.syncIdleWaitMs,
+    },
+  );
+  const [stats, breaker] = await Promise.all([
+    spillway.buffer.stats(),
+    spillway.control.breakerStatus(),
+  ]);
+  publishDrainMetrics(result);
+  publishBacklogMetrics({
+    backlog: stats.backlog,
+    oldestPendingMs: stats.oldestPendingMs,
+    breaker: breaker.state,
+  });
+  const summary = {
+    ...result,
+    backlog: stats.backlog,
+    oldestPendingMs: stats.oldestPendingMs,
+    deadLetters: stats.deadLetters,
+    breaker: breaker.state,
+  };
+  if (result.batches > 0 || result.deadLettered > 0 || result.transientErrors > 0) {
+    logger.info('drained', summary);
+  }
+  return summary;
+});

@@ -1,0 +1,53 @@
+import { describe, expect, it } from 'vitest';
+import { ADMIN_DEFAULT_LIMIT, parseAdminRequest } from '../../lambdas/core/admin-request.js';
+import { ValidationError } from '../../lambdas/core/errors.js';
+
+function problem(input: unknown): ValidationError {
+  try {
+    parseAdminRequest(input);
+  } catch (error) {
+    if (error instanceof ValidationError) return error;
+    throw error;
+  }
+  throw new Error('expected a ValidationError');
+}
+
+describe('parseAdminRequest', () => {
+  it('reads list and peek with a default limit', () => {
+    expect(parseAdminRequest({ action: 'list' })).toEqual({
+      action: 'list',
+      limit: ADMIN_DEFAULT_LIMIT,
+    });
+    expect(parseAdminRequest({ action: 'peek', limit: 5 })).toEqual({ action: 'peek', limit: 5 });
+  });
+
+  it('reads replay and purge of some ids, once each, or of all', () => {
+    expect(parseAdminRequest({ action: 'replay', changesetIds: ['a', 'b', 'a'] })).toEqual({
+      action: 'replay',
+      selection: { changesetIds: ['a', 'b'] },
+    });
+    expect(parseAdminRequest({ action: 'purge', all: true })).toEqual({
+      action: 'purge',
+      selection: { all: true },
+    });
+  });
+
+  it.each([
+    ['no object', 'list', ''],
+    ['an unknown action', { action: 'drop' }, 'action'],
+    ['no action', {}, 'action'],
+    ['a limit of zero', { action: 'list', limit: 0 }, 'limit'],
+    ['a fractional limit', { action: 'peek', limit: 1.5 }, 'limit'],
+    ['a limit as text', { action: 'peek', limit: '10' }, 'limit'],
+    ['replay without a selection', { action: 'replay' }, 'changesetIds'],
+    ['replay of no ids', { action: 'replay', changesetIds: [] }, 'changesetIds'],
+    ['an id that is no string', { action: 'purge', changesetIds: ['a', 7] }, 'changesetIds[1]'],
+    ['both ids and all', { action: 'purge', changesetIds: ['a'], all: true }, 'all'],
+    ['all: false', { action: 'purge', all: false }, 'all'],
+    ['a field of another action', { action: 'list', all: true }, 'all'],
+  ])('names the offending field of %s', (_label, input, path) => {
+    const error = problem(input);
+    expect(error.path).toBe(path);
+    expect(error.name).toBe('ValidationError');
+  });
+});

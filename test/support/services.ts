@@ -412,6 +412,8 @@ class ManagedService implements ServiceHandle {
   readonly #options: ManagedServiceOptions;
   #port: number | undefined;
   #running: Running | undefined;
+  /** Set by Services.stop(): a restart still in flight must not start anything after it. */
+  #closed = false;
 
   constructor(options: ManagedServiceOptions) {
     this.name = options.name;
@@ -453,9 +455,7 @@ class ManagedService implements ServiceHandle {
     const running = this.#running;
     if (running === undefined) return;
     signal(running.pid, running.spec.stopSignal);
-    await untilExit(running, STOP_TIMEOUT_MS);
-    // Also after a clean exit: children the service left behind must not outlive it.
-    await killTree(running);
+    if (!(await untilExit(running, STOP_TIMEOUT_MS))) await killTree(running);
   }
 
   async restart(): Promise<void> {
@@ -463,16 +463,27 @@ class ManagedService implements ServiceHandle {
     await this.#start(this.port);
   }
 
+  /** No more starts from now on; what runs keeps running until killed. */
+  close(): void {
+    this.#closed = true;
+  }
+
   /** For the process 'exit' hook: SIGKILL without waiting; returns the pids to wait for. */
   killSync(): number[] {
+    this.#closed = true;
     const pid = this.#running?.pid;
     return pid === undefined ? [] : signalTree(pid);
   }
 
   async #start(port: number): Promise<void> {
     if (this.#running !== undefined) throw new Error(`${this.name} is already running`);
+    if (this.#closed) throw new Error(`${this.name}: the services were stopped`);
     const spec = this.#options.launch(port);
     const running = await spawnService(spec);
+    if (this.#closed) {
+      await killTree(running);
+      throw new Error(`${this.name}: the services were stopped while it started`);
+    }
     this.#running = running;
     running.child.once('exit', () => {
       if (this.#running === running) this.#running = undefined;
@@ -483,6 +494,7 @@ class ManagedService implements ServiceHandle {
     const where = `${this.name} on 127.0.0.1:${port}`;
     const deadline = Date.now() + READY_TIMEOUT_MS;
     for (;;) {
+      if (this.#closed) throw new Error(`${this.name}: the services were stopped while it started`);
       if (running.exitDescription !== undefined) {
         await killTree(running);
         throw startError(where, `exited (${running.exitDescription}) before answering`, spec);
@@ -554,6 +566,9 @@ function untilExit(running: Running, timeoutMs: number): Promise<boolean> {
  * stopped first (no more forks), then its whole process tree is killed.
  */
 async function killTree(running: Running): Promise<void> {
+  // Once reaped, the pid may belong to someone else; the process's orphans, if any, have
+  // been reparented out of reach (PostgreSQL backends exit on their own when the postmaster dies).
+  if (running.exitDescription !== undefined) return;
   const doomed = signalTree(running.pid);
   if (!(await untilExit(running, KILL_TIMEOUT_MS))) {
     throw new Error(`${running.spec.command} (pid ${running.pid}) did not exit after SIGKILL`);
@@ -729,12 +744,15 @@ function armExitHook(services: HarnessServices): void {
 /**
  * Runs until the given process is gone, then SIGKILLs the process groups listed in <dir>/pids
  * and removes <dir>. Catches what the 'exit' hook cannot: SIGKILL, or a signal without handler.
+ * A pid is only killed while its working dir is still inside <dir>: pids get reused.
  */
 const WATCHDOG_SCRIPT = `
 parent=$1; dir=$2
 while kill -0 "$parent" 2>/dev/null; do sleep 1; done
 if [ -f "$dir/pids" ]; then
-  for pid in $(cat "$dir/pids"); do kill -9 "-$pid" 2>/dev/null; done
+  for pid in $(cat "$dir/pids"); do
+    case "$(readlink "/proc/$pid/cwd" 2>/dev/null)" in "$dir"*) kill -9 "-$pid" 2>/dev/null ;; esac
+  done
   sleep 1
 fi
 rm -rf "$dir"
@@ -902,6 +920,7 @@ class HarnessServices implements Services {
 
   async #stopAll(): Promise<void> {
     live.delete(this);
+    for (const service of this.#all()) service.close();
     // SIGKILL is enough: the data goes away with the temp dir.
     await Promise.all(this.#all().map((service) => service.kill()));
     rmSync(this.dir, { recursive: true, force: true, maxRetries: 3 });

@@ -49,6 +49,11 @@ export interface SpillwayConfig {
   readonly syncIdleWaitMs: number;
   /** `sync` stops this long before the Lambda timeout (`SYNC_DEADLINE_MARGIN_MS`). @default 5_000 */
   readonly syncDeadlineMarginMs: number;
+  /**
+   * How long a drainer's lease lasts between renewals (`SYNC_LEASE_MS`): a drainer that died
+   * mid-drain keeps the next one waiting this long. @default 30_000
+   */
+  readonly syncLeaseMs: number;
   /** Characters per chunk in the example pipeline (`CHUNK_SIZE`). @default 1_000 */
   readonly chunkSize: number;
   /** Characters shared by neighbouring chunks (`CHUNK_OVERLAP`), less than CHUNK_SIZE. @default 100 */
@@ -137,6 +142,7 @@ function load<D extends DatabaseTarget | undefined>(
     syncBatchSize: positiveInteger(env, 'SYNC_BATCH_SIZE', 500),
     syncIdleWaitMs: nonNegativeInteger(env, 'SYNC_IDLE_WAIT_MS', 10_000),
     syncDeadlineMarginMs: positiveInteger(env, 'SYNC_DEADLINE_MARGIN_MS', 5_000),
+    syncLeaseMs: positiveInteger(env, 'SYNC_LEASE_MS', 30_000),
     chunkSize,
     chunkOverlap,
   });

@@ -84,6 +84,7 @@ export async function getSpillway(): Promise<Spillway> {
     maxChangesPerChangeset: config.changesetMaxChanges,
     maxChangesetBytes: config.changesetMaxBytes,
     batchSize: config.syncBatchSize,
+    leaseMs: config.syncLeaseMs,
     drainHooks: {
       onTransientError: (error, attempt) =>
         logger.warn('transient error while draining; retrying', { attempt, error }),

@@ -52,6 +52,7 @@ describe('loadConfig', () => {
       syncBatchSize: 500,
       syncIdleWaitMs: 10_000,
       syncDeadlineMarginMs: 5_000,
+      syncLeaseMs: 30_000,
       chunkSize: 1_000,
       chunkOverlap: 100,
     });
@@ -103,6 +104,7 @@ describe('loadConfig', () => {
       SYNC_BATCH_SIZE: '50',
       SYNC_IDLE_WAIT_MS: '0',
       SYNC_DEADLINE_MARGIN_MS: '2500',
+      SYNC_LEASE_MS: '3000',
       CHUNK_SIZE: '200',
       CHUNK_OVERLAP: '0',
     });
@@ -115,6 +117,7 @@ describe('loadConfig', () => {
       syncBatchSize: 50,
       syncIdleWaitMs: 0,
       syncDeadlineMarginMs: 2500,
+      syncLeaseMs: 3000,
       chunkSize: 200,
       chunkOverlap: 0,
     });

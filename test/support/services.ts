@@ -54,9 +54,17 @@ export interface ServiceHandle {
 export interface Services {
   /** `redis://127.0.0.1:<port>` */
   readonly redis: ServiceHandle & { readonly url: string };
-  /** `postgres://postgres@127.0.0.1:<port>/postgres`, straight to PostgreSQL. */
+  /**
+   * `postgres://postgres@127.0.0.1:<port>/postgres`, straight to PostgreSQL (superuser
+   * `postgres`, trust auth). Its `restart()` also waits until PgBouncer, if running, reaches
+   * PostgreSQL again from every pool.
+   */
   readonly postgres: ServiceHandle & { readonly url: string };
-  /** `postgres://postgres@127.0.0.1:<port>/postgres`, through PgBouncer in transaction mode. */
+  /**
+   * `postgres://postgres@127.0.0.1:<port>/postgres`, through PgBouncer in transaction mode.
+   * While PostgreSQL is down, a query through PgBouncer fails after at most 5 s
+   * (`query_wait_timeout`), or at once once PgBouncer has seen a login fail.
+   */
   readonly pgbouncer: ServiceHandle & { readonly url: string };
   /** Temp dir holding the data and the logs (`redis.log`, `postgres.log`, `pgbouncer.log`). */
   readonly dir: string;
@@ -737,7 +745,14 @@ function armExitHook(services: HarnessServices): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
   process.on('exit', () => {
-    for (const each of live) each.destroySync();
+    for (const each of live) {
+      try {
+        each.destroySync();
+      } catch (error) {
+        // Throwing here would skip the other instances; the watchdog still runs and retries.
+        console.error(`test harness: cleanup of ${each.dir} failed`, error);
+      }
+    }
   });
 }
 
@@ -907,7 +922,10 @@ class HarnessServices implements Services {
     }
   }
 
-  /** For the process 'exit' hook: synchronous, best effort, no waiting on the event loop. */
+  /**
+   * For the process 'exit' hook: synchronous, no waiting on the event loop. The watchdog is
+   * stopped only once the temp dir is gone.
+   */
   destroySync(): void {
     live.delete(this);
     const doomed = this.#all().flatMap((service) => service.killSync());
@@ -1082,9 +1100,10 @@ class HarnessServices implements Services {
         'ignore_startup_parameters = extra_float_digits,options',
         'max_client_conn = 1000',
         'default_pool_size = 20',
-        // PgBouncer 1.18 (Debian 12) holds a query while PostgreSQL is down instead of failing
-        // it, like RDS Proxy does, for up to query_wait_timeout (default 120 s): fault tests
-        // need the error sooner. And after a restart, reconnect within a second, not 15.
+        // While PostgreSQL is down, PgBouncer 1.18 (Debian 12) queues a query instead of
+        // failing it (so does RDS Proxy, up to its borrow timeout) until query_wait_timeout,
+        // 120 s by default: fault tests need the error sooner. After a failed login PgBouncer
+        // waits server_login_retry (default 15 s) before it tries PostgreSQL again.
         'query_wait_timeout = 5',
         'server_login_retry = 0.2',
         '',

@@ -29,9 +29,10 @@ export class BackpressureError extends SpillwayError {
   constructor(
     readonly backlog: number,
     readonly limit: number,
+    reason?: string,
   ) {
     super(
-      `backlog holds ${backlog} pending changes; the limit is ${limit}. Retry after the backlog drains.`,
+      `${reason ? `${reason}; the ` : ''}backlog holds ${backlog} pending changes; the limit is ${limit}. Retry after the backlog drains.`,
     );
   }
 }

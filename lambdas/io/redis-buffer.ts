@@ -11,10 +11,11 @@ import {
   validateChangeset,
 } from '../core/changeset.js';
 import type { PendingChangeset, RowWrite } from '../core/coalesce.js';
-import { BackpressureError, UnavailableError } from '../core/errors.js';
+import { BackpressureError } from '../core/errors.js';
 import type { SchemaRegistry } from '../core/schema.js';
 import { sortableVersion, timeOf, versionOf } from '../core/version.js';
 import { LuaScript } from './lua-script.js';
+import { toUnavailable } from './redis.js';
 import { type BufferKeys, bufferKeys, DRAIN_CONSUMER, DRAIN_GROUP } from './redis-keys.js';
 
 const writeScript = new LuaScript('write');
@@ -100,6 +101,11 @@ export class RedisBuffer {
       const message = error instanceof Error ? error.message : String(error);
       if (message.startsWith('BACKPRESSURE')) {
         throw new BackpressureError(Number(message.split(' ')[1]), this.options.backlogLimit);
+      }
+      // Redis runs with noeviction: a full memory refuses writes, which is backpressure too (G5).
+      if (message.startsWith('OOM')) {
+        const backlog = Number((await this.redis.get(this.keys.backlog).catch(() => null)) ?? -1);
+        throw new BackpressureError(backlog, this.options.backlogLimit, 'Redis is out of memory');
       }
       throw toUnavailable(error);
     }
@@ -325,11 +331,4 @@ function parseEntry(streamId: string, fields: readonly string[]): PendingChanges
 
 function indexMember(letter: Pick<DeadLetter, 'version' | 'changesetId'>): string {
   return `${sortableVersion(letter.version)}:${letter.changesetId}`;
-}
-
-/** Redis errors other than our own replies become UnavailableError('redis'). */
-export function toUnavailable(error: unknown): Error {
-  if (error instanceof UnavailableError || error instanceof BackpressureError) return error;
-  const message = error instanceof Error ? error.message : String(error);
-  return new UnavailableError('redis', message, { cause: error });
 }

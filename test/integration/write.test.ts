@@ -219,6 +219,27 @@ describe('write', () => {
     expect(await spillway.buffer.stats()).toMatchObject({ backlog: 3, pendingChangesets: 1 });
   });
 
+  it('refuses with BackpressureError when Redis is out of memory (noeviction), and accepts again once there is room', async () => {
+    const { spillway, redis } = await engine('oom');
+    await redis.config('SET', 'maxmemory', '1');
+    try {
+      const refused = await spillway
+        .write({ changes: [document(uuid())] })
+        .catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(BackpressureError);
+      expect((refused as BackpressureError).message).toMatch(/out of memory/);
+    } finally {
+      await redis.config('SET', 'maxmemory', '0');
+    }
+    expect(await redis.config('GET', 'maxmemory-policy')).toEqual([
+      'maxmemory-policy',
+      'noeviction',
+    ]);
+    await expect(spillway.write({ changes: [document(uuid())] })).resolves.toMatchObject({
+      accepted: 1,
+    });
+  });
+
   it('fails with UnavailableError while Redis is down, and works again once it is back', async () => {
     const { spillway } = await engine('redis-down');
     await services().redis.kill();

@@ -35,6 +35,8 @@ export interface SpillwayDatabaseProps {
 export class SpillwayDatabase extends Construct {
   readonly proxy: rds.DatabaseProxy;
   readonly proxySecurityGroup: ec2.SecurityGroup;
+  /** The role the proxy signs in to PostgreSQL with (end-to-end IAM). */
+  readonly proxyRole: iam.Role;
   /** The instance's security group (imported in the existing shape). */
   readonly instanceSecurityGroup: ec2.ISecurityGroup;
   /** @default - undefined in the existing shape */
@@ -153,11 +155,15 @@ export class SpillwayDatabase extends Construct {
       ec2.Port.tcp(PROXY_PORT),
       'Spillway database clients to RDS Proxy',
     );
-    this.proxySecurityGroup.connections.allowTo(
-      this.instanceSecurityGroup,
-      ec2.Port.tcp(settings.port),
-      'RDS Proxy to the database',
-    );
+    if (settings.kind === 'existing') {
+      // For an instance it creates, DatabaseProxy adds this rule itself; a second, identical rule
+      // would fail the deployment as a duplicate.
+      this.proxySecurityGroup.connections.allowTo(
+        this.instanceSecurityGroup,
+        ec2.Port.tcp(settings.port),
+        'RDS Proxy to the database',
+      );
+    }
 
     // End-to-end IAM: the proxy signs in to PostgreSQL as the Spillway user with its own role.
     const proxyRole = new iam.Role(this, 'ProxyRole', {
@@ -178,6 +184,7 @@ export class SpillwayDatabase extends Construct {
       }),
     );
 
+    this.proxyRole = proxyRole;
     this.proxy = new rds.DatabaseProxy(this, 'Proxy', {
       proxyTarget: rds.ProxyTarget.fromInstance(target),
       vpc: network.vpc,

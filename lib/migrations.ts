@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CustomResource, Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { CustomResource, RemovalPolicy } from 'aws-cdk-lib';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as cr from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
-import { PROJECT_ROOT, SpillwayFunction } from './function.js';
+import { PROJECT_ROOT } from './function.js';
 
 /** Where the SQL migrations live, relative to the project root. */
 export const MIGRATIONS_SOURCE = 'lambdas/schema/migrations';
@@ -14,44 +14,31 @@ export const MIGRATIONS_SOURCE = 'lambdas/schema/migrations';
 export const MIGRATIONS_DIR = '/var/task/migrations';
 
 export interface SpillwayMigrationsProps {
-  /** The `migrate` function; it returns `{ applied, skipped }` or fails with the error. */
+  /**
+   * The `migrate` function. Given a CloudFormation custom resource event it migrates on Create
+   * and Update, does nothing on Delete, and fails with the migration's error when one fails.
+   */
   readonly migrateFunction: lambda.IFunction;
-  readonly serviceName: string;
   readonly logRetention: logs.RetentionDays;
-  /** How long one migration run may take (the `migrate` function's timeout). */
-  readonly migrateTimeout: Duration;
 }
 
 /**
- * Runs `migrate` on every deployment that creates the stack or changes a migration, and fails
- * the deployment with the migration's error message when it fails.
+ * Runs `migrate` on every deployment that creates the stack or changes a migration. When a
+ * migration fails, the Provider framework reports `migrate`'s error message as the resource's
+ * failure reason, so the deployment fails (and rolls back) with that message.
  *
- * The resource carries a hash of the SQL files, so CloudFormation updates it (and so migrates)
+ * The resource carries a hash of the SQL files, so CloudFormation updates it, and so migrates,
  * exactly when a migration is added or edited; the migrations themselves are idempotent.
  */
 export class SpillwayMigrations extends Construct {
   readonly resource: CustomResource;
-  /** The Provider framework (a CDK-made Lambda function that calls `function`). */
+  /** The Provider framework (a CDK-made Lambda function outside the VPC that invokes `migrate`). */
   readonly provider: cr.Provider;
-  readonly function: SpillwayFunction;
 
   constructor(scope: Construct, id: string, props: SpillwayMigrationsProps) {
     super(scope, id);
-
-    this.function = new SpillwayFunction(this, 'Function', {
-      entry: 'lib/handlers/run-migrations.ts',
-      description: 'Spillway: runs migrate during deployments',
-      serviceName: props.serviceName,
-      logRetention: props.logRetention,
-      // It only calls the Lambda API, which the isolated VPC has no route to.
-      placement: 'outside-vpc',
-      timeout: props.migrateTimeout.plus(Duration.minutes(1)),
-      memorySize: 256,
-    });
-    props.migrateFunction.grantInvokeLatestVersion(this.function);
-
     this.provider = new cr.Provider(this, 'Provider', {
-      onEventHandler: this.function,
+      onEventHandler: props.migrateFunction,
       logGroup: new logs.LogGroup(this, 'ProviderLogs', {
         retention: props.logRetention,
         removalPolicy: RemovalPolicy.DESTROY,
@@ -61,7 +48,6 @@ export class SpillwayMigrations extends Construct {
       serviceToken: this.provider.serviceToken,
       resourceType: 'Custom::SpillwayMigrations',
       properties: {
-        MigrateFunctionName: props.migrateFunction.functionName,
         MigrationsHash: hashMigrations(join(PROJECT_ROOT, MIGRATIONS_SOURCE)),
       },
     });

@@ -6,8 +6,8 @@ import { SpillwayFunction } from './function.js';
 import type { SpillwayStack } from './spillway-stack.js';
 
 /**
- * Every cdk-nag (AwsSolutions) finding this stack acknowledges, each on the construct it
- * concerns and with the reason it holds here. Nothing is acknowledged stack-wide, so a new
+ * Every cdk-nag (AwsSolutions) finding and CDK warning this stack acknowledges, each on the
+ * construct it concerns and with the reason it holds here. Nothing is acknowledged stack-wide, so a new
  * resource with the same finding still fails `cdk synth` until someone writes its reason here.
  */
 export function acknowledgeNagFindings(stack: SpillwayStack): void {
@@ -40,7 +40,7 @@ export function acknowledgeNagFindings(stack: SpillwayStack): void {
   }
 
   const providers: [cr.Provider, lambda.IFunction][] = [
-    [stack.migrations.provider, stack.migrations.function],
+    [stack.migrations.provider, stack.functions.migrate],
   ];
   if (stack.databaseUser)
     providers.push([stack.databaseUser.provider, stack.databaseUser.function]);
@@ -54,6 +54,20 @@ export function acknowledgeNagFindings(stack: SpillwayStack): void {
       provider,
       `AwsSolutions-IAM5[Resource::<${logicalId(onEvent)}.Arn>:*]`,
       'The Provider framework may invoke any version of the one function it fronts (the :* suffix covers versions and aliases of that function only).',
+    );
+  }
+
+  if (stack.settings.network.kind === 'existing') {
+    // CDK's own synth-time warnings about the imported VPC (not cdk-nag findings).
+    acknowledge(
+      stack.network,
+      'Annotation::@aws-cdk/aws-ec2:vpcAttributeIsListTokenavailabilityZones',
+      "The existing VPC's zones are left to deploy time so that synth needs no lookup; nothing reads them, because every subnet selection names the configured subnetIds.",
+    );
+    acknowledge(
+      stack.network,
+      'Annotation::@aws-cdk/aws-ec2:noSubnetRouteTableId',
+      'Spillway adds no routes to the existing subnets, so their route tables are never read.',
     );
   }
 

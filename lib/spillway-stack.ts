@@ -103,7 +103,6 @@ export class SpillwayStack extends Stack {
       environment,
     };
 
-    const migrateTimeout = Duration.minutes(5);
     const coreFunction = (
       name: FunctionName,
       options: {
@@ -166,7 +165,7 @@ export class SpillwayStack extends Stack {
       }),
       migrate: coreFunction('migrate', {
         description: 'Spillway: apply SQL migrations',
-        timeout: migrateTimeout,
+        timeout: Duration.minutes(5),
         environment: { MIGRATIONS_DIR },
         afterBundling: copySqlFiles(MIGRATIONS_SOURCE),
       }),
@@ -196,9 +195,7 @@ export class SpillwayStack extends Stack {
 
     this.migrations = new SpillwayMigrations(this, 'Migrations', {
       migrateFunction: this.functions.migrate,
-      serviceName,
       logRetention,
-      migrateTimeout,
     });
     // migrate signs in through the proxy as the bootstrapped user; both must be there first.
     this.migrations.resource.node.addDependency(this.database.proxy);

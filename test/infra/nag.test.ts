@@ -1,0 +1,78 @@
+import { Validations } from 'aws-cdk-lib';
+import { Annotations, Match } from 'aws-cdk-lib/assertions';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import type { IConstruct } from 'constructs';
+import { describe, expect, it } from 'vitest';
+import { EXISTING_SHAPE, synthesize } from './support.js';
+
+/** Unacknowledged AwsSolutions findings, as `rule at path` lines (empty when clean). */
+function findings(scope: IConstruct): string[] {
+  return new AwsSolutionsChecks()
+    .validateScope(scope)
+    .violations.flatMap((v) =>
+      v.violatingResources.map((r) => `${v.severity} ${v.ruleName} at ${r.constructPath ?? '?'}`),
+    );
+}
+
+/** CDK's own errors and warnings, acknowledged ones excluded. */
+function annotations(s: ReturnType<typeof synthesize>): string[] {
+  const a = Annotations.fromStack(s.stack);
+  return [...a.findError('*', Match.anyValue()), ...a.findWarning('*', Match.anyValue())].map(
+    (m) => `${m.id}: ${String(m.entry.data)}`,
+  );
+}
+
+const SHAPES = {
+  new: {},
+  'new with Multi-AZ and no user bootstrap': { dbMultiAz: true, bootstrapDbUser: false },
+  existing: EXISTING_SHAPE,
+  'existing without a Secrets Manager endpoint': {
+    ...EXISTING_SHAPE,
+    createSecretsManagerEndpoint: false,
+  },
+};
+
+describe('cdk-nag AwsSolutions', () => {
+  for (const [shape, context] of Object.entries(SHAPES)) {
+    it(`finds nothing unacknowledged in the ${shape} shape, and CDK warns of nothing`, () => {
+      // synthesize() runs the plugin that bin/app.ts registers: a violation would throw here.
+      const s = synthesize({ context, bundle: false });
+      expect(findings(s.app)).toEqual([]);
+      expect(annotations(s)).toEqual([]);
+    }, 60_000);
+  }
+
+  it('fails synthesis on a finding nobody acknowledged', () => {
+    const s = synthesize({ bundle: false });
+    const open = new ec2.SecurityGroup(s.stack, 'OpenToTheWorld', {
+      vpc: s.stack.network.vpc,
+      description: 'a mistake',
+    });
+    open.addIngressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(22));
+    expect(findings(s.app)).toEqual([
+      'error AwsSolutions-EC23 at Spillway/OpenToTheWorld/Resource',
+    ]);
+    // The plugin bin/app.ts registers turns the finding into a failed synthesis.
+    expect(() => s.app.synth({ force: true })).toThrow(/AwsSolutions-EC23/);
+  }, 60_000);
+
+  it('acknowledges each finding on the construct it concerns, with a reason, never stack-wide', () => {
+    const s = synthesize({ bundle: false });
+    const acknowledged: [string, string, string][] = [];
+    for (const construct of s.app.node.findAll()) {
+      for (const entry of construct.node.metadata) {
+        if (entry.type !== Validations.ACKNOWLEDGED_RULES_METADATA_KEY) continue;
+        for (const [rule, reason] of Object.entries(entry.data as Record<string, string>)) {
+          acknowledged.push([construct.node.path, rule, reason]);
+        }
+      }
+    }
+    const ours = acknowledged.filter(([, rule]) => rule.includes('AwsSolutions-'));
+    expect(ours.length).toBeGreaterThan(0);
+    for (const [path, rule, reason] of ours) {
+      expect(path, rule).not.toBe(s.stack.node.path);
+      expect(reason.length, `${rule} at ${path}`).toBeGreaterThan(60);
+    }
+  }, 60_000);
+});

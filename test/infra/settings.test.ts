@@ -1,0 +1,125 @@
+import { describe, expect, it } from 'vitest';
+import { readSettings, SETTING_NAMES, SettingsError } from '../../lib/config.js';
+import { cdkJsonContext, EXISTING_SHAPE } from './support.js';
+
+function settingsFrom(context: Record<string, unknown>) {
+  return readSettings((name) => context[name]);
+}
+
+function problemsOf(context: Record<string, unknown>): readonly string[] {
+  try {
+    settingsFrom(context);
+  } catch (error) {
+    if (error instanceof SettingsError) return error.problems;
+    throw error;
+  }
+  throw new Error('expected a SettingsError');
+}
+
+describe('settings from CDK context', () => {
+  it("cdk.json's defaults describe the new shape and pass validation", () => {
+    const settings = settingsFrom(cdkJsonContext());
+    expect(settings.shape).toBe('new');
+    expect(settings.network).toEqual({ kind: 'new', vpcCidr: '10.40.0.0/16' });
+    expect(settings.database).toMatchObject({
+      kind: 'new',
+      port: 5433,
+      multiAz: false,
+      deletionProtection: true,
+      backupRetentionDays: 7,
+    });
+    expect(settings.cache).toMatchObject({ engine: 'valkey', engineVersion: '8.0', port: 6380 });
+  });
+
+  it('every key in cdk.json is a setting Spillway reads or a CDK feature flag', () => {
+    const unknown = Object.keys(cdkJsonContext()).filter(
+      (key) => !key.startsWith('@aws-cdk') && !(SETTING_NAMES as readonly string[]).includes(key),
+    );
+    expect(unknown).toEqual([]);
+  });
+
+  it('reads values given with -c as strings: numbers, booleans and comma-separated lists', () => {
+    const settings = settingsFrom({
+      ...EXISTING_SHAPE,
+      dbPort: '6543',
+      cacheReplicas: '2',
+      createSecretsManagerEndpoint: 'false',
+      subnetIds: ' subnet-0a1b2c3d4e5f60718 , subnet-18f7e6d5c4b3a2910,subnet-29a8b7c6d5e4f3021 ',
+    });
+    expect(settings.database).toMatchObject({ kind: 'existing', port: 6543 });
+    expect(settings.cache.replicas).toBe(2);
+    expect(settings.network).toEqual({
+      kind: 'existing',
+      vpcId: 'vpc-0a1b2c3d4e5f60718',
+      subnetIds: [
+        'subnet-0a1b2c3d4e5f60718',
+        'subnet-18f7e6d5c4b3a2910',
+        'subnet-29a8b7c6d5e4f3021',
+      ],
+      createSecretsManagerEndpoint: false,
+    });
+  });
+
+  it('the existing shape names every missing attribute at once', () => {
+    const problems = problemsOf({ shape: 'existing' });
+    for (const name of [
+      'vpcId',
+      'subnetIds',
+      'dbInstanceIdentifier',
+      'dbEndpoint',
+      'dbSecurityGroupId',
+      'dbSecretArn',
+      'dbResourceId',
+      'dbName',
+    ]) {
+      expect(problems.some((p) => p.startsWith(`${name}: is required`))).toBe(true);
+    }
+  });
+
+  it('a malformed value is reported with the setting name and the value', () => {
+    const problems = problemsOf({
+      ...EXISTING_SHAPE,
+      vpcId: 'my-vpc',
+      subnetIds: 'subnet-0a1b2c3d4e5f60718',
+      dbResourceId: 'pipeline-db',
+      cacheEngine: 'memcached',
+      bootstrapDbUser: 'yes',
+    });
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        'vpcId: must be a VPC id (vpc-...), got "my-vpc"',
+        expect.stringMatching(/^subnetIds: needs at least two subnets/),
+        expect.stringMatching(/^dbResourceId: must be the instance's DbiResourceId/),
+        'cacheEngine: must be one of "valkey", "redis", got "memcached"',
+        'bootstrapDbUser: must be true or false, got "yes"',
+      ]),
+    );
+  });
+
+  it('refuses the default ports, which cdk-nag flags and scanners probe', () => {
+    expect(problemsOf({ cachePort: 6379 })).toEqual([
+      'cachePort: must not be the default 6379 (cdk-nag AEC5)',
+    ]);
+    expect(problemsOf({ dbPort: '5432' })).toEqual([
+      'dbPort: must not be the PostgreSQL default 5432 (cdk-nag RDS11)',
+    ]);
+  });
+
+  it('an existing-shape setting without shape=existing is reported, not ignored', () => {
+    expect(problemsOf({ vpcId: EXISTING_SHAPE.vpcId })).toEqual([
+      'vpcId: does not apply when shape is "new"; remove it or set shape',
+    ]);
+  });
+
+  it('sync must stop idling before its own timeout', () => {
+    expect(problemsOf({ syncTimeoutSeconds: 60, syncIdleWaitMs: 60_000 })).toEqual([
+      'syncIdleWaitMs: must be less than syncTimeoutSeconds (60 s)',
+    ]);
+  });
+
+  it('the error message tells where settings come from', () => {
+    expect(() => settingsFrom({ shape: 'old' })).toThrow(
+      /Invalid Spillway settings \(CDK context; set them in cdk.json or with -c name=value\):\n {2}- shape: must be one of "new", "existing", got "old"/,
+    );
+  });
+});

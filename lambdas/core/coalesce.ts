@@ -50,31 +50,37 @@ export function coalesce(batch: readonly PendingChangeset[]): CoalescedBatch {
       changes += 1;
       const id = `${change.table}\u0000${change.rowKey}`;
       const before = rows.get(id);
-      const base = {
+      let op: RowWrite['op'];
+      let values: Readonly<Record<string, JsonValue>>;
+      let patchedFrom = before?.patchedFrom;
+      if (change.op === 'upsert') {
+        op = 'upsert';
+        values = change.record;
+      } else if (change.op === 'delete') {
+        op = 'delete';
+        values = {};
+      } else if (before === undefined) {
+        op = 'patch';
+        values = change.set;
+        patchedFrom = changeset.version;
+      } else if (before.op === 'delete') {
+        rejection ??= `patch of a row deleted earlier: ${change.table} ${change.rowKey} (changeset ${changeset.changesetId})`;
+        op = 'delete';
+        values = before.values;
+      } else {
+        op = before.op;
+        values = { ...before.values, ...change.set };
+      }
+      const row: RowWrite = {
         table: change.table,
         rowKey: change.rowKey,
         key: change.key,
+        op,
+        values,
         version: changeset.version,
         lastStreamId: changeset.streamId,
       };
-      const carried = before?.patchedFrom === undefined ? {} : { patchedFrom: before.patchedFrom };
-      if (change.op === 'upsert') {
-        rows.set(id, { ...base, ...carried, op: 'upsert', values: change.record });
-      } else if (change.op === 'delete') {
-        rows.set(id, { ...base, ...carried, op: 'delete', values: {} });
-      } else if (before === undefined) {
-        rows.set(id, { ...base, op: 'patch', values: change.set, patchedFrom: changeset.version });
-      } else if (before.op === 'delete') {
-        rejection ??= `patch of a row deleted earlier: ${change.table} ${change.rowKey} (changeset ${changeset.changesetId})`;
-        rows.set(id, { ...before, version: changeset.version, lastStreamId: changeset.streamId });
-      } else {
-        rows.set(id, {
-          ...base,
-          ...carried,
-          op: before.op,
-          values: { ...before.values, ...change.set },
-        });
-      }
+      rows.set(id, patchedFrom === undefined ? row : { ...row, patchedFrom });
     }
   }
   return rejection === undefined

@@ -89,8 +89,15 @@ export function buildStatements(
   schema: string,
 ): Statement[] {
   const groups = new Map<string, RowWrite[]>();
+  const defaulted = new Map<string, string[]>();
   for (const row of rows) {
-    const id = `${row.table}\u0000${row.op}\u0000${shapeOf(row, registry)}`;
+    let columns = defaulted.get(row.table);
+    if (columns === undefined) {
+      const def = registry.get(row.table);
+      columns = Object.keys(def?.columns ?? {}).filter((c) => def?.columns[c]?.hasDefault);
+      defaulted.set(row.table, columns);
+    }
+    const id = `${row.table}\u0000${row.op}\u0000${shapeOf(row, columns)}`;
     const group = groups.get(id);
     if (group) group.push(row);
     else groups.set(id, [row]);
@@ -114,15 +121,15 @@ export function buildStatements(
 }
 
 /** Rows of one table and op share a statement when they write the same columns. */
-function shapeOf(row: RowWrite, registry: SchemaRegistry): string {
+function shapeOf(row: RowWrite, defaulted: readonly string[]): string {
   if (row.op === 'delete') return '';
   if (row.op === 'patch') return Object.keys(row.values).sort().join(',');
   // An upsert writes every column; those with a SQL default only when given.
-  const def = registry.get(row.table);
-  return Object.keys(row.values)
-    .filter((column) => def?.columns[column]?.hasDefault)
-    .sort()
-    .join(',');
+  let shape = '';
+  for (const column of defaulted) {
+    if (Object.hasOwn(row.values, column)) shape += `${column},`;
+  }
+  return shape;
 }
 
 function buildStatement(

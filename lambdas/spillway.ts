@@ -29,6 +29,10 @@ export interface SpillwayOptions {
   readonly maxChangesPerChangeset?: number;
   /** @default 1 MiB */
   readonly maxChangesetBytes?: number;
+  /** Replicas that must confirm each changeset before `write` succeeds (G1). @default 0 */
+  readonly replicaAcks?: number;
+  /** @default 1_000 */
+  readonly replicaAckTimeoutMs?: number;
   /** Changesets per drain transaction. @default 500 */
   readonly batchSize?: number;
   /** How long a drainer's lease lasts between renewals. @default 30_000 */
@@ -75,7 +79,14 @@ export type DeadLetterSelection =
 /** What the buffer alone needs: a function that only writes gets no database (nor a pool). */
 export type BufferOnlyOptions = Pick<
   SpillwayOptions,
-  'redis' | 'registry' | 'prefix' | 'backlogLimit' | 'maxChangesPerChangeset' | 'maxChangesetBytes'
+  | 'redis'
+  | 'registry'
+  | 'prefix'
+  | 'backlogLimit'
+  | 'maxChangesPerChangeset'
+  | 'maxChangesetBytes'
+  | 'replicaAcks'
+  | 'replicaAckTimeoutMs'
 >;
 
 /**
@@ -87,6 +98,8 @@ export function createBuffer(options: BufferOnlyOptions): RedisBuffer {
     prefix: options.prefix ?? 'spillway',
     registry: options.registry,
     backlogLimit: options.backlogLimit ?? 1_000_000,
+    replicaAcks: options.replicaAcks ?? 0,
+    replicaAckTimeoutMs: options.replicaAckTimeoutMs ?? 1_000,
     limits: {
       maxChanges: options.maxChangesPerChangeset ?? DEFAULT_LIMITS.maxChanges,
       maxBytes: options.maxChangesetBytes ?? DEFAULT_LIMITS.maxBytes,

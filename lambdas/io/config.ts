@@ -39,6 +39,11 @@ export interface SpillwayConfig {
   readonly dbSchema: string;
   /** Pending changes above which `write` fails with BackpressureError (`BACKLOG_LIMIT`). @default 1_000_000 */
   readonly backlogLimit: number;
+  /**
+   * Replicas that must confirm a changeset before `write` acknowledges it (`REDIS_REPLICA_ACKS`),
+   * so that an ElastiCache failover cannot lose it. @default 0
+   */
+  readonly redisReplicaAcks: number;
   /** `CHANGESET_MAX_CHANGES`. @default 1_000 */
   readonly changesetMaxChanges: number;
   /** `CHANGESET_MAX_BYTES`. @default 1_048_576 */
@@ -137,6 +142,7 @@ function load<D extends DatabaseTarget | undefined>(
     prefix,
     dbSchema,
     backlogLimit: positiveInteger(env, 'BACKLOG_LIMIT', 1_000_000),
+    redisReplicaAcks: nonNegativeInteger(env, 'REDIS_REPLICA_ACKS', 0),
     changesetMaxChanges: positiveInteger(env, 'CHANGESET_MAX_CHANGES', 1_000),
     changesetMaxBytes: positiveInteger(env, 'CHANGESET_MAX_BYTES', 1_048_576),
     syncBatchSize: positiveInteger(env, 'SYNC_BATCH_SIZE', 500),

@@ -81,6 +81,7 @@ export async function getSpillway(): Promise<Spillway> {
     prefix: config.prefix,
     dbSchema: config.dbSchema,
     backlogLimit: config.backlogLimit,
+    replicaAcks: config.redisReplicaAcks,
     maxChangesPerChangeset: config.changesetMaxChanges,
     maxChangesetBytes: config.changesetMaxBytes,
     batchSize: config.syncBatchSize,
@@ -111,6 +112,7 @@ export async function getWriter(): Promise<Writer> {
     registry: pipelineRegistry,
     prefix: config.prefix,
     backlogLimit: config.backlogLimit,
+    replicaAcks: config.redisReplicaAcks,
     maxChangesPerChangeset: config.changesetMaxChanges,
     maxChangesetBytes: config.changesetMaxBytes,
   });

@@ -11,7 +11,7 @@ import {
   validateChangeset,
 } from '../core/changeset.js';
 import type { PendingChangeset, RowWrite } from '../core/coalesce.js';
-import { BackpressureError } from '../core/errors.js';
+import { BackpressureError, UnavailableError } from '../core/errors.js';
 import type { SchemaRegistry } from '../core/schema.js';
 import { sortableVersion, timeOf, versionOf } from '../core/version.js';
 import { LuaScript } from './lua-script.js';
@@ -27,6 +27,13 @@ export interface BufferOptions {
   readonly limits: ChangesetLimits;
   /** Pending changes past which writes are refused (G5). */
   readonly backlogLimit: number;
+  /**
+   * Replicas that must confirm a changeset before it is acknowledged (Redis `WAIT`), so that a
+   * failover of the primary cannot lose an acknowledged write (G1). 0 where there are none.
+   */
+  readonly replicaAcks: number;
+  /** How long to wait for those confirmations. */
+  readonly replicaAckTimeoutMs: number;
 }
 
 /** A row's pending state, as the overlay holds it. */
@@ -95,8 +102,9 @@ export class RedisBuffer {
       args.push(change.op, columns.length);
       for (const [column, value] of columns) args.push(column, JSON.stringify(value));
     }
+    let id: string;
     try {
-      return String(await writeScript.run(this.redis, keys, args));
+      id = String(await writeScript.run(this.redis, keys, args));
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       if (message.startsWith('BACKPRESSURE')) {
@@ -109,6 +117,19 @@ export class RedisBuffer {
       }
       throw toUnavailable(error);
     }
+    const { replicaAcks, replicaAckTimeoutMs } = this.options;
+    if (replicaAcks > 0) {
+      const confirmed = await this.redis
+        .wait(replicaAcks, replicaAckTimeoutMs)
+        .catch(toUnavailable);
+      if (typeof confirmed !== 'number' || confirmed < replicaAcks) {
+        throw new UnavailableError(
+          'redis',
+          `changeset ${meta.changesetId} reached the primary, but ${typeof confirmed === 'number' ? confirmed : 0} of ${replicaAcks} replicas confirmed it within ${replicaAckTimeoutMs} ms, so it is not acknowledged; writing it again is safe, because changes carry whole values`,
+        );
+      }
+    }
+    return id;
   }
 
   /** Changesets delivered to the drainer but never settled, oldest first, after `afterId`. */

@@ -240,6 +240,16 @@ describe('write', () => {
     });
   });
 
+  it('does not acknowledge a changeset that no replica confirmed when replica acknowledgements are required', async () => {
+    // The harness runs a lone Redis: WAIT can never be satisfied, which is the failure path.
+    const { spillway } = await engine('replica-acks', { replicaAcks: 1, replicaAckTimeoutMs: 50 });
+    const error = await spillway.write({ changes: [document(uuid())] }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(UnavailableError);
+    expect((error as UnavailableError).message).toMatch(
+      /0 of 1 replicas confirmed it within 50 ms.*writing it again is safe/,
+    );
+  });
+
   it('fails with UnavailableError while Redis is down, and works again once it is back', async () => {
     const { spillway } = await engine('redis-down');
     await services().redis.kill();

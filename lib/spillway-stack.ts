@@ -257,6 +257,11 @@ export class SpillwayStack extends Stack {
       description: 'RDS Proxy endpoint (TLS and IAM authentication required, port 5432)',
       value: this.database.proxy.endpoint,
     });
+    new CfnOutput(this, 'DatabaseMasterSecretArn', {
+      description:
+        "The database master user's secret: read only by the user bootstrap; break-glass access",
+      value: this.database.masterSecret.secretArn,
+    });
     new CfnOutput(this, 'PipelineClientPolicyArn', {
       description: 'Managed policy to attach to a pipeline that invokes write, read and health',
       value: this.pipelineClientPolicy.managedPolicyArn,

@@ -49,7 +49,7 @@ export async function handler(event: CustomResourceEvent): Promise<CustomResourc
     await client.query(`GRANT rds_iam TO ${role}`);
     // CREATE on the database: the migrations create the `spillway` schema (and the user schema).
     await client.query(
-      `GRANT CONNECT, CREATE, TEMPORARY ON DATABASE ${client.escapeIdentifier(database)} TO ${role}`,
+      `GRANT CONNECT, CREATE ON DATABASE ${client.escapeIdentifier(database)} TO ${role}`,
     );
     const schemaExists = await client.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [
       schema,

@@ -24,6 +24,8 @@ export interface SpillwayMonitoringProps {
   /** The `service` dimension value (`POWERTOOLS_SERVICE_NAME`). */
   readonly serviceName: string;
   readonly syncFunction: lambda.IFunction;
+  /** `sync`'s timeout: it publishes its metrics when an invocation ends, so at least this often. */
+  readonly syncTimeout: Duration;
   readonly writeFunction: lambda.IFunction;
   readonly readFunction: lambda.IFunction;
   /** Every function, for the dashboard's error row. */
@@ -89,10 +91,15 @@ export class SpillwayMonitoring extends Construct {
         period,
       });
 
+    // sync publishes its gauges and counts once per invocation, when it ends: a window must be
+    // longer than one invocation, or a long drain would read as missing data.
+    const window = Duration.minutes(5 * Math.ceil((props.syncTimeout.toSeconds() + 60) / 300));
+    const minutes = (n: number) => `${n * window.toMinutes()} minutes`;
+
     const thresholdMs = props.oldestPendingMinutes * 60_000;
     const oldestPendingAge = new cloudwatch.Alarm(this, 'OldestPendingAge', {
-      alarmDescription: `The oldest pending change has waited more than ${props.oldestPendingMinutes} minutes for the database, or sync has published nothing for 10 minutes (is it running?).`,
-      metric: metric('OldestPendingAgeMs', 'Maximum', Duration.minutes(5)),
+      alarmDescription: `The oldest pending change has waited more than ${props.oldestPendingMinutes} minutes for the database, or sync has published nothing for ${minutes(2)} (is it running?).`,
+      metric: metric('OldestPendingAgeMs', 'Maximum', window),
       threshold: thresholdMs,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
       evaluationPeriods: 2,
@@ -112,41 +119,36 @@ export class SpillwayMonitoring extends Construct {
     });
 
     const syncErrors = new cloudwatch.Alarm(this, 'SyncErrors', {
-      alarmDescription:
-        'sync failed or met transient database errors in 3 of the last 5 minutes (invocation errors + DrainErrors).',
+      alarmDescription: `sync failed, or met transient database errors, in 2 of the last 3 ${minutes(1)} windows (invocation errors + DrainErrors).`,
       metric: new cloudwatch.MathExpression({
         label: 'sync errors + drain errors',
         expression: 'FILL(invocationErrors, 0) + FILL(drainErrors, 0)',
         usingMetrics: {
-          invocationErrors: props.syncFunction.metricErrors({
-            period: Duration.minutes(1),
-            statistic: 'Sum',
-          }),
-          drainErrors: metric('DrainErrors', 'Sum'),
+          invocationErrors: props.syncFunction.metricErrors({ period: window, statistic: 'Sum' }),
+          drainErrors: metric('DrainErrors', 'Sum', window),
         },
-        period: Duration.minutes(1),
+        period: window,
       }),
       threshold: 1,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-      evaluationPeriods: 5,
-      datapointsToAlarm: 3,
+      evaluationPeriods: 3,
+      datapointsToAlarm: 2,
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     });
 
     const breakerOpen = new cloudwatch.Alarm(this, 'BreakerOpen', {
-      alarmDescription:
-        'The circuit breaker in front of the database has been open for 3 minutes: writes are buffered, nothing reaches the database.',
-      metric: metric('BreakerOpen', 'Maximum'),
+      alarmDescription: `sync found the circuit breaker in front of the database open in two ${minutes(1)} windows running: writes are buffered, nothing reaches the database.`,
+      metric: metric('BreakerOpen', 'Maximum', window),
       threshold: 1,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-      evaluationPeriods: 3,
-      datapointsToAlarm: 3,
+      evaluationPeriods: 2,
+      datapointsToAlarm: 2,
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     });
 
     const backlogNearLimit = new cloudwatch.Alarm(this, 'BacklogNearLimit', {
       alarmDescription: `The backlog passed 80% of BACKLOG_LIMIT (${props.backlogLimit}); at the limit, write fails with BackpressureError.`,
-      metric: metric('BacklogSize', 'Maximum', Duration.minutes(5)),
+      metric: metric('BacklogSize', 'Maximum', window),
       threshold: Math.floor(props.backlogLimit * 0.8),
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       evaluationPeriods: 1,

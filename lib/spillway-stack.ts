@@ -208,6 +208,7 @@ export class SpillwayStack extends Stack {
     this.monitoring = new SpillwayMonitoring(this, 'Monitoring', {
       serviceName,
       syncFunction: this.functions.sync,
+      syncTimeout: Duration.seconds(f.syncTimeoutSeconds),
       writeFunction: this.functions.write,
       readFunction: this.functions.read,
       functions: this.functions,

@@ -71,6 +71,15 @@ describe('existing shape: imports without lookups', () => {
     });
   });
 
+  it('admits nothing from 0.0.0.0/0 or ::/0 anywhere', () => {
+    const rules = ingressRulesOf(s.template);
+    expect(rules.length).toBeGreaterThan(0);
+    for (const [, rule] of rules) {
+      expect(rule.CidrIp).not.toBe('0.0.0.0/0');
+      expect(rule.CidrIpv6).not.toBe('::/0');
+    }
+  });
+
   it("adds to the instance's security group only the proxy and the user bootstrap, on its port", () => {
     const user = s.stack.databaseUser;
     if (!user) throw new Error('expected the database user bootstrap');

@@ -430,10 +430,21 @@ describe('new shape: monitoring and outputs', () => {
       expect(text).toContain('"Namespace":"Spillway"');
       expect(text).toContain('"Dimensions":[{"Name":"service","Value":"spillway"}]');
     }
+    // sync publishes when an invocation ends (at most 4 minutes): 5-minute windows never miss one,
+    // so missing data means sync is not running, and counts as breaching.
     s.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
       MetricName: 'OldestPendingAgeMs',
+      Statistic: 'Maximum',
+      Period: 300,
+      EvaluationPeriods: 2,
       Threshold: 600_000,
       TreatMissingData: 'breaching',
+    });
+    s.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: 'BreakerOpen',
+      Period: 300,
+      Threshold: 1,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
     });
     s.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
       MetricName: 'ChangesDeadLettered',

@@ -123,16 +123,17 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalSpill
 }
 
 /**
- * Invokes `sync` every `intervalMs` after the previous invocation ended: never two at once, as
- * reserved concurrency 1 ensures in AWS.
+ * Invokes `sync` `intervalMs` after start, then `intervalMs` after each invocation ended: never
+ * two at once, as reserved concurrency 1 ensures in AWS.
  */
 function scheduleSync(runner: Runner, intervalMs: number): Schedule {
   const abort = new AbortController();
   const finished = (async () => {
-    while (!abort.signal.aborted) {
+    for (;;) {
+      await sleep(intervalMs, undefined, { signal: abort.signal }).catch(() => undefined);
+      if (abort.signal.aborted) return;
       // The handler logs its own failures; an outage only delays the next drain.
       await runner.invoke('sync', {});
-      await sleep(intervalMs, undefined, { signal: abort.signal }).catch(() => undefined);
     }
   })();
   return { abort: () => abort.abort(), finished };

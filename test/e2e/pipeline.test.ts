@@ -1,0 +1,178 @@
+/**
+ * The example pipeline end to end through the local runner: process-document, then
+ * extract-entities with its result, drained by the runner's own schedule into PostgreSQL; and a
+ * retried pipeline (both steps again with the same input) creates no duplicates.
+ */
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  call,
+  eventually,
+  invoke,
+  lambdaClient,
+  type RunnerProcess,
+  startRunnerProcess,
+} from '../support/local-runner.js';
+import { uniquePrefix, useServices } from '../support/services.js';
+
+const services = useServices();
+let runner: RunnerProcess;
+let lambda: ReturnType<typeof lambdaClient>;
+let direct: pg.Pool;
+
+beforeAll(async () => {
+  const database = await services().createDatabase();
+  direct = new pg.Pool({ connectionString: database.directUrl, max: 2 });
+  runner = await startRunnerProcess({
+    REDIS_URL: services().redis.url,
+    DATABASE_URL: database.url,
+    SPILLWAY_PREFIX: uniquePrefix('e2e-pipeline'),
+    SYNC_INTERVAL_MS: '100',
+    SYNC_IDLE_WAIT_MS: '500',
+    CHUNK_SIZE: '200',
+    CHUNK_OVERLAP: '40',
+  });
+  lambda = lambdaClient(runner.url);
+});
+
+afterAll(async () => {
+  lambda?.destroy();
+  await runner?.stop();
+  await direct?.end();
+});
+
+const TEXT = [
+  'This Settlement Agreement is made on March 3, 2024 between Acme Holdings Inc. and Blue River LLC.',
+  'Acme Holdings Inc. shall pay $2,500,000 to Blue River LLC within thirty days.',
+  'Notices go to counsel@acme-legal.com or +1 (212) 555-0147.',
+  'The parties dismiss Case No. 23-cv-1042 with prejudice.',
+  'Northwind Traders Ltd. guarantees the payment of USD 250,000 due on 2024-06-30.',
+].join(' ');
+
+interface Chunk {
+  chunk_uuid: string;
+  chunk_index: number;
+  text: string;
+}
+
+async function count(table: string, documentUuid: string): Promise<number> {
+  const { rows } = await direct.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM ${table} WHERE document_uuid = $1`,
+    [documentUuid],
+  );
+  return rows[0]?.n ?? 0;
+}
+
+async function drained(): Promise<boolean> {
+  const health = await call<{ backlog: number }>(lambda, 'health', {});
+  return health.backlog === 0;
+}
+
+describe('the example pipeline', () => {
+  it('lands documents, chunks, entities, relationships and the task in PostgreSQL, once, however often it runs', async () => {
+    const input = { filename: 'settlement.pdf', content_type: 'application/pdf', text: TEXT };
+    const processed = await call<{ document_uuid: string; chunks: Chunk[] }>(
+      lambda,
+      'process-document',
+      input,
+    );
+    expect(processed.chunks.length).toBeGreaterThan(2);
+    expect(processed.chunks.map((c) => c.chunk_index)).toEqual(processed.chunks.map((_, i) => i));
+    const extracted = await call<{ entities: number; relationships: number; task_id: string }>(
+      lambda,
+      'extract-entities',
+      processed,
+    );
+    expect(extracted.entities).toBeGreaterThan(8);
+    expect(extracted.relationships).toBeGreaterThan(0);
+
+    const id = processed.document_uuid;
+    await eventually('the pipeline to reach PostgreSQL', async () => {
+      return (await drained()) && (await count('processing_tasks', id)) === 1;
+    });
+    const { rows: documents } = await direct.query(
+      'SELECT filename, content_type, status, error_message FROM source_documents WHERE document_uuid = $1',
+      [id],
+    );
+    expect(documents).toEqual([
+      {
+        filename: 'settlement.pdf',
+        content_type: 'application/pdf',
+        status: 'completed',
+        error_message: null,
+      },
+    ]);
+    const { rows: chunks } = await direct.query(
+      'SELECT chunk_uuid, chunk_index, text FROM document_chunks WHERE document_uuid = $1 ORDER BY chunk_index',
+      [id],
+    );
+    expect(chunks).toEqual(processed.chunks);
+    const { rows: mentions } = await direct.query<{
+      chunk_uuid: string;
+      entity_type: string;
+      text: string;
+      start_offset: number;
+      end_offset: number;
+    }>(
+      'SELECT chunk_uuid, entity_type, text, start_offset, end_offset FROM entity_mentions WHERE document_uuid = $1',
+      [id],
+    );
+    expect(mentions).toHaveLength(extracted.entities);
+    const chunkText = new Map(processed.chunks.map((c) => [c.chunk_uuid, c.text]));
+    for (const mention of mentions) {
+      expect(
+        chunkText.get(mention.chunk_uuid)?.slice(mention.start_offset, mention.end_offset),
+      ).toBe(mention.text);
+    }
+    expect(new Set(mentions.map((m) => m.entity_type))).toEqual(
+      new Set(['date', 'organization', 'money', 'email', 'phone', 'case_number']),
+    );
+    expect(await count('relationships', id)).toBe(extracted.relationships);
+    const { rows: tasks } = await direct.query(
+      'SELECT task_id, task_type, status, started_at IS NOT NULL AS started, completed_at IS NOT NULL AS completed FROM processing_tasks WHERE document_uuid = $1',
+      [id],
+    );
+    expect(tasks).toEqual([
+      {
+        task_id: extracted.task_id,
+        task_type: 'extract-entities',
+        status: 'succeeded',
+        started: true,
+        completed: true,
+      },
+    ]);
+
+    // A retry (Celery, Step Functions) runs both steps again with the same input.
+    const again = await call<{ document_uuid: string; chunks: Chunk[] }>(
+      lambda,
+      'process-document',
+      input,
+    );
+    expect(again).toEqual(processed);
+    await call(lambda, 'extract-entities', again);
+    await eventually('the retry to drain', drained);
+    expect(await count('source_documents', id)).toBe(1);
+    expect(await count('document_chunks', id)).toBe(processed.chunks.length);
+    expect(await count('entity_mentions', id)).toBe(extracted.entities);
+    expect(await count('relationships', id)).toBe(extracted.relationships);
+    expect(await count('processing_tasks', id)).toBe(1);
+    const health = await call<{ deadLetters: number }>(lambda, 'health', {});
+    expect(health.deadLetters).toBe(0);
+  });
+
+  it('a pipeline step invoked as an Event lands too', async () => {
+    const accepted = await invoke(
+      lambda,
+      'process-document',
+      { filename: 'brief.txt', text: 'Filed on January 5, 2025 by Contoso Ltd.' },
+      'Event',
+    );
+    expect(accepted.statusCode).toBe(202);
+    await eventually('the document to land', async () => {
+      const { rows } = await direct.query(
+        "SELECT status FROM source_documents WHERE filename = 'brief.txt'",
+      );
+      return rows[0]?.status === 'completed';
+    });
+  });
+});

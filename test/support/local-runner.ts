@@ -1,0 +1,166 @@
+/**
+ * The local runner (`spillway local`) as a child process, for end-to-end tests that drive it with
+ * `@aws-sdk/client-lambda` the way a pipeline would, and kill it with SIGKILL.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { InvokeCommand, type InvokeCommandOutput, LambdaClient } from '@aws-sdk/client-lambda';
+import { freePort } from './ports.js';
+
+const CLI = fileURLToPath(new URL('../../bin/spillway.ts', import.meta.url));
+const READY_TIMEOUT_MS = 30_000;
+
+export interface RunnerProcess {
+  /** `http://127.0.0.1:<port>` */
+  readonly url: string;
+  readonly pid: number;
+  /** Everything the runner printed so far (stdout and stderr). */
+  output(): string;
+  /** SIGTERM, then waits for a clean exit; resolves with the exit code. */
+  stop(): Promise<number | null>;
+  /** SIGKILL: no shutdown at all. Resolves once the process is gone. */
+  kill(): Promise<void>;
+}
+
+const running = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
+
+/**
+ * Starts `spillway local` against the given services (`REDIS_URL`, `DATABASE_URL` and any other
+ * setting in `env`) on a free port, and resolves once it printed its ready line.
+ */
+export async function startRunnerProcess(env: Record<string, string>): Promise<RunnerProcess> {
+  const port = await freePort();
+  const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'local'], {
+    env: {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      HOME: process.env.HOME ?? '/tmp',
+      PORT: String(port),
+      POWERTOOLS_LOG_LEVEL: 'WARN',
+      // Metrics lines on every sync would only bury the logs a failing test prints.
+      POWERTOOLS_METRICS_DISABLED: 'true',
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  running.add(child);
+  let out = '';
+  const exited = new Promise<number | null>((resolve) => {
+    child.once('exit', (code) => {
+      running.delete(child);
+      resolve(code);
+    });
+  });
+  child.stdout?.on('data', (chunk: Buffer) => {
+    out += chunk.toString();
+  });
+  child.stderr?.on('data', (chunk: Buffer) => {
+    out += chunk.toString();
+  });
+
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`the runner did not get ready within ${READY_TIMEOUT_MS} ms:\n${out}`));
+    }, READY_TIMEOUT_MS);
+    const check = () => {
+      const match = /ready at (http:\/\/\S+)/.exec(out);
+      if (match?.[1] !== undefined) {
+        clearTimeout(timer);
+        resolve(match[1]);
+      }
+    };
+    child.stdout?.on('data', check);
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`the runner exited (code ${code}) before it was ready:\n${out}`));
+    });
+  });
+  const pid = child.pid;
+  if (pid === undefined) throw new Error('the runner has no pid');
+
+  return {
+    url,
+    pid,
+    output: () => out,
+    stop: async () => {
+      child.kill('SIGTERM');
+      return await exited;
+    },
+    kill: async () => {
+      child.kill('SIGKILL');
+      await exited;
+    },
+  };
+}
+
+/** A Lambda client for the runner: fake credentials, no retries (a retry would hide a failure). */
+export function lambdaClient(url: string): LambdaClient {
+  return new LambdaClient({
+    endpoint: url,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'AKIDLOCAL', secretAccessKey: 'local-secret' },
+    maxAttempts: 1,
+  });
+}
+
+export interface Invocation {
+  readonly statusCode: number | undefined;
+  /** 'Unhandled' when the function failed. */
+  readonly functionError: string | undefined;
+  /** The payload, parsed; undefined when there is none (Event). */
+  readonly payload: unknown;
+  readonly raw: InvokeCommandOutput;
+}
+
+/** Invokes a function and parses its payload. */
+export async function invoke(
+  client: LambdaClient,
+  functionName: string,
+  payload: unknown,
+  invocationType: 'RequestResponse' | 'Event' | 'DryRun' = 'RequestResponse',
+): Promise<Invocation> {
+  const raw = await client.send(
+    new InvokeCommand({
+      FunctionName: functionName,
+      InvocationType: invocationType,
+      Payload: new TextEncoder().encode(JSON.stringify(payload)),
+    }),
+  );
+  const text = new TextDecoder().decode(raw.Payload ?? new Uint8Array());
+  return {
+    statusCode: raw.StatusCode,
+    functionError: raw.FunctionError,
+    payload: text === '' ? undefined : JSON.parse(text),
+    raw,
+  };
+}
+
+/** Invokes a function that must succeed; returns its result. */
+export async function call<T = Record<string, unknown>>(
+  client: LambdaClient,
+  functionName: string,
+  payload: unknown,
+): Promise<T> {
+  const result = await invoke(client, functionName, payload);
+  if (result.functionError !== undefined) {
+    throw new Error(`${functionName} failed: ${JSON.stringify(result.payload)}`);
+  }
+  return result.payload as T;
+}
+
+/** Polls `check` until it returns true, or fails after `timeoutMs` with `what`. */
+export async function eventually(
+  what: string,
+  check: () => Promise<boolean>,
+  timeoutMs = 20_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}

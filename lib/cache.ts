@@ -30,6 +30,8 @@ export class SpillwayCache extends Construct {
   /** Primary endpoint host name. */
   readonly endpointAddress: string;
   readonly port: number;
+  /** Replicas that must confirm a write before it is acknowledged (`REDIS_REPLICA_ACKS`). */
+  readonly replicaAcks: number;
   /** The node ids (`<group>-001`, ...), for per-node CloudWatch metrics. */
   readonly cacheClusterIds: readonly string[];
 
@@ -40,6 +42,7 @@ export class SpillwayCache extends Construct {
     const { settings, network } = props;
     this.clientSecurityGroup = network.functionsSecurityGroup;
     this.port = settings.port;
+    this.replicaAcks = settings.replicaAcks;
 
     this.securityGroup = new ec2.SecurityGroup(this, 'SecurityGroup', {
       vpc: network.vpc,
@@ -110,7 +113,8 @@ export class SpillwayCache extends Construct {
 
   /**
    * Gives a function everything it needs to reach the buffer, in one call: read access to the
-   * AUTH token and the `REDIS_*` variables that `lambdas/io/config.ts` reads. The network path
+   * AUTH token and the `REDIS_*` variables that `lambdas/io/config.ts` reads (including how many
+   * replicas must confirm a write). The network path
    * comes with the functions' security group, which the function must carry.
    */
   grantAccess(fn: lambda.Function): void {
@@ -124,5 +128,6 @@ export class SpillwayCache extends Construct {
     fn.addEnvironment('REDIS_PORT', String(this.port));
     fn.addEnvironment('REDIS_TLS', 'true');
     fn.addEnvironment('REDIS_AUTH_SECRET_ARN', this.authTokenSecret.secretArn);
+    fn.addEnvironment('REDIS_REPLICA_ACKS', String(this.replicaAcks));
   }
 }

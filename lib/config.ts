@@ -74,6 +74,12 @@ export interface CacheSettings {
   readonly replicas: number;
   /** A non-default port. @default 6380 */
   readonly port: number;
+  /**
+   * `REDIS_REPLICA_ACKS`: replicas that must confirm a changeset (Redis `WAIT`) before `write`
+   * acknowledges it, so that a failover cannot lose an acknowledged write (G1). At most
+   * `replicas`. @default 1
+   */
+  readonly replicaAcks: number;
 }
 
 export interface FunctionSettings {
@@ -154,6 +160,7 @@ export const SETTING_NAMES = [
   'cacheNodeType',
   'cacheReplicas',
   'cachePort',
+  'redisReplicaAcks',
   'logRetentionDays',
   'backlogLimit',
   'changesetMaxChanges',
@@ -332,7 +339,14 @@ export function readSettings(read: ContextReader): SpillwaySettings {
     ),
     replicas: p.integer('cacheReplicas', 1, 1, 5),
     port: cachePort,
+    replicaAcks: p.integer('redisReplicaAcks', 1, 0, 5),
   };
+  if (cache.replicaAcks > cache.replicas) {
+    p.problem(
+      'redisReplicaAcks',
+      `must not exceed cacheReplicas (${cache.replicas}): WAIT could never be satisfied`,
+    );
+  }
 
   const logRetentionDays = p.integer('logRetentionDays', 30, 1, 3653);
   if (!LOG_RETENTION_DAYS.includes(logRetentionDays)) {

@@ -248,6 +248,8 @@ describe('new shape: functions', () => {
         REDIS_PORT: '6380',
         REDIS_TLS: 'true',
         REDIS_AUTH_SECRET_ARN: secret,
+        // A write is acknowledged once the replica has it too: a failover cannot lose it (G1).
+        REDIS_REPLICA_ACKS: '1',
         SPILLWAY_PREFIX: 'spillway',
         POWERTOOLS_METRICS_NAMESPACE: 'Spillway',
         POWERTOOLS_SERVICE_NAME: 'spillway',

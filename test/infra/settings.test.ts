@@ -28,7 +28,13 @@ describe('settings from CDK context', () => {
       deletionProtection: true,
       backupRetentionDays: 7,
     });
-    expect(settings.cache).toMatchObject({ engine: 'valkey', engineVersion: '8.0', port: 6380 });
+    expect(settings.cache).toMatchObject({
+      engine: 'valkey',
+      engineVersion: '8.0',
+      port: 6380,
+      replicas: 1,
+      replicaAcks: 1,
+    });
   });
 
   it('every key in cdk.json is a setting Spillway reads, a CDK feature flag or a CLI switch', () => {
@@ -111,6 +117,12 @@ describe('settings from CDK context', () => {
   it('an existing-shape setting without shape=existing is reported, not ignored', () => {
     expect(problemsOf({ vpcId: EXISTING_SHAPE.vpcId })).toEqual([
       'vpcId: does not apply when shape is "new"; remove it or set shape',
+    ]);
+  });
+
+  it('cannot ask more replicas to confirm a write than there are', () => {
+    expect(problemsOf({ cacheReplicas: 1, redisReplicaAcks: 2 })).toEqual([
+      'redisReplicaAcks: must not exceed cacheReplicas (1): WAIT could never be satisfied',
     ]);
   });
 

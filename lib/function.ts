@@ -108,7 +108,11 @@ export class SpillwayFunction extends nodejs.NodejsFunction {
         }),
       );
     }
-    const afterBundling = props.afterBundling ?? (() => []);
+    // Every function reaches the buffer, whose Lua scripts are read from `lua/` beside the bundle.
+    const afterBundling = (inputDir: string, outputDir: string): string[] => [
+      ...copyLuaScripts(inputDir, outputDir),
+      ...(props.afterBundling?.(inputDir, outputDir) ?? []),
+    ];
 
     super(scope, id, {
       entry,
@@ -166,5 +170,16 @@ export function copySqlFiles(from: string): (inputDir: string, outputDir: string
   return (inputDir, outputDir) => [
     `mkdir -p "${outputDir}/migrations"`,
     `cp "${inputDir}/${from}"/*.sql "${outputDir}/migrations/"`,
+  ];
+}
+
+/** Where the buffer's Lua scripts live, relative to the project root. */
+export const LUA_SOURCE = 'lambdas/io/lua';
+
+/** The shell commands that copy the buffer's Lua scripts into `<bundle>/lua`. */
+function copyLuaScripts(inputDir: string, outputDir: string): string[] {
+  return [
+    `mkdir -p "${outputDir}/lua"`,
+    `cp "${inputDir}/${LUA_SOURCE}"/*.lua "${outputDir}/lua/"`,
   ];
 }

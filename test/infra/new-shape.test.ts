@@ -2,7 +2,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Match } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { PROJECT_ROOT } from '../../lib/function.js';
+import { LUA_SOURCE, PROJECT_ROOT } from '../../lib/function.js';
 import { hashMigrations, MIGRATIONS_SOURCE } from '../../lib/migrations.js';
 import { DATABASE_FUNCTIONS, FUNCTION_NAMES } from '../../lib/spillway-stack.js';
 import {
@@ -336,6 +336,15 @@ describe('new shape: functions', () => {
       expect(existsSync(join(dir, 'index.mjs.map'))).toBe(true);
       // Minified: thousands of characters per line, not tens.
       expect(code.length / code.split('\n').length).toBeGreaterThan(1_000);
+    }
+  });
+
+  it("puts the buffer's Lua scripts beside every handler, where the buffer reads them", () => {
+    const scripts = readdirSync(join(PROJECT_ROOT, LUA_SOURCE)).filter((f) => f.endsWith('.lua'));
+    expect(scripts.length).toBeGreaterThan(0);
+    for (const name of FUNCTION_NAMES) {
+      const dir = assetDirectory(logicalIdOf(s.stack, fn(name)));
+      expect(readdirSync(join(dir, 'lua')).sort(), name).toEqual(scripts.sort());
     }
   });
 

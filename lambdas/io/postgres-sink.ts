@@ -97,10 +97,15 @@ export class PostgresSink {
     }
   }
 
-  /** A round trip through the same path the drainer uses. */
-  async ping(): Promise<void> {
+  /**
+   * A round trip through the same path the drainer uses, within `timeoutMs`: a proxy that lost
+   * its database holds the query (RDS Proxy up to its borrow timeout, 30 s), and `health` must
+   * answer `degraded` well within its own timeout.
+   */
+  async ping(timeoutMs = 3_000): Promise<void> {
     try {
-      await this.pool.query('SELECT 1');
+      // pg honours query_timeout per query; its types only know it per client.
+      await this.pool.query({ text: 'SELECT 1', query_timeout: timeoutMs } as QueryConfig);
     } catch (error) {
       throw toDatabaseError(error);
     }

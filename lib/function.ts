@@ -8,6 +8,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
+import { METRICS_NAMESPACE } from '../lambdas/core/metric-names.js';
 
 /** The repository root: entries, the lock file and the migrations are found from here. */
 export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -15,9 +16,6 @@ export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..
 /** The newest Node.js runtime aws-cdk-lib knows; esbuild targets the same version. */
 export const NODE_RUNTIME = lambda.Runtime.NODEJS_24_X;
 const ESBUILD_TARGET = 'node24';
-
-/** The namespace of every Spillway metric (`lambdas/io/telemetry.ts` METRICS_NAMESPACE). */
-export const METRICS_NAMESPACE = 'Spillway';
 
 /** Where a function runs inside the VPC. */
 export interface FunctionPlacement {

@@ -7,18 +7,10 @@ import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
-import { METRICS_NAMESPACE } from './function.js';
+import { METRICS_NAMESPACE, MetricName } from '../lambdas/core/metric-names.js';
 
-/** The metrics `lambdas/io/telemetry.ts` emits (namespace `Spillway`, dimension `service`). */
-export const SpillwayMetric = {
-  BacklogSize: 'BacklogSize',
-  OldestPendingAgeMs: 'OldestPendingAgeMs',
-  ChangesApplied: 'ChangesApplied',
-  ChangesCoalesced: 'ChangesCoalesced',
-  ChangesDeadLettered: 'ChangesDeadLettered',
-  DrainErrors: 'DrainErrors',
-  BreakerOpen: 'BreakerOpen',
-} as const;
+/** The metrics the functions emit (namespace `Spillway`, dimension `service`). */
+const SpillwayMetric = MetricName;
 
 export interface SpillwayMonitoringProps {
   /** The `service` dimension value (`POWERTOOLS_SERVICE_NAME`). */

@@ -1,29 +1,13 @@
 /**
  * Structured logs and CloudWatch metrics (embedded metric format on stdout) for every function.
- * The metric names are a contract with the dashboards and alarms of the CDK app: change them there too.
+ * The metric names (`core/metric-names.ts`) are shared with the CDK app's alarms and dashboard.
  */
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import { METRICS_NAMESPACE, MetricName } from '../core/metric-names.js';
 import type { BreakerStatus, DrainResult } from '../spillway.js';
 
-/** The CloudWatch namespace of every Spillway metric. */
-export const METRICS_NAMESPACE = 'Spillway';
-
-/** Every metric Spillway emits, by name. */
-export const MetricName = {
-  /** Pending changes in the buffer. */
-  BacklogSize: 'BacklogSize',
-  /** Age of the oldest pending change: how far the database lags behind acknowledged writes. */
-  OldestPendingAgeMs: 'OldestPendingAgeMs',
-  ChangesApplied: 'ChangesApplied',
-  /** Changes folded into a later change of the same key before they reached the database. */
-  ChangesCoalesced: 'ChangesCoalesced',
-  ChangesDeadLettered: 'ChangesDeadLettered',
-  /** Transient failures (connection, timeout, proxy) met while draining; retried, never dead-lettered. */
-  DrainErrors: 'DrainErrors',
-  /** 1 while the circuit breaker in front of the database is open, else 0. */
-  BreakerOpen: 'BreakerOpen',
-} as const;
+export { METRICS_NAMESPACE, MetricName };
 
 /** `POWERTOOLS_SERVICE_NAME`, or 'spillway'. */
 export const serviceName = process.env.POWERTOOLS_SERVICE_NAME?.trim() || 'spillway';

@@ -14,7 +14,8 @@ import {
   type RunnerProcess,
   startRunnerProcess,
 } from '../support/local-runner.js';
-import { uniquePrefix, useServices } from '../support/services.js';
+import { freePort } from '../support/ports.js';
+import { startServices, uniquePrefix, useServices } from '../support/services.js';
 
 // Append-only Redis: what the runner acknowledged survives the kill -9 below.
 const services = useServices({ redis: { appendOnly: true } });
@@ -22,9 +23,11 @@ const BACKLOG_LIMIT = 10;
 let runner: RunnerProcess;
 let lambda: ReturnType<typeof lambdaClient>;
 let direct: pg.Pool;
+let databaseUrl: string;
 
 beforeAll(async () => {
   const database = await services().createDatabase();
+  databaseUrl = database.url;
   direct = new pg.Pool({ connectionString: database.directUrl, max: 1 });
   direct.on('error', () => {
     // PostgreSQL is killed below; the pool replaces the connection.
@@ -144,5 +147,40 @@ describe('errors as the SDK sees them', () => {
       },
       30_000,
     );
+  });
+
+  it('a cold start without Redis answers UnavailableError and a down health, then recovers', async () => {
+    // Nothing listens there yet: the container's first connection fails.
+    const port = await freePort();
+    const cold = await startRunnerProcess({
+      REDIS_URL: `redis://127.0.0.1:${port}`,
+      DATABASE_URL: databaseUrl,
+      SPILLWAY_PREFIX: uniquePrefix('e2e-cold'),
+      SYNC_INTERVAL_MS: '3600000',
+    });
+    const client = lambdaClient(cold.url);
+    try {
+      const failed = await invoke(client, 'write', documents(1));
+      expect(failed.payload).toMatchObject({
+        errorType: 'UnavailableError',
+        errorMessage: expect.stringMatching(/^redis unavailable: .*ECONNREFUSED/),
+      });
+      expect(await call(client, 'health', {})).toMatchObject({
+        status: 'down',
+        backlog: -1,
+        checks: { redis: { ok: false }, database: { ok: true } },
+      });
+      // A failed start is not remembered: once Redis is there, the next invocation connects.
+      const redis = await startServices({ postgres: false, ports: { redis: port } });
+      try {
+        expect(await call(client, 'write', documents(1))).toMatchObject({ accepted: 1 });
+        expect(await call(client, 'health', {})).toMatchObject({ status: 'ok', backlog: 1 });
+      } finally {
+        await redis.stop();
+      }
+    } finally {
+      client.destroy();
+      await cold.stop();
+    }
   });
 });

@@ -1,28 +1,17 @@
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { coalesce } from '../../lambdas/core/coalesce.js';
 import { BackpressureError } from '../../lambdas/core/errors.js';
 import {
   chunk,
   countRows,
-  createTestEngine,
   document,
   drainAll,
-  type TestEngine,
   tableRows,
+  useTestEngines,
   uuid,
 } from '../support/engine.js';
-import { useServices } from '../support/services.js';
 
-const services = useServices();
-const engines: TestEngine[] = [];
-afterAll(async () => {
-  await Promise.all(engines.map((e) => e.close()));
-});
-async function engine(label: string, options = {}): Promise<TestEngine> {
-  const e = await createTestEngine(services(), label, options);
-  engines.push(e);
-  return e;
-}
+const { engine } = useTestEngines();
 
 class SimulatedCrash extends Error {}
 

@@ -1,18 +1,8 @@
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { BackpressureError, UnavailableError, ValidationError } from '../../lambdas/core/errors.js';
-import { chunk, createTestEngine, document, type TestEngine, uuid } from '../support/engine.js';
-import { useServices } from '../support/services.js';
+import { chunk, document, useTestEngines, uuid } from '../support/engine.js';
 
-const services = useServices();
-const engines: TestEngine[] = [];
-afterAll(async () => {
-  await Promise.all(engines.map((e) => e.close()));
-});
-async function engine(label: string, options = {}): Promise<TestEngine> {
-  const e = await createTestEngine(services(), label, options);
-  engines.push(e);
-  return e;
-}
+const { services, engine } = useTestEngines();
 
 const doc = '7d0c2b8e-3d2f-4a51-9a53-0f9d0c8b1a11';
 const good = document(doc);

@@ -5,10 +5,11 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import pg from 'pg';
+import { afterAll } from 'vitest';
 import { runMigrations } from '../../lambdas/io/migrator.js';
 import { pipelineRegistry } from '../../lambdas/schema/tables.js';
 import { Spillway, type SpillwayOptions } from '../../lambdas/spillway.js';
-import { type Services, uniquePrefix } from './services.js';
+import { type Services, uniquePrefix, useServices } from './services.js';
 
 export interface TestEngine {
   readonly spillway: Spillway;
@@ -64,6 +65,29 @@ export async function createTestEngine(
     close: async () => {
       redis.disconnect();
       await Promise.allSettled([pool.end(), direct.end()]);
+    },
+  };
+}
+
+/**
+ * For vitest files: services for the file, and a factory of engines (each on its own database
+ * and key prefix) that are closed after the file's tests.
+ */
+export function useTestEngines(): {
+  services: () => Services;
+  engine: (label: string, options?: Partial<SpillwayOptions>) => Promise<TestEngine>;
+} {
+  const services = useServices();
+  const engines: TestEngine[] = [];
+  afterAll(async () => {
+    await Promise.all(engines.map((e) => e.close()));
+  });
+  return {
+    services,
+    engine: async (label, options = {}) => {
+      const engine = await createTestEngine(services(), label, options);
+      engines.push(engine);
+      return engine;
     },
   };
 }

@@ -53,8 +53,9 @@ export interface SpillwayFunctionProps {
 
 /**
  * The one wrapper around `NodejsFunction`, with the project's defaults: esbuild to ESM (with a
- * `require` shim for CommonJS dependencies), minified, with source maps that Node applies to
- * stack traces, ARM64, the newest Node.js runtime, and a log group of bounded retention.
+ * `require` shim for CommonJS dependencies), minified but keeping class and function names (error
+ * names are class names), with source maps that Node applies to stack traces, ARM64, the newest
+ * Node.js runtime, and a log group of bounded retention.
  */
 export class SpillwayFunction extends nodejs.NodejsFunction {
   /** The function's log group. */
@@ -142,6 +143,10 @@ export class SpillwayFunction extends nodejs.NodejsFunction {
         banner:
           "import { createRequire as __spillwayCreateRequire } from 'node:module'; const require = __spillwayCreateRequire(import.meta.url);",
         minify: true,
+        // Minifying renames classes, and error names are class names: Spillway's own (`name` is the
+        // errorType callers see) and ioredis's (MaxRetriesPerRequestError, ReplyError), which
+        // `isRedisUnavailable` recognises by name. Without this, a Redis outage leaves as `$S`.
+        keepNames: true,
         sourceMap: true,
         sourcesContent: false,
         // Bundle the AWS SDK too (its version is then ours, not the runtime's); pg-native is an

@@ -77,19 +77,22 @@ export class PostgresSink {
     });
   }
 
-  /** The row as the database holds it, with values as JSON (timestamps as ISO-8601). */
+  /** The row as the database holds it, with values as JSON (timestamps as ISO-8601), within `timeoutMs`. */
   async fetchRow(
     table: string,
     key: Readonly<Record<string, JsonValue>>,
+    timeoutMs = 3_000,
   ): Promise<Record<string, JsonValue> | null> {
     const def = this.options.registry.get(table);
     if (def === undefined) throw new Error(`no table definition for ${table}`);
     const where = def.primaryKey.map((c, i) => `${ident(c)} = $${i + 1}`).join(' AND ');
     try {
-      const result = await this.pool.query(
-        `SELECT * FROM ${qualifiedName(this.options.schema, table)} WHERE ${where}`,
-        def.primaryKey.map((c) => key[c]),
-      );
+      // Bounded like ping(): during an outage `read` answers from the overlay or fails fast.
+      const result = await this.pool.query({
+        text: `SELECT * FROM ${qualifiedName(this.options.schema, table)} WHERE ${where}`,
+        values: def.primaryKey.map((c) => key[c]),
+        query_timeout: timeoutMs,
+      } as QueryConfig);
       const row = result.rows[0] as Record<string, unknown> | undefined;
       return row === undefined ? null : toJsonRow(row);
     } catch (error) {

@@ -1,4 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
+import { UnavailableError } from '../../lambdas/core/errors.js';
 import { createTestEngine, document, drainAll, type TestEngine, uuid } from '../support/engine.js';
 import { useServices } from '../support/services.js';
 
@@ -49,5 +50,48 @@ describe('circuit breaker', () => {
       backlog: 0,
       deadLetters: 0,
     });
+  });
+});
+
+describe('read while PostgreSQL is down behind the proxy', () => {
+  it('answers a row with a pending full write from the overlay, and fails fast with UnavailableError otherwise', async () => {
+    const reader = await createTestEngine(services(), 'read-outage');
+    try {
+      const { spillway } = reader;
+      const synced = uuid();
+      const pending = uuid();
+      await spillway.write({ changes: [document(synced)] });
+      await drainAll(spillway);
+      await spillway.write({ changes: [document(pending, { status: 'processing' })] });
+
+      await services().postgres.kill();
+      try {
+        const fromOverlay = await spillway.read({
+          table: 'source_documents',
+          key: { document_uuid: pending },
+        });
+        expect(fromOverlay).toMatchObject({
+          record: { document_uuid: pending, status: 'processing' },
+          pending: true,
+        });
+        const started = Date.now();
+        const error = await spillway
+          .read({ table: 'source_documents', key: { document_uuid: synced } })
+          .catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(UnavailableError);
+        expect((error as UnavailableError).dependency).toBe('database');
+        // The proxy would hold the query; the read's own timeout (3 s) ends it.
+        expect(Date.now() - started).toBeLessThan(4_500);
+      } finally {
+        await services().postgres.restart();
+      }
+      expect(
+        await spillway.read({ table: 'source_documents', key: { document_uuid: synced } }),
+      ).toMatchObject({
+        pending: false,
+      });
+    } finally {
+      await reader.close();
+    }
   });
 });

@@ -87,21 +87,31 @@ export class FencedError extends SpillwayError {
 
 /**
  * A migration could not be applied: PostgreSQL refused it, or its file changed after it was
- * applied. Nothing of that migration is in the database.
+ * applied; nothing of that migration is in the database. Or every migration is applied but the
+ * tables do not match their definitions (tables that existed before Spillway, say): `problems`
+ * lists what is wrong.
  */
 export class MigrationError extends SpillwayError {
   readonly retryable = false;
-  /** The migration's file name. */
-  readonly file: string;
+  /** The migration's file name; undefined when the tables failed the check after migrating. */
+  readonly file: string | undefined;
   /** PostgreSQL's SQLSTATE, when PostgreSQL refused the migration. */
   readonly sqlState: string | undefined;
+  /** Each mismatch between a table and its definition (`table.column: ...`); empty otherwise. */
+  readonly problems: readonly string[];
 
   constructor(
     message: string,
-    details: { readonly file: string; readonly sqlState?: string; readonly cause?: unknown },
+    details: {
+      readonly file?: string;
+      readonly sqlState?: string;
+      readonly problems?: readonly string[];
+      readonly cause?: unknown;
+    },
   ) {
     super(message, { cause: details.cause });
     this.file = details.file;
     this.sqlState = details.sqlState;
+    this.problems = details.problems ?? [];
   }
 }

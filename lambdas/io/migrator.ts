@@ -6,6 +6,10 @@
  * transaction that first takes a transaction-level advisory lock, so that any number of runners
  * started at once (a deploy's custom resource, a retried invocation, an operator) serialise, and
  * every one of them after the first finds the migration recorded and skips it.
+ *
+ * Migrations may adopt tables that already exist (`CREATE TABLE IF NOT EXISTS`), so after the
+ * last one the runner checks that every table of the registry fits its definition
+ * (`schema-check.ts`) and fails with the list of mismatches otherwise.
  */
 import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
@@ -13,6 +17,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { ConfigError, MigrationError, SpillwayError, UnavailableError } from '../core/errors.js';
+import type { SchemaRegistry } from '../core/schema.js';
+import { pipelineRegistry } from '../schema/tables.js';
+import { findSchemaProblems } from './schema-check.js';
 
 /** One migration file. */
 export interface Migration {
@@ -29,6 +36,12 @@ export interface RunMigrationsOptions {
   readonly schema?: string;
   /** Directory of the `.sql` files. @default the `lambdas/schema/migrations` folder of this package */
   readonly directory?: string;
+  /**
+   * The tables checked after migrating: each must exist in `schema` and fit its definition.
+   * Pass the registry the functions use; with a directory of your own, a registry of your own.
+   * @default pipelineRegistry
+   */
+  readonly registry?: SchemaRegistry;
 }
 
 export interface MigrationResult {
@@ -73,8 +86,12 @@ export async function loadMigrations(directory: string): Promise<Migration[]> {
  * Idempotent and safe to run concurrently. A migration must not contain transaction control
  * (`BEGIN`, `COMMIT`) or statements that cannot run in a transaction (`CREATE INDEX CONCURRENTLY`).
  *
- * @throws MigrationError when a migration fails (naming its file, with PostgreSQL's message) or an
- *   applied migration's file has changed
+ * Then checks that every table of `options.registry` exists in the schema and fits its
+ * definition, on every run, whether or not it applied anything.
+ *
+ * @throws MigrationError when a migration fails (naming its file, with PostgreSQL's message), an
+ *   applied migration's file has changed, or a table does not fit its definition (listing every
+ *   mismatch)
  * @throws UnavailableError when the database cannot be reached
  */
 export async function runMigrations(
@@ -94,7 +111,33 @@ export async function runMigrations(
     const applied = await applyMigration(pool, schema, migration);
     (applied ? result.applied : result.skipped).push(migration.id);
   }
+  await verifyTables(pool, schema, options.registry ?? pipelineRegistry);
   return result;
+}
+
+/** Fails with every mismatch between the registry's tables and the database at once. */
+async function verifyTables(
+  pool: pg.Pool,
+  schema: string,
+  registry: SchemaRegistry,
+): Promise<void> {
+  let problems: string[];
+  try {
+    problems = await findSchemaProblems(pool, { registry, schema });
+  } catch (error) {
+    if (!isConnectionFailure(error)) throw error;
+    const message = error instanceof Error ? error.message : String(error);
+    throw new UnavailableError('database', `checking the tables: ${message}`, { cause: error });
+  }
+  if (problems.length === 0) return;
+  const count = problems.length === 1 ? '1 problem' : `${problems.length} problems`;
+  throw new MigrationError(
+    `the tables in schema ${JSON.stringify(schema)} do not match their definitions (${count}): ${problems.join('; ')}. ` +
+      'Spillway adopts existing tables but does not change them: adapt each table to its definition ' +
+      '(ALTER TABLE, by hand or in a new migration) or the definition to the table ' +
+      '(lambdas/schema/tables.ts), then migrate again',
+    { problems },
+  );
 }
 
 /** Applies one migration unless it is recorded; returns whether this call applied it. */

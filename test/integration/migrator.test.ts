@@ -5,7 +5,9 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, MigrationError } from '../../lambdas/core/errors.js';
+import { SchemaRegistry } from '../../lambdas/core/schema.js';
 import { loadMigrations, runMigrations } from '../../lambdas/io/migrator.js';
+import { findSchemaProblems, readTables, SQL_TYPE_NAMES } from '../../lambdas/io/schema-check.js';
 import { pipelineRegistry, pipelineTables } from '../../lambdas/schema/tables.js';
 import { useServices } from '../support/services.js';
 
@@ -50,17 +52,8 @@ async function tablesIn(pool: pg.Pool, schema: string): Promise<string[]> {
   return rows.map((r) => r.table_name);
 }
 
-const SQL_TYPE: Record<string, string> = {
-  uuid: 'uuid',
-  text: 'text',
-  integer: 'integer',
-  bigint: 'bigint',
-  real: 'real',
-  'double precision': 'double precision',
-  boolean: 'boolean',
-  jsonb: 'jsonb',
-  timestamptz: 'timestamp with time zone',
-};
+/** For migration directories of the tests' own: no table to check afterwards. */
+const NO_TABLES = new SchemaRegistry([]);
 
 /**
  * Compares what PostgreSQL holds in `schema` with the table definitions: columns, types,
@@ -69,29 +62,22 @@ const SQL_TYPE: Record<string, string> = {
  */
 async function expectSchemaMatchesDefinitions(pool: pg.Pool, schema: string): Promise<void> {
   expect(await tablesIn(pool, schema)).toEqual(pipelineTables.map((t) => t.name).sort());
+  // What migrate checks on every run; the rest of this function is stricter (exact match).
+  expect(await findSchemaProblems(pool, { registry: pipelineRegistry, schema })).toEqual([]);
 
-  const columns = await pool.query<{
-    table_name: string;
-    column_name: string;
-    data_type: string;
-    is_nullable: 'YES' | 'NO';
-    column_default: string | null;
-  }>(
-    `SELECT table_name, column_name, data_type, is_nullable, column_default
-       FROM information_schema.columns WHERE table_schema = $1
-      ORDER BY table_name, ordinal_position`,
-    [schema],
+  const found = [...(await readTables(pool, schema, pipelineRegistry.names())).values()];
+  const actual = found.flatMap((table) =>
+    table.columns.map((c) => ({
+      column: `${table.name}.${c.name}`,
+      type: c.type,
+      notNull: c.notNull,
+      hasDefault: c.hasDefault,
+    })),
   );
-  const actual = columns.rows.map((c) => ({
-    column: `${c.table_name}.${c.column_name}`,
-    type: c.data_type,
-    notNull: c.is_nullable === 'NO',
-    hasDefault: c.column_default !== null,
-  }));
   const expected = pipelineTables.flatMap((table) =>
     Object.entries(table.columns).map(([name, def]) => ({
       column: `${table.name}.${name}`,
-      type: SQL_TYPE[def.type],
+      type: SQL_TYPE_NAMES[def.type],
       notNull: def.nullable === false || table.primaryKey.includes(name),
       hasDefault: def.hasDefault === true,
     })),
@@ -122,8 +108,7 @@ async function expectSchemaMatchesDefinitions(pool: pg.Pool, schema: string): Pr
   );
   const sorted = (values: string[]) => [...values].sort();
 
-  const primaryKeys = constraints.rows.filter((c) => c.contype === 'p');
-  expect(sorted(primaryKeys.map((c) => `${c.table_name}(${c.columns.join(',')})`))).toEqual(
+  expect(sorted(found.map((t) => `${t.name}(${t.primaryKey.join(',')})`))).toEqual(
     sorted(pipelineTables.map((t) => `${t.name}(${t.primaryKey.join(',')})`)),
   );
 
@@ -312,7 +297,9 @@ describe('runMigrations through PgBouncer in transaction mode', () => {
     );
     await writeFile(join(dir, '0002_after.sql'), 'CREATE TABLE after_broken (id int);\n');
 
-    const error = await runMigrations(pool, { directory: dir }).catch((e: unknown) => e);
+    const error = await runMigrations(pool, { directory: dir, registry: NO_TABLES }).catch(
+      (e: unknown) => e,
+    );
     expect(error).toBeInstanceOf(MigrationError);
     const failure = error as MigrationError;
     expect(failure.file).toBe('0001_broken.sql');
@@ -329,7 +316,7 @@ describe('runMigrations through PgBouncer in transaction mode', () => {
 
     // Fixed, it applies where it stopped.
     await writeFile(join(dir, '0001_broken.sql'), 'CREATE TABLE half_done (id int);\n');
-    expect(await runMigrations(pool, { directory: dir })).toEqual({
+    expect(await runMigrations(pool, { directory: dir, registry: NO_TABLES })).toEqual({
       applied: ['0001_broken', '0002_after'],
       skipped: ['0000_good'],
     });
@@ -497,5 +484,301 @@ describe('the migrated constraints', () => {
       await client.query('ROLLBACK');
       client.release();
     }
+  });
+});
+
+/**
+ * The pipeline tables as a pipeline that wrote to PostgreSQL before Spillway might have made
+ * them: compatible with the definitions, but with indexes of other names, no CHECK constraints,
+ * columns of its own (nullable, or with a default or an identity) and one column nullable that
+ * the definition requires (the reverse would be a mismatch; this way round it is fine).
+ */
+const EXISTING_TABLES = `
+CREATE TABLE source_documents (
+  document_uuid uuid PRIMARY KEY,
+  filename text,
+  status text NOT NULL,
+  content_type text,
+  page_count integer,
+  error_message text,
+  metadata jsonb,
+  created_at timestamptz DEFAULT now(),
+  updated_at timestamptz,
+  uploaded_by text,
+  storage_key text NOT NULL DEFAULT ''
+);
+CREATE TABLE document_chunks (
+  chunk_uuid uuid PRIMARY KEY,
+  document_uuid uuid NOT NULL REFERENCES source_documents,
+  chunk_index integer NOT NULL,
+  text text NOT NULL,
+  char_start integer,
+  char_end integer,
+  metadata jsonb,
+  embedding_id bigint GENERATED BY DEFAULT AS IDENTITY
+);
+CREATE INDEX ix_chunks_document ON document_chunks (document_uuid, chunk_index);
+CREATE TABLE entity_mentions (
+  entity_uuid uuid PRIMARY KEY,
+  document_uuid uuid NOT NULL REFERENCES source_documents,
+  chunk_uuid uuid REFERENCES document_chunks,
+  entity_type text NOT NULL,
+  text text NOT NULL,
+  confidence real,
+  start_offset integer,
+  end_offset integer,
+  attributes jsonb,
+  normalized text
+);
+CREATE INDEX ix_mentions_document ON entity_mentions (document_uuid);
+CREATE INDEX ix_mentions_chunk ON entity_mentions (chunk_uuid);
+CREATE TABLE relationships (
+  relationship_uuid uuid PRIMARY KEY,
+  document_uuid uuid NOT NULL REFERENCES source_documents,
+  source_entity_uuid uuid NOT NULL REFERENCES entity_mentions,
+  target_entity_uuid uuid NOT NULL REFERENCES entity_mentions,
+  relationship_type text NOT NULL,
+  confidence real,
+  attributes jsonb
+);
+CREATE INDEX ix_relationships_document ON relationships (document_uuid);
+CREATE INDEX ix_relationships_source ON relationships (source_entity_uuid);
+CREATE INDEX ix_relationships_target ON relationships (target_entity_uuid);
+CREATE TABLE processing_tasks (
+  task_id uuid PRIMARY KEY,
+  document_uuid uuid REFERENCES source_documents,
+  task_type text NOT NULL,
+  status text NOT NULL,
+  attempts integer NOT NULL DEFAULT 0,
+  error_message text,
+  started_at timestamptz,
+  completed_at timestamptz,
+  worker text
+);
+CREATE INDEX ix_tasks_document ON processing_tasks (document_uuid);
+`;
+
+/** `EXISTING_TABLES` in `pool`'s public schema, holding `rows` (plus a value in an extra column). */
+async function existingDatabase(pool: pg.Pool, extraSql = ''): Promise<void> {
+  await pool.query(EXISTING_TABLES + extraSql);
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    for (const table of pipelineRegistry.writeOrder) {
+      for (const row of rows[table] ?? []) await insert(client, table, row);
+    }
+    await client.query(`UPDATE source_documents SET uploaded_by = 'celery'`);
+    await client.query('COMMIT');
+  } finally {
+    client.release();
+  }
+}
+
+/** Every row of every pipeline table, as JSON, keyed by table. */
+async function contents(pool: pg.Pool): Promise<Record<string, unknown[]>> {
+  const result: Record<string, unknown[]> = {};
+  for (const table of pipelineRegistry.writeOrder) {
+    const { rows: found } = await pool.query(
+      `SELECT to_jsonb(t) AS row FROM ${quote(table)} AS t ORDER BY 1`,
+    );
+    result[table] = found.map((r) => r.row);
+  }
+  return result;
+}
+
+async function indexesIn(pool: pg.Pool, schema: string): Promise<string[]> {
+  const { rows: found } = await pool.query<{ definition: string }>(
+    'SELECT indexdef AS definition FROM pg_indexes WHERE schemaname = $1 ORDER BY indexdef',
+    [schema],
+  );
+  return found.map((r) => r.definition);
+}
+
+describe('runMigrations on a database that already has the pipeline tables', () => {
+  it('adopts them as they are, rows and extra columns included, adding only a missing foreign-key index', async () => {
+    const pool = await freshDatabase();
+    await existingDatabase(pool, 'DROP INDEX ix_tasks_document;');
+    const names = pipelineRegistry.names();
+    const tablesBefore = await readTables(pool, 'public', names);
+    const indexesBefore = await indexesIn(pool, 'public');
+    const rowsBefore = await contents(pool);
+    expect(rowsBefore.source_documents).toHaveLength(1);
+
+    const result = await runMigrations(pool);
+    expect(result).toEqual({ applied: await shippedIds(), skipped: [] });
+
+    expect(await readTables(pool, 'public', names)).toEqual(tablesBefore);
+    expect(await contents(pool)).toEqual(rowsBefore);
+    expect(rowsBefore.source_documents?.[0]).toMatchObject({ uploaded_by: 'celery' });
+    expect(await indexesIn(pool, 'public')).toEqual(
+      [
+        ...indexesBefore,
+        'CREATE INDEX processing_tasks_document_uuid_idx ON public.processing_tasks USING btree (document_uuid)',
+      ].sort(),
+    );
+    const checks = await pool.query(
+      "SELECT count(*)::int AS n FROM pg_constraint WHERE contype = 'c' AND connamespace = 'public'::regnamespace",
+    );
+    expect(checks.rows[0]).toEqual({ n: 0 });
+
+    expect(await runMigrations(pool)).toEqual({ applied: [], skipped: await shippedIds() });
+  });
+
+  it('adopts them while the pipeline writes to them, without waiting for its transactions', async () => {
+    const pool = await freshDatabase();
+    await existingDatabase(pool);
+    // A pipeline's open write transaction on every table (ROW EXCLUSIVE, what INSERT takes):
+    // a statement that wants a SHARE lock (CREATE INDEX, even one that then skips) waits for it.
+    const writer = await pool.connect();
+    try {
+      await writer.query('BEGIN');
+      for (const table of pipelineRegistry.writeOrder) {
+        await writer.query(`LOCK TABLE ${table} IN ROW EXCLUSIVE MODE`);
+      }
+      const outcome = await Promise.race([
+        runMigrations(pool).catch((error: unknown) => error),
+        new Promise((resolve) => setTimeout(resolve, 10_000, 'still waiting after 10 s')),
+      ]);
+      expect(outcome).toEqual({ applied: await shippedIds(), skipped: [] });
+    } finally {
+      await writer.query('ROLLBACK');
+      writer.release();
+    }
+  });
+
+  it('adopts tables owned by another role, with only the grants the deploy guide asks for', async () => {
+    // Straight to PostgreSQL: PgBouncer here knows only the postgres user. The role is what a
+    // deployment's `spillway` role is: granted the tables, owner of none, no superuser.
+    const { name, directUrl } = await services().createDatabase();
+    const admin = newPool(directUrl, 2);
+    const suffix = name.slice(2);
+    const [owner, role] = [`pipeline_owner_${suffix}`, `spillway_${suffix}`];
+    await admin.query(
+      `CREATE ROLE ${owner};
+       CREATE ROLE ${role} LOGIN;
+       GRANT CONNECT, CREATE ON DATABASE ${name} TO ${role};
+       GRANT USAGE, CREATE ON SCHEMA public TO ${role};`,
+    );
+    await existingDatabase(admin);
+    await admin.query(
+      `${pipelineRegistry
+        .names()
+        .map((table) => `ALTER TABLE ${table} OWNER TO ${owner};`)
+        .join('\n')}
+       GRANT SELECT, INSERT, UPDATE, DELETE, REFERENCES ON ALL TABLES IN SCHEMA public TO ${role};`,
+    );
+
+    const spillway = newPool(directUrl.replace('postgres@', `${role}@`), 1);
+    expect(await runMigrations(spillway)).toEqual({ applied: await shippedIds(), skipped: [] });
+    const owners = await admin.query<{ owner: string }>(
+      `SELECT DISTINCT tableowner AS owner FROM pg_tables WHERE schemaname = 'public'`,
+    );
+    expect(owners.rows).toEqual([{ owner }]);
+  });
+
+  it('fails with one MigrationError naming every mismatch and how to fix it, until the tables are fixed', async () => {
+    const pool = await freshDatabase();
+    await pool.query(
+      `${EXISTING_TABLES}
+       ALTER TABLE source_documents ALTER COLUMN page_count TYPE bigint;
+       ALTER TABLE document_chunks DROP COLUMN char_end;
+       ALTER TABLE entity_mentions ADD COLUMN reviewer text NOT NULL;
+       ALTER TABLE relationships DROP CONSTRAINT relationships_pkey,
+         ADD PRIMARY KEY (relationship_uuid, document_uuid);
+       ALTER TABLE processing_tasks ALTER COLUMN error_message SET NOT NULL;`,
+    );
+    const problems = [
+      'source_documents.page_count: defined as integer, the database has bigint',
+      'document_chunks.char_end: defined as integer, the database has no such column',
+      'entity_mentions.reviewer: not in the definition, and NOT NULL without a default in the database (every insert would fail)',
+      'relationships: primary key defined as (relationship_uuid), the database has (relationship_uuid, document_uuid)',
+      'processing_tasks.error_message: defined as nullable, the database has NOT NULL',
+    ];
+
+    const error = await runMigrations(pool).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(MigrationError);
+    const failure = error as MigrationError;
+    expect(failure.problems).toEqual(problems);
+    expect(failure.file).toBeUndefined();
+    expect(failure.message).toMatch(
+      /^the tables in schema "public" do not match their definitions \(5 problems\): /,
+    );
+    for (const problem of problems) expect(failure.message).toContain(problem);
+    expect(failure.message).toContain(
+      'adapt each table to its definition (ALTER TABLE, by hand or in a new migration) or the definition to the table (lambdas/schema/tables.ts)',
+    );
+
+    // The migrations themselves were no-ops and are recorded; every run checks again.
+    const again = await runMigrations(pool).catch((e: unknown) => e);
+    expect((again as MigrationError).problems).toEqual(problems);
+
+    await pool.query(
+      `ALTER TABLE source_documents ALTER COLUMN page_count TYPE integer;
+       ALTER TABLE document_chunks ADD COLUMN char_end integer;
+       ALTER TABLE entity_mentions ALTER COLUMN reviewer DROP NOT NULL;
+       ALTER TABLE relationships DROP CONSTRAINT relationships_pkey,
+         ADD PRIMARY KEY (relationship_uuid);
+       ALTER TABLE processing_tasks ALTER COLUMN error_message DROP NOT NULL;`,
+    );
+    expect(await runMigrations(pool)).toEqual({ applied: [], skipped: await shippedIds() });
+  });
+
+  it('applies each migration exactly once when ten runners adopt the same tables at the same time', async () => {
+    const { url } = await services().createDatabase();
+    const setup = newPool(url, 1);
+    await existingDatabase(setup);
+    const before = await contents(setup);
+    const runners = Array.from({ length: 10 }, () => newPool(url, 1));
+    const results = await Promise.all(runners.map((pool) => runMigrations(pool)));
+    const ids = await shippedIds();
+    for (const id of ids) {
+      expect(
+        results.filter((r) => r.applied.includes(id)),
+        id,
+      ).toHaveLength(1);
+    }
+    for (const result of results) {
+      expect([...result.applied, ...result.skipped].sort()).toEqual(ids);
+    }
+    const { rows: recorded } = await setup.query(
+      'SELECT count(*)::int AS n FROM spillway.schema_migrations',
+    );
+    expect(recorded[0]).toEqual({ n: ids.length });
+    expect(await contents(setup)).toEqual(before);
+  });
+
+  it('checks the registry it is given, in the schema it is given', async () => {
+    const pool = await freshDatabase();
+    const dir = await tempDir();
+    await writeFile(
+      join(dir, '0000_notes.sql'),
+      'CREATE TABLE IF NOT EXISTS notes (id bigint PRIMARY KEY, body text);\n',
+    );
+    const notes = (id: 'integer' | 'bigint') => ({
+      name: 'notes',
+      primaryKey: ['id'],
+      columns: { id: { type: id, nullable: false }, body: { type: 'text' as const } },
+    });
+    const tags = { name: 'tags', primaryKey: ['tag'], columns: { tag: { type: 'text' as const } } };
+
+    const error = await runMigrations(pool, {
+      directory: dir,
+      schema: 'Notes_1',
+      registry: new SchemaRegistry([notes('integer'), tags]),
+    }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(MigrationError);
+    expect((error as MigrationError).problems).toEqual([
+      'notes.id: defined as integer, the database has bigint',
+      'tags: no such table (no migration creates it)',
+    ]);
+    expect((error as Error).message).toContain('schema "Notes_1"');
+
+    expect(
+      await runMigrations(pool, {
+        directory: dir,
+        schema: 'Notes_1',
+        registry: new SchemaRegistry([notes('bigint')]),
+      }),
+    ).toEqual({ applied: [], skipped: ['0000_notes'] });
   });
 });

@@ -6,6 +6,8 @@ import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as cr from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
+import type { TableDef } from '../lambdas/core/schema.js';
+import { pipelineTables } from '../lambdas/schema/tables.js';
 import { PROJECT_ROOT } from './function.js';
 
 /** Where the SQL migrations live, relative to the project root. */
@@ -27,8 +29,9 @@ export interface SpillwayMigrationsProps {
  * migration fails, the Provider framework reports `migrate`'s error message as the resource's
  * failure reason, so the deployment fails (and rolls back) with that message.
  *
- * The resource carries a hash of the SQL files, so CloudFormation updates it, and so migrates,
- * exactly when a migration is added or edited; the migrations themselves are idempotent.
+ * The resource carries a hash of the SQL files and of the table definitions, so CloudFormation
+ * updates it, and so migrates and checks the tables, exactly when either changes; the
+ * migrations themselves are idempotent.
  */
 export class SpillwayMigrations extends Construct {
   readonly resource: CustomResource;
@@ -49,6 +52,10 @@ export class SpillwayMigrations extends Construct {
       resourceType: 'Custom::SpillwayMigrations',
       properties: {
         MigrationsHash: hashMigrations(join(PROJECT_ROOT, MIGRATIONS_SOURCE)),
+        // `migrate` also checks the tables against their definitions: a changed definition re-runs it.
+        TableDefinitionsHash: createHash('sha256')
+          .update(JSON.stringify(pipelineTables))
+          .digest('hex'),
       },
     });
   }
@@ -69,4 +76,9 @@ export function hashMigrations(directory: string): string {
       .update('\0');
   }
   return hash.digest('hex');
+}
+
+/** sha256 over the table definitions that `migrate` checks the database against. */
+export function hashTableDefinitions(tables: readonly TableDef[]): string {
+  return createHash('sha256').update(JSON.stringify(tables)).digest('hex');
 }

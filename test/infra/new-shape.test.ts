@@ -2,8 +2,9 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Match } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { pipelineTables } from '../../lambdas/schema/tables.js';
 import { LUA_SOURCE, PROJECT_ROOT } from '../../lib/function.js';
-import { hashMigrations, MIGRATIONS_SOURCE } from '../../lib/migrations.js';
+import { hashMigrations, hashTableDefinitions, MIGRATIONS_SOURCE } from '../../lib/migrations.js';
 import { DATABASE_FUNCTIONS, FUNCTION_NAMES } from '../../lib/spillway-stack.js';
 import {
   groupIdOf,
@@ -382,10 +383,15 @@ describe('new shape: schedule, migrations and the database user', () => {
     ]);
   });
 
-  it('runs migrate through a custom resource whose properties change exactly when a migration does', () => {
+  it('runs migrate through a custom resource whose properties change exactly when a migration or a table definition does', () => {
     s.template.hasResourceProperties('Custom::SpillwayMigrations', {
       MigrationsHash: hashMigrations(join(PROJECT_ROOT, MIGRATIONS_SOURCE)),
+      TableDefinitionsHash: hashTableDefinitions(pipelineTables),
     });
+    const [first, ...rest] = pipelineTables;
+    if (first === undefined) throw new Error('no tables');
+    const widened = { ...first, columns: { ...first.columns, note: { type: 'text' as const } } };
+    expect(hashTableDefinitions([widened, ...rest])).not.toBe(hashTableDefinitions(pipelineTables));
     // The provider's onEvent function invokes migrate itself: its errors fail the deployment.
     s.template.hasResourceProperties('AWS::Lambda::Function', {
       Environment: {

@@ -7,10 +7,12 @@
  *   naive  one autocommitted statement per change, as a queue-per-row worker would do
  *
  * Each approach gets a fresh database behind the same PgBouncer (transaction pooling, as RDS
- * Proxy). Usage: npm run bench [-- --documents 2500 --batch 500]
+ * Proxy). COPY and drain run in alternating rounds and the medians are compared.
+ * Usage: npm run bench [-- --documents 2500 --batch 500 --rounds 3]
  */
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
@@ -26,10 +28,12 @@ const { values: args } = parseArgs({
   options: {
     documents: { type: 'string', default: '2500' },
     batch: { type: 'string', default: '500' },
+    rounds: { type: 'string', default: '3' },
   },
 });
 const DOCUMENTS = Number(args.documents);
 const BATCH = Number(args.batch);
+const ROUNDS = Number(args.rounds);
 
 type Row = Record<string, unknown>;
 type Change =
@@ -199,13 +203,24 @@ async function countAll(pool: pg.Pool): Promise<Record<string, number>> {
   return counts;
 }
 
+interface Measured {
+  readonly ms: number;
+  readonly memory: { rssMiB: number; heapMiB: number };
+  readonly counts: Record<string, number>;
+}
+
+const median = (values: readonly number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
+};
+
 async function main(): Promise<void> {
   const changesets = Array.from({ length: DOCUMENTS }, (_, d) => documentRun(d)).flat();
   const changes = changesets.reduce((n, c) => n + c.length, 0);
   const final = finalRows(changesets);
   const rows = [...final.values()].reduce((n, t) => n + t.size, 0);
   console.log(
-    `workload: ${DOCUMENTS} documents, ${changesets.length} changesets, ${changes} changes -> ${rows} final rows`,
+    `workload: ${DOCUMENTS} documents, ${changesets.length} changesets, ${changes} changes -> ${rows} final rows; ${ROUNDS} rounds`,
   );
 
   const services = await startServices({ redis: true });
@@ -218,120 +233,155 @@ async function main(): Promise<void> {
     await runMigrations(pool);
     return pool;
   };
-  try {
-    // COPY: the final rows, table by table in one transaction.
-    const copyPool = await freshPool();
+  const measure = async (work: (pool: pg.Pool) => Promise<void>): Promise<Measured> => {
+    const pool = await freshPool();
     memory.start();
-    let t = performance.now();
-    const client = await copyPool.connect();
-    await client.query('BEGIN');
-    for (const [table, tableRows] of final) {
-      const columns = Object.keys(pipelineRegistry.get(table)?.columns ?? {}).filter(
-        (c) => c !== 'created_at',
-      );
-      const lines = [...tableRows.values()].map(
-        (row) => `${columns.map((c) => copyText(row[c])).join('\t')}\n`,
-      );
-      await pipeline(
-        Readable.from(lines),
-        client.query(copyFrom(`COPY ${table} (${columns.join(', ')}) FROM STDIN`)),
-      );
-    }
-    await client.query('COMMIT');
-    client.release();
-    const copyMs = performance.now() - t;
-    const copyMemory = memory.stop();
-    const copyCounts = await countAll(copyPool);
+    const t = performance.now();
+    await work(pool);
+    const ms = performance.now() - t;
+    return { ms, memory: memory.stop(), counts: await countAll(pool) };
+  };
 
-    // Spillway: write every changeset to Redis (acknowledged), then drain.
-    const drainPool = await freshPool();
+  // COPY: the final rows, table by table in one transaction.
+  const copy = () =>
+    measure(async (pool) => {
+      const client = await pool.connect();
+      await client.query('BEGIN');
+      for (const [table, tableRows] of final) {
+        const columns = Object.keys(pipelineRegistry.get(table)?.columns ?? {}).filter(
+          (c) => c !== 'created_at',
+        );
+        const lines = [...tableRows.values()].map(
+          (row) => `${columns.map((c) => copyText(row[c])).join('\t')}\n`,
+        );
+        await pipeline(
+          Readable.from(lines),
+          client.query(copyFrom(`COPY ${table} (${columns.join(', ')}) FROM STDIN`)),
+        );
+      }
+      await client.query('COMMIT');
+      client.release();
+    });
+
+  // Spillway: every changeset written to Redis (acknowledged) first, untimed; then the drain.
+  let writeMs = 0;
+  let batches = 0;
+  const drain = async (round: number): Promise<Measured> => {
+    const pool = await freshPool();
     const redis = new Redis(services.redis.url);
     const spillway = new Spillway({
       redis,
-      pool: drainPool,
+      pool,
       registry: pipelineRegistry,
-      prefix: 'bench',
+      prefix: `bench-${round}`,
       batchSize: BATCH,
     });
-    t = performance.now();
+    const w = performance.now();
     for (let i = 0; i < changesets.length; i += 64) {
       await Promise.all(changesets.slice(i, i + 64).map((c) => spillway.write({ changes: c })));
     }
-    const writeMs = performance.now() - t;
+    writeMs = performance.now() - w;
     memory.start();
-    t = performance.now();
+    const t = performance.now();
     let applied = 0;
-    let batches = 0;
+    batches = 0;
     for (;;) {
       const result = await spillway.drain(Date.now() + 600_000);
       applied += result.applied;
       batches += result.batches;
       if (result.stoppedBy === 'empty') break;
     }
-    const drainMs = performance.now() - t;
-    const drainMemory = memory.stop();
-    const drainCounts = await countAll(drainPool);
+    const ms = performance.now() - t;
+    const peak = memory.stop();
     redis.disconnect();
+    if (applied !== changes) throw new Error(`drain applied ${applied} of ${changes} changes`);
+    return { ms, memory: peak, counts: await countAll(pool) };
+  };
 
-    // Naive: one statement per change, each its own transaction.
-    const naivePool = await freshPool();
-    memory.start();
-    t = performance.now();
-    for (const changeset of changesets) {
-      for (const change of changeset) {
-        const def = pipelineRegistry.get(change.table);
-        if (!def) throw new Error(change.table);
-        const pk = def.primaryKey[0] as string;
-        if (change.op === 'upsert') {
-          const columns = Object.keys(change.record);
-          const updates = columns.filter((c) => c !== pk).map((c) => `${c} = EXCLUDED.${c}`);
-          await naivePool.query(
-            `INSERT INTO ${change.table} (${columns.join(', ')}) VALUES (${columns.map((_, i) => `$${i + 1}`).join(', ')}) ON CONFLICT (${pk}) DO UPDATE SET ${updates.join(', ')}`,
-            columns.map((c) => change.record[c]),
-          );
-        } else if (change.op === 'patch') {
-          const columns = Object.keys(change.set);
-          await naivePool.query(
-            `UPDATE ${change.table} SET ${columns.map((c, i) => `${c} = $${i + 2}`).join(', ')} WHERE ${pk} = $1`,
-            [change.key[pk], ...columns.map((c) => change.set[c])],
-          );
-        } else {
-          await naivePool.query(`DELETE FROM ${change.table} WHERE ${pk} = $1`, [change.key[pk]]);
+  // Naive: one statement per change, each its own transaction.
+  const naive = () =>
+    measure(async (pool) => {
+      for (const changeset of changesets) {
+        for (const change of changeset) {
+          const def = pipelineRegistry.get(change.table);
+          if (!def) throw new Error(change.table);
+          const pk = def.primaryKey[0] as string;
+          if (change.op === 'upsert') {
+            const columns = Object.keys(change.record);
+            const updates = columns.filter((c) => c !== pk).map((c) => `${c} = EXCLUDED.${c}`);
+            await pool.query(
+              `INSERT INTO ${change.table} (${columns.join(', ')}) VALUES (${columns.map((_, i) => `$${i + 1}`).join(', ')}) ON CONFLICT (${pk}) DO UPDATE SET ${updates.join(', ')}`,
+              columns.map((c) => change.record[c]),
+            );
+          } else if (change.op === 'patch') {
+            const columns = Object.keys(change.set);
+            await pool.query(
+              `UPDATE ${change.table} SET ${columns.map((c, i) => `${c} = $${i + 2}`).join(', ')} WHERE ${pk} = $1`,
+              [change.key[pk], ...columns.map((c) => change.set[c])],
+            );
+          } else {
+            await pool.query(`DELETE FROM ${change.table} WHERE ${pk} = $1`, [change.key[pk]]);
+          }
         }
       }
-    }
-    const naiveMs = performance.now() - t;
-    const naiveMemory = memory.stop();
-    const naiveCounts = await countAll(naivePool);
+    });
 
-    for (const [name, counts] of Object.entries({ drain: drainCounts, naive: naiveCounts })) {
-      if (JSON.stringify(counts) !== JSON.stringify(copyCounts)) {
-        throw new Error(
-          `${name} landed ${JSON.stringify(counts)}, COPY ${JSON.stringify(copyCounts)}`,
-        );
+  try {
+    // COPY and drain alternate, so that a busy moment of the machine hits both alike.
+    const copies: Measured[] = [];
+    const drains: Measured[] = [];
+    for (let round = 0; round < ROUNDS; round++) {
+      copies.push(await copy());
+      drains.push(await drain(round));
+      console.log(
+        `round ${round + 1}: copy ${Math.round(copies[round]?.ms ?? 0)} ms, drain ${Math.round(drains[round]?.ms ?? 0)} ms`,
+      );
+    }
+    const naiveRun = await naive();
+    const expected = JSON.stringify(copies[0]?.counts);
+    for (const [name, run] of [
+      ...drains.map((d) => ['drain', d] as const),
+      ['naive', naiveRun] as const,
+    ]) {
+      if (JSON.stringify(run.counts) !== expected) {
+        throw new Error(`${name} landed ${JSON.stringify(run.counts)}, COPY ${expected}`);
       }
     }
-    if (applied !== changes) throw new Error(`drain applied ${applied} of ${changes} changes`);
 
+    const copyMs = median(copies.map((c) => c.ms));
+    const drainMs = median(drains.map((d) => d.ms));
+    const naiveMs = naiveRun.ms;
     const rate = (n: number, ms: number) => Math.round(n / (ms / 1000));
+    const spread = (runs: Measured[]) => runs.map((r) => Math.round(r.ms));
+    const peak = (runs: Measured[]) => ({
+      rssMiB: Math.max(...runs.map((r) => r.memory.rssMiB)),
+      heapMiB: Math.max(...runs.map((r) => r.memory.heapMiB)),
+    });
     const figures = {
       measuredAt: new Date().toISOString(),
-      machine: { node: process.version, cpus: (await import('node:os')).cpus().length },
+      machine: { node: process.version, cpus: cpus().length, loadAverage: loadavg() },
       workload: {
         documents: DOCUMENTS,
         changesets: changesets.length,
         changes,
         finalRows: rows,
         batchChangesets: BATCH,
+        rounds: ROUNDS,
       },
-      copy: { ms: Math.round(copyMs), rowsPerSecond: rate(rows, copyMs), peakMemory: copyMemory },
+      copy: {
+        medianMs: Math.round(copyMs),
+        runsMs: spread(copies),
+        rowsPerSecond: rate(rows, copyMs),
+        peakMemory: peak(copies),
+      },
       drain: {
-        ms: Math.round(drainMs),
+        medianMs: Math.round(drainMs),
+        runsMs: spread(drains),
         rowsPerSecond: rate(rows, drainMs),
         changesPerSecond: rate(changes, drainMs),
         batches,
         ratioToCopy: Number((copyMs / drainMs).toFixed(2)),
-        peakMemory: drainMemory,
+        peakMemory: peak(drains),
         bufferWrite: { ms: Math.round(writeMs), changesPerSecond: rate(changes, writeMs) },
       },
       naive: {
@@ -339,7 +389,7 @@ async function main(): Promise<void> {
         rowsPerSecond: rate(rows, naiveMs),
         changesPerSecond: rate(changes, naiveMs),
         ratioToCopy: Number((copyMs / naiveMs).toFixed(2)),
-        peakMemory: naiveMemory,
+        peakMemory: naiveRun.memory,
       },
       drainVsNaive: Number((naiveMs / drainMs).toFixed(1)),
     };
@@ -348,19 +398,28 @@ async function main(): Promise<void> {
         `${name.padEnd(7)} ${String(Math.round(ms)).padStart(7)} ms  ${String(rate(rows, ms)).padStart(8)} rows/s  ${extra}`,
       );
     console.log('');
-    line('copy', copyMs, `1.00 x COPY   peak rss ${copyMemory.rssMiB} MiB`);
+    line(
+      'copy',
+      copyMs,
+      `1.00 x COPY   runs ${spread(copies).join('/')} ms   peak rss ${figures.copy.peakMemory.rssMiB} MiB`,
+    );
     line(
       'drain',
       drainMs,
-      `${figures.drain.ratioToCopy.toFixed(2)} x COPY   ${figures.drain.changesPerSecond} changes/s   peak rss ${drainMemory.rssMiB} MiB, heap ${drainMemory.heapMiB} MiB`,
+      `${figures.drain.ratioToCopy.toFixed(2)} x COPY   runs ${spread(drains).join('/')} ms   ${figures.drain.changesPerSecond} changes/s   peak rss ${figures.drain.peakMemory.rssMiB} MiB, heap ${figures.drain.peakMemory.heapMiB} MiB`,
     );
     line(
       'naive',
       naiveMs,
-      `${figures.naive.ratioToCopy.toFixed(2)} x COPY   ${figures.naive.changesPerSecond} changes/s   peak rss ${naiveMemory.rssMiB} MiB`,
+      `${figures.naive.ratioToCopy.toFixed(2)} x COPY   ${figures.naive.changesPerSecond} changes/s   peak rss ${naiveRun.memory.rssMiB} MiB`,
     );
     console.log(
-      `\ndrain is ${figures.drainVsNaive} x the naive rate; buffering the writes took ${Math.round(writeMs)} ms (${figures.drain.bufferWrite.changesPerSecond} changes/s)`,
+      `\ndrain is ${figures.drainVsNaive} x the naive rate; buffering the writes took ${Math.round(writeMs)} ms (${figures.drain.bufferWrite.changesPerSecond} changes/s); load average ${loadavg()
+        .map((l) => l.toFixed(1))
+        .join(' ')}`,
+    );
+    console.log(
+      '(medians of the rounds; peak memory is the whole process, which also holds the generated workload)',
     );
     mkdirSync('bench/results', { recursive: true });
     const file = `bench/results/drain-${figures.measuredAt.replace(/[:.]/g, '-')}.json`;

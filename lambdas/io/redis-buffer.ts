@@ -8,6 +8,7 @@ import {
   type Change,
   type ChangesetLimits,
   type JsonValue,
+  rowKeyOf,
   validateChangeset,
 } from '../core/changeset.js';
 import type { PendingChangeset, RowWrite } from '../core/coalesce.js';
@@ -91,7 +92,7 @@ export class RedisBuffer {
     const args: (string | number)[] = [
       this.options.backlogLimit,
       changes.length,
-      JSON.stringify({ id: meta.changesetId, changes }),
+      JSON.stringify({ id: meta.changesetId, changes: changes.map(encodeChange) }),
       meta.version ?? '',
     ];
     for (const change of changes) {
@@ -174,7 +175,7 @@ export class RedisBuffer {
     const orphans: string[] = [];
     for (const [streamId, fields] of entries) {
       if (fields === null) orphans.push(streamId);
-      else batch.push(parseEntry(streamId, fields));
+      else batch.push(parseEntry(streamId, fields, this.options.registry));
     }
     // An entry deleted but still listed as delivered: already settled, only its ack was lost.
     if (orphans.length > 0) await this.redis.xack(this.keys.log, DRAIN_GROUP, ...orphans);
@@ -185,7 +186,9 @@ export class RedisBuffer {
   async peek(count: number): Promise<PendingChangeset[]> {
     try {
       const entries = await this.redis.xrange(this.keys.log, '-', '+', 'COUNT', count);
-      return entries.map(([streamId, fields]) => parseEntry(streamId, fields));
+      return entries.map(([streamId, fields]) =>
+        parseEntry(streamId, fields, this.options.registry),
+      );
     } catch (error) {
       throw toUnavailable(error);
     }
@@ -336,17 +339,50 @@ export class RedisBuffer {
   }
 }
 
-function parseEntry(streamId: string, fields: readonly string[]): PendingChangeset {
+/**
+ * A change as the log stores it: without its key and row key, which follow from the record or
+ * key and the table definition (a third less to store, send and parse).
+ */
+type StoredChange =
+  | readonly ['upsert', string, Record<string, JsonValue>]
+  | readonly ['patch', string, Record<string, JsonValue>, Record<string, JsonValue>]
+  | readonly ['delete', string, Record<string, JsonValue>];
+
+function encodeChange(change: Change): StoredChange {
+  if (change.op === 'upsert') return ['upsert', change.table, change.record];
+  if (change.op === 'patch') return ['patch', change.table, change.key, change.set];
+  return ['delete', change.table, change.key];
+}
+
+function decodeChange(stored: StoredChange, registry: SchemaRegistry): Change {
+  const [op, table, values] = stored;
+  const def = registry.get(table);
+  if (def === undefined) throw new Error(`the backlog holds a change to unknown table ${table}`);
+  if (op === 'upsert') {
+    const key: Record<string, JsonValue> = {};
+    for (const column of def.primaryKey) key[column] = values[column] ?? null;
+    return { op, table, key, rowKey: rowKeyOf(def, key), record: values };
+  }
+  if (op === 'patch')
+    return { op, table, key: values, rowKey: rowKeyOf(def, values), set: stored[3] };
+  return { op, table, key: values, rowKey: rowKeyOf(def, values) };
+}
+
+function parseEntry(
+  streamId: string,
+  fields: readonly string[],
+  registry: SchemaRegistry,
+): PendingChangeset {
   const field = (name: string): string | undefined => {
     const at = fields.indexOf(name);
     return at >= 0 && at % 2 === 0 ? fields[at + 1] : undefined;
   };
-  const payload = JSON.parse(field('cs') ?? '{}') as { id: string; changes: Change[] };
+  const payload = JSON.parse(field('cs') ?? '{}') as { id: string; changes: StoredChange[] };
   return {
     streamId,
     version: field('v') ?? versionOf(streamId),
     changesetId: payload.id,
-    changes: payload.changes,
+    changes: payload.changes.map((c) => decodeChange(c, registry)),
   };
 }
 

@@ -2,37 +2,86 @@
  * Free TCP ports on 127.0.0.1 for the services `local/services.ts` starts.
  */
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { createServer, type Server } from 'node:net';
 
-/** Ports handed out by this process, so that two harnesses started together never share one. */
-const handedOut = new Set<number>();
+/**
+ * Ports handed out by this process and not released yet, each with the abstract unix socket that
+ * reserves it for the other processes on the machine (undefined where there are none).
+ */
+const reservations = new Map<number, Server | undefined>();
 
 /** Lowest port we pick from when the ephemeral range is known. */
 const LOWEST_PORT = 10_000;
 
 /**
- * A port on 127.0.0.1 that nothing listens on right now.
+ * A port on 127.0.0.1 that nothing listens on right now, reserved for this process until
+ * `releasePort`.
  *
- * The candidate is checked by listening on it. It is picked below the kernel's ephemeral
- * range when that range is known: a port the kernel may hand out as the local end of an
- * outgoing connection could be taken while a killed service is down, and its restart on the
- * same port would then fail. Where the range is unknown, the OS picks (listen on port 0).
- * Another process may still grab the port before the service binds it; callers retry then.
+ * The reservation is what keeps two harnesses apart: vitest runs test files in several worker
+ * processes, and a colleague's run may share the machine. Checking that a port is free says
+ * nothing about another process that checks it at the same time, nor about a port whose service
+ * a test killed and is about to restart on it. So a port is handed out only to the process that
+ * holds the abstract unix socket named after it (Linux), which the kernel frees when that
+ * process dies, however it dies; then the port is checked by listening on it.
+ *
+ * The candidate is picked below the kernel's ephemeral range when that range is known: a port
+ * the kernel may hand out as the local end of an outgoing connection could be taken while a
+ * killed service is down, and its restart on the same port would then fail. Where the range is
+ * unknown, the OS picks (listen on port 0). A process that is not a harness may still grab the
+ * port before the service binds it; callers retry then.
  */
 export async function freePort(): Promise<number> {
   const ephemeralLow = ephemeralRangeStart();
   for (let attempt = 0; attempt < 50; attempt += 1) {
     const candidate =
       ephemeralLow === undefined
-        ? 0
+        ? await listenOnce(0)
         : LOWEST_PORT + Math.floor(Math.random() * (ephemeralLow - LOWEST_PORT));
-    if (candidate !== 0 && handedOut.has(candidate)) continue;
-    const port = await listenOnce(candidate);
-    if (port === undefined || handedOut.has(port)) continue;
-    handedOut.add(port);
-    return port;
+    if (candidate === undefined || reservations.has(candidate)) continue;
+    // Reserve first, then check: the other order lets two processes pass the check together.
+    const reservation = await reserve(candidate);
+    if (reservation === 'taken') continue;
+    if (ephemeralLow !== undefined && (await listenOnce(candidate)) === undefined) {
+      await closeServer(reservation);
+      continue;
+    }
+    reservations.set(candidate, reservation);
+    return candidate;
   }
   throw new Error('freePort: found no free port on 127.0.0.1 after 50 attempts');
+}
+
+/** Gives a port from `freePort` back, once nothing of ours listens on it any more. */
+export async function releasePort(port: number): Promise<void> {
+  if (!reservations.has(port)) return;
+  const reservation = reservations.get(port);
+  reservations.delete(port);
+  await closeServer(reservation);
+}
+
+/**
+ * Listens on the abstract unix socket `spillway-port-<port>`: the reservation, or 'taken' if
+ * another process holds it. Abstract sockets are Linux only; elsewhere there is no reservation.
+ */
+async function reserve(port: number): Promise<Server | undefined | 'taken'> {
+  if (process.platform !== 'linux') return undefined;
+  const server = createServer();
+  const outcome = await new Promise<'listening' | 'taken'>((resolve, reject) => {
+    server.once('error', (error: NodeJS.ErrnoException) => {
+      if (error.code === 'EADDRINUSE') resolve('taken');
+      else reject(error);
+    });
+    server.listen({ path: `\0spillway-port-${port}` }, () => resolve('listening'));
+  });
+  if (outcome === 'taken') return 'taken';
+  // Held for as long as the process wants the port, without keeping the process alive.
+  server.unref();
+  return server;
+}
+
+async function closeServer(server: Server | undefined): Promise<void> {
+  if (server?.listening !== true) return;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
 }
 
 /** Listens on the port and closes again; the port actually bound, or undefined if it was taken. */
@@ -48,7 +97,7 @@ async function listenOnce(port: number): Promise<number | undefined> {
       resolve(typeof address === 'object' && address !== null ? address.port : undefined);
     });
   });
-  if (server.listening) await new Promise<void>((resolve) => server.close(() => resolve()));
+  await closeServer(server);
   return bound;
 }
 

@@ -34,7 +34,7 @@ import { tmpdir } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
-import { freePort, mentionsAddressInUse } from './ports.js';
+import { freePort, mentionsAddressInUse, releasePort } from './ports.js';
 
 // ---------------------------------------------------------------------------------------------
 // Public API
@@ -393,8 +393,12 @@ interface LaunchSpec {
   readonly logPath: string;
   /** Signal for a graceful stop. */
   readonly stopSignal: NodeJS.Signals;
-  /** One readiness check: resolves true once the service answers. */
-  answers(): Promise<boolean>;
+  /**
+   * One readiness check: resolves true once this very service answers, the process `pid`
+   * started. Anything may answer on a port another process also tried: checking the port alone
+   * would take a foreign service for ours, and lose it once its owner kills it.
+   */
+  answers(pid: number): Promise<boolean>;
 }
 
 interface Running {
@@ -421,7 +425,14 @@ class ManagedService implements ServiceHandle {
   readonly name: string;
   readonly #options: ManagedServiceOptions;
   #port: number | undefined;
+  /** The port came from `freePort`, so `releasePort` gives it back once the service is gone. */
+  #portReserved = false;
   #running: Running | undefined;
+  /**
+   * A spawn in flight, until its process is `#running` or killed: a process exists before
+   * `spawnService` resolves, and kill() and stop() must not miss it.
+   */
+  #launching: Promise<unknown> | undefined;
   /** Set by Services.stop(): a restart still in flight must not start anything after it. */
   #closed = false;
 
@@ -451,21 +462,26 @@ class ManagedService implements ServiceHandle {
       return;
     }
     for (let attempt = 1; ; attempt += 1) {
+      const port = await freePort();
       try {
-        await this.#start(await freePort());
+        await this.#start(port);
+        this.#portReserved = true;
         return;
       } catch (error) {
+        await releasePort(port);
         if (!(error instanceof ServiceStartError && error.portInUse) || attempt >= 5) throw error;
       }
     }
   }
 
   async kill(): Promise<void> {
+    await this.#untilLaunched();
     const running = this.#running;
     if (running !== undefined) await killTree(running);
   }
 
   async stop(): Promise<void> {
+    await this.#untilLaunched();
     const running = this.#running;
     if (running === undefined) return;
     signal(running.pid, running.spec.stopSignal);
@@ -482,6 +498,13 @@ class ManagedService implements ServiceHandle {
     this.#closed = true;
   }
 
+  /** Gives a port from `freePort` back; only once the service is gone for good. */
+  async releaseFreePort(): Promise<void> {
+    if (!this.#portReserved || this.#port === undefined) return;
+    this.#portReserved = false;
+    await releasePort(this.#port);
+  }
+
   /** For the process 'exit' hook: SIGKILL without waiting; returns the pids to wait for. */
   killSync(): number[] {
     this.#closed = true;
@@ -493,6 +516,36 @@ class ManagedService implements ServiceHandle {
     if (this.#running !== undefined) throw new Error(`${this.name} is already running`);
     if (this.#closed) throw new Error(`${this.name}: the services were stopped`);
     const spec = this.#options.launch(port);
+    const launching = this.#launch(spec);
+    this.#launching = launching;
+    let running: Running;
+    try {
+      running = await launching;
+    } finally {
+      if (this.#launching === launching) this.#launching = undefined;
+    }
+
+    const where = `${this.name} on 127.0.0.1:${port}`;
+    const deadline = Date.now() + READY_TIMEOUT_MS;
+    for (;;) {
+      if (this.#closed) throw new Error(`${this.name}: the services were stopped while it started`);
+      if (running.exitDescription !== undefined) {
+        await killTree(running);
+        throw startError(where, `exited (${running.exitDescription}) before answering`, spec);
+      }
+      if (await spec.answers(running.pid)) break;
+      if (Date.now() >= deadline) {
+        await killTree(running);
+        throw startError(where, `did not answer within ${READY_TIMEOUT_MS / 1000} s`, spec);
+      }
+      await sleep(READY_POLL_MS);
+    }
+    this.#port = port;
+    await this.#options.afterStart?.();
+  }
+
+  /** Spawns the service and makes it `#running`, unless the services were stopped meanwhile. */
+  async #launch(spec: LaunchSpec): Promise<Running> {
     const running = await spawnService(spec);
     if (this.#closed) {
       await killTree(running);
@@ -504,24 +557,12 @@ class ManagedService implements ServiceHandle {
       this.#options.onChange();
     });
     this.#options.onChange();
+    return running;
+  }
 
-    const where = `${this.name} on 127.0.0.1:${port}`;
-    const deadline = Date.now() + READY_TIMEOUT_MS;
-    for (;;) {
-      if (this.#closed) throw new Error(`${this.name}: the services were stopped while it started`);
-      if (running.exitDescription !== undefined) {
-        await killTree(running);
-        throw startError(where, `exited (${running.exitDescription}) before answering`, spec);
-      }
-      if (await spec.answers()) break;
-      if (Date.now() >= deadline) {
-        await killTree(running);
-        throw startError(where, `did not answer within ${READY_TIMEOUT_MS / 1000} s`, spec);
-      }
-      await sleep(READY_POLL_MS);
-    }
-    this.#port = port;
-    await this.#options.afterStart?.();
+  /** Waits for a spawn in flight to settle; its failure is for `#start` to report. */
+  async #untilLaunched(): Promise<void> {
+    await Promise.allSettled([this.#launching]);
   }
 }
 
@@ -565,9 +606,17 @@ async function spawnService(spec: LaunchSpec): Promise<Running> {
 
 /** Resolves true once the process exited, false after the timeout. */
 function untilExit(running: Running, timeoutMs: number): Promise<boolean> {
+  return settlesWithin(running.exited, timeoutMs);
+}
+
+/**
+ * Resolves true once `done` resolves, false after the timeout. The timer keeps the event loop
+ * alive meanwhile: the child processes waited for are unref'd.
+ */
+function settlesWithin(done: Promise<void>, timeoutMs: number): Promise<boolean> {
   return new Promise((resolve) => {
     const timer = setTimeout(() => resolve(false), timeoutMs);
-    void running.exited.then(() => {
+    void done.then(() => {
       clearTimeout(timer);
       resolve(true);
     });
@@ -688,8 +737,11 @@ function sleepSync(ms: number): void {
 // Readiness checks
 // ---------------------------------------------------------------------------------------------
 
-/** Raw RESP `PING`: no client library retrying in the background. `-LOADING` is not ready. */
-function redisAnswers(port: number): Promise<boolean> {
+/**
+ * Whether the Redis on the port is process `pid` and has loaded its data: raw RESP `INFO`, no
+ * client library retrying in the background.
+ */
+function redisAnswers(port: number, pid: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect({ host: '127.0.0.1', port });
     let reply = '';
@@ -700,32 +752,64 @@ function redisAnswers(port: number): Promise<boolean> {
     socket.setTimeout(1_000, () => finish(false));
     socket.on('error', () => finish(false));
     socket.on('close', () => finish(false));
-    socket.on('connect', () => socket.write('PING\r\n'));
+    socket.on('connect', () => socket.write('INFO\r\n'));
     socket.on('data', (chunk) => {
+      // latin1: one character per byte, so the bulk string's byte length counts characters.
       reply += chunk.toString('latin1');
-      if (reply.includes('\r\n')) finish(reply.startsWith('+PONG'));
+      const headerEnd = reply.indexOf('\r\n');
+      if (headerEnd === -1) return;
+      // An error (-LOADING while an append-only file is read back, say) is not ready.
+      if (!reply.startsWith('$')) return finish(false);
+      const length = Number(reply.slice(1, headerEnd));
+      const body = reply.slice(headerEnd + 2);
+      if (body.length < length) return;
+      finish(new RegExp(`^process_id:${pid}\\r?$`, 'm').test(body) && /^loading:0\r?$/m.test(body));
     });
   });
 }
 
-/** Connects and runs one simple query: undefined if that worked, else the error. */
-async function queryOnce(url: string, sql: string): Promise<unknown> {
+type QueryOutcome =
+  | { readonly ok: true; readonly rows: readonly Record<string, unknown>[] }
+  | { readonly ok: false; readonly error: unknown };
+
+/** Connects and runs one simple query. */
+async function queryOnce(url: string, sql: string): Promise<QueryOutcome> {
   const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 1_000 });
   // A probe's failure is its answer; the 'error' event must not crash the worker.
   client.on('error', () => undefined);
   try {
     await client.connect();
-    await client.query(sql);
-    return undefined;
+    const { rows } = await client.query<Record<string, unknown>>(sql);
+    return { ok: true, rows };
   } catch (error) {
-    return error;
+    return { ok: false, error };
   } finally {
     await client.end();
   }
 }
 
-async function postgresAnswers(url: string, sql = 'SELECT 1'): Promise<boolean> {
-  return (await queryOnce(url, sql)) === undefined;
+async function postgresAnswers(url: string): Promise<boolean> {
+  return (await queryOnce(url, 'SELECT 1')).ok;
+}
+
+/** Whether the PostgreSQL on the port is the one serving `dataDir`. */
+async function postgresServes(port: number, dataDir: string): Promise<boolean> {
+  const outcome = await queryOnce(
+    pgUrl(port, 'postgres'),
+    "SELECT current_setting('data_directory') AS value",
+  );
+  return outcome.ok && outcome.rows[0]?.value === dataDir;
+}
+
+/**
+ * Whether the PgBouncer on the port runs with `configPath`. Its admin console answers without
+ * PostgreSQL, so PgBouncer can restart while PostgreSQL is down.
+ */
+async function pgbouncerRuns(port: number, configPath: string): Promise<boolean> {
+  const outcome = await queryOnce(pgUrl(port, 'pgbouncer'), 'SHOW CONFIG');
+  return (
+    outcome.ok && outcome.rows.some((row) => row.key === 'conffile' && row.value === configPath)
+  );
 }
 
 /** SQLSTATE of a `pg` error, if it has one. */
@@ -789,6 +873,9 @@ class HarnessServices implements Services {
   readonly #postgres: ManagedService | undefined;
   readonly #pgbouncer: ManagedService | undefined;
   readonly #watchdog: ChildProcess;
+  /** Resolves once the watchdog has exited and was reaped: its pid is no longer ours to signal. */
+  readonly #watchdogExited: Promise<void>;
+  #watchdogGone = false;
   #stopping: Promise<void> | undefined;
   /** initdb while it runs, so that the 'exit' hook can kill it too. */
   #initdbRunning: Running | undefined;
@@ -839,6 +926,12 @@ class HarnessServices implements Services {
         stdio: 'ignore',
       },
     );
+    this.#watchdogExited = new Promise((resolve) => {
+      this.#watchdog.once('exit', () => {
+        this.#watchdogGone = true;
+        resolve();
+      });
+    });
     this.#watchdog.unref();
   }
 
@@ -921,14 +1014,14 @@ class HarnessServices implements Services {
     const deadline = Date.now() + READY_TIMEOUT_MS;
     for (const database of databases) {
       for (;;) {
-        const error = await queryOnce(pgUrl(bouncer.port, database), 'SELECT 1');
+        const outcome = await queryOnce(pgUrl(bouncer.port, database), 'SELECT 1');
         // 3D000: a test dropped that database; its pool will never connect again.
-        if (error === undefined || sqlState(error) === '3D000') break;
+        if (outcome.ok || sqlState(outcome.error) === '3D000') break;
         if (Date.now() >= deadline) {
           const logPath = this.#logPath('pgbouncer');
           throw new ServiceStartError(
             `pgbouncer on 127.0.0.1:${bouncer.port}`,
-            `does not reach database ${database} again after PostgreSQL restarted: ${String(error)}`,
+            `does not reach database ${database} again after PostgreSQL restarted: ${String(outcome.error)}`,
             logPath,
             logTail(logPath),
           );
@@ -949,7 +1042,12 @@ class HarnessServices implements Services {
     const deadline = Date.now() + 2_000;
     while (doomed.some(isAlive) && Date.now() < deadline) sleepSync(10);
     if (!this.#plan.persistent) rmSync(this.dir, { recursive: true, force: true, maxRetries: 3 });
-    this.#stopWatchdog();
+    const watchdog = this.#stopWatchdog();
+    // Nothing reaps it now: a zombie counts as gone, and names the dir no more.
+    const watchdogDeadline = Date.now() + 2_000;
+    while (watchdog !== undefined && isAlive(watchdog) && Date.now() < watchdogDeadline) {
+      sleepSync(10);
+    }
   }
 
   async #stopAll(): Promise<void> {
@@ -964,13 +1062,21 @@ class HarnessServices implements Services {
       await Promise.all(this.#all().map((service) => service.kill()));
       rmSync(this.dir, { recursive: true, force: true, maxRetries: 3 });
     }
-    this.#stopWatchdog();
+    await Promise.all(this.#all().map((service) => service.releaseFreePort()));
+    const watchdog = this.#stopWatchdog();
+    // SIGKILL is delivered, not done: until the watchdog is gone, its command line names the dir
+    // and a caller checking that nothing is left would find it.
+    if (watchdog !== undefined && !(await settlesWithin(this.#watchdogExited, KILL_TIMEOUT_MS))) {
+      throw new Error(`the watchdog (pid ${watchdog}) did not exit after SIGKILL`);
+    }
   }
 
-  #stopWatchdog(): void {
-    if (this.#watchdog.pid !== undefined && this.#watchdog.exitCode === null) {
-      signal(this.#watchdog.pid, 'SIGKILL');
-    }
+  /** SIGKILL to the watchdog and its `sleep`; returns its pid if it was still running. */
+  #stopWatchdog(): number | undefined {
+    const pid = this.#watchdog.pid;
+    if (pid === undefined || this.#watchdogGone) return undefined;
+    signal(-pid, 'SIGKILL');
+    return pid;
   }
 
   #all(): ManagedService[] {
@@ -1023,7 +1129,7 @@ class HarnessServices implements Services {
       cwd: this.dir,
       logPath: this.#logPath('redis'),
       stopSignal: 'SIGTERM',
-      answers: () => redisAnswers(port),
+      answers: (pid) => redisAnswers(port, pid),
     };
   }
 
@@ -1073,6 +1179,7 @@ class HarnessServices implements Services {
   }
 
   #postgresSpec(port: number): LaunchSpec {
+    const dataDir = join(this.dir, 'pgdata');
     const settings = {
       listen_addresses: '127.0.0.1',
       // A kept data dir may sit at a path too long for a unix socket; clients use TCP anyway.
@@ -1086,7 +1193,7 @@ class HarnessServices implements Services {
       command: binary('postgres'),
       args: [
         '-D',
-        join(this.dir, 'pgdata'),
+        dataDir,
         '-p',
         String(port),
         ...Object.entries(settings).flatMap(([key, value]) => ['-c', `${key}=${value}`]),
@@ -1096,7 +1203,7 @@ class HarnessServices implements Services {
       logPath: this.#logPath('postgres'),
       // Fast shutdown: SIGTERM ("smart") would wait for every client to disconnect.
       stopSignal: 'SIGINT',
-      answers: () => postgresAnswers(pgUrl(port, 'postgres')),
+      answers: () => postgresServes(port, dataDir),
     };
   }
 
@@ -1140,8 +1247,7 @@ class HarnessServices implements Services {
       logPath: this.#logPath('pgbouncer'),
       // SIGINT would wait for clients' transactions to end; SIGTERM is PgBouncer's immediate shutdown.
       stopSignal: 'SIGTERM',
-      // The admin console answers without PostgreSQL, so PgBouncer can restart while it is down.
-      answers: () => postgresAnswers(pgUrl(port, 'pgbouncer'), 'SHOW VERSION'),
+      answers: () => pgbouncerRuns(port, configPath),
     };
   }
 }

@@ -2,12 +2,13 @@
  * Builds the CDK app the way `bin/app.ts` does, with cdk.json's context plus overrides, so the
  * infra tests check what `cdk synth` produces. No AWS credentials are used or needed.
  */
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { App, CfnElement } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import type { IConstruct } from 'constructs';
+import { afterAll } from 'vitest';
 import { addSpillway } from '../../lib/app.js';
 import { PROJECT_ROOT } from '../../lib/function.js';
 import type { SpillwayStack } from '../../lib/spillway-stack.js';
@@ -49,9 +50,17 @@ export function cdkJsonContext(): Record<string, unknown> {
   return cdkJson.context;
 }
 
+/** Cloud assemblies of this test file, removed after its tests (the bundles run from them). */
+const outdirs: string[] = [];
+afterAll(() => {
+  for (const outdir of outdirs.splice(0)) rmSync(outdir, { recursive: true, force: true });
+});
+
 export function synthesize(options: SynthesizeOptions = {}): Synthesized {
+  const outdir = mkdtempSync(join(tmpdir(), 'spillway-cdk-'));
+  outdirs.push(outdir);
   const app = new App({
-    outdir: mkdtempSync(join(tmpdir(), 'spillway-cdk-')),
+    outdir,
     context: {
       ...cdkJsonContext(),
       ...options.context,

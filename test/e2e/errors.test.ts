@@ -4,50 +4,29 @@
  * degraded but writable Spillway while PostgreSQL is gone.
  */
 import { randomUUID } from 'node:crypto';
-import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   call,
   eventually,
   invoke,
   lambdaClient,
-  type RunnerProcess,
   startRunnerProcess,
+  useLocalRunner,
 } from '../support/local-runner.js';
 import { freePort } from '../support/ports.js';
-import { startServices, uniquePrefix, useServices } from '../support/services.js';
+import { startServices, uniquePrefix } from '../support/services.js';
 
-// Append-only Redis: what the runner acknowledged survives the kill -9 below.
-const services = useServices({ redis: { appendOnly: true } });
 const BACKLOG_LIMIT = 10;
-let runner: RunnerProcess;
-let lambda: ReturnType<typeof lambdaClient>;
-let direct: pg.Pool;
-let databaseUrl: string;
-
-beforeAll(async () => {
-  const database = await services().createDatabase();
-  databaseUrl = database.url;
-  direct = new pg.Pool({ connectionString: database.directUrl, max: 1 });
-  direct.on('error', () => {
-    // PostgreSQL is killed below; the pool replaces the connection.
-  });
-  runner = await startRunnerProcess({
-    REDIS_URL: services().redis.url,
-    DATABASE_URL: database.url,
-    SPILLWAY_PREFIX: uniquePrefix('e2e-errors'),
+const local = useLocalRunner({
+  label: 'e2e-errors',
+  // Append-only Redis: what the runner acknowledged survives the kill -9 below.
+  services: { redis: { appendOnly: true } },
+  env: {
     BACKLOG_LIMIT: String(BACKLOG_LIMIT),
     // Draining only when a test invokes sync keeps the backlog where the tests put it.
     SYNC_INTERVAL_MS: '3600000',
     SYNC_IDLE_WAIT_MS: '0',
-  });
-  lambda = lambdaClient(runner.url);
-});
-
-afterAll(async () => {
-  lambda?.destroy();
-  await runner?.stop();
-  await direct?.end();
+  },
 });
 
 const documents = (count: number) => ({
@@ -63,36 +42,36 @@ const documents = (count: number) => ({
 
 describe('errors as the SDK sees them', () => {
   it('past the backlog limit a write fails fast with BackpressureError, and succeeds again once drained', async () => {
-    await call(lambda, 'write', documents(BACKLOG_LIMIT - 2));
-    const refused = await invoke(lambda, 'write', documents(3));
+    await call(local.lambda, 'write', documents(BACKLOG_LIMIT - 2));
+    const refused = await invoke(local.lambda, 'write', documents(3));
     expect(refused.functionError).toBe('Unhandled');
     expect(refused.payload).toEqual({
       errorType: 'BackpressureError',
       errorMessage: expect.stringMatching(/limit is 10/),
     });
-    const health = await call<{ backlog: number }>(lambda, 'health', {});
+    const health = await call<{ backlog: number }>(local.lambda, 'health', {});
     expect(health.backlog).toBe(BACKLOG_LIMIT - 2);
 
-    await call(lambda, 'sync', {});
-    expect(await call(lambda, 'write', documents(3))).toMatchObject({ accepted: 3 });
-    await call(lambda, 'sync', {});
+    await call(local.lambda, 'sync', {});
+    expect(await call(local.lambda, 'write', documents(3))).toMatchObject({ accepted: 3 });
+    await call(local.lambda, 'sync', {});
   });
 
   it('while Redis is gone, write and sync fail with UnavailableError and health says down', async () => {
-    const redis = services().redis;
+    const redis = local.services.redis;
     await redis.kill();
     try {
-      const failed = await invoke(lambda, 'write', documents(1));
+      const failed = await invoke(local.lambda, 'write', documents(1));
       expect(failed.functionError).toBe('Unhandled');
       expect(failed.payload).toEqual({
         errorType: 'UnavailableError',
         errorMessage: expect.stringMatching(/^redis unavailable: /),
       });
       // The drainer's own Redis calls fail untyped inside the engine; the handler types them.
-      const drain = await invoke(lambda, 'sync', {});
+      const drain = await invoke(local.lambda, 'sync', {});
       expect(drain.payload).toMatchObject({ errorType: 'UnavailableError' });
 
-      const health = await call<Record<string, unknown>>(lambda, 'health', {});
+      const health = await call<Record<string, unknown>>(local.lambda, 'health', {});
       expect(health).toMatchObject({
         status: 'down',
         checks: { redis: { ok: false }, database: { ok: true } },
@@ -101,19 +80,19 @@ describe('errors as the SDK sees them', () => {
       await redis.restart();
     }
     await eventually('writes to be accepted again', async () => {
-      const retried = await invoke(lambda, 'write', documents(1));
+      const retried = await invoke(local.lambda, 'write', documents(1));
       return retried.functionError === undefined;
     });
-    await call(lambda, 'sync', {});
+    await call(local.lambda, 'sync', {});
   });
 
   it('while PostgreSQL is gone, writes are accepted, health says degraded, and the backlog drains after', async () => {
-    const postgres = services().postgres;
+    const postgres = local.services.postgres;
     await postgres.kill();
     let written: { changesetId: string };
     const id = randomUUID();
     try {
-      written = await call<{ changesetId: string }>(lambda, 'write', {
+      written = await call<{ changesetId: string }>(local.lambda, 'write', {
         changes: [
           {
             op: 'upsert',
@@ -123,14 +102,14 @@ describe('errors as the SDK sees them', () => {
         ],
       });
       expect(written.changesetId).toBeDefined();
-      const health = await call<Record<string, unknown>>(lambda, 'health', {});
+      const health = await call<Record<string, unknown>>(local.lambda, 'health', {});
       expect(health).toMatchObject({
         status: 'degraded',
         checks: { redis: { ok: true }, database: { ok: false } },
       });
       // read still answers a pending full row without the database (G4).
       expect(
-        await call(lambda, 'read', { table: 'source_documents', key: { document_uuid: id } }),
+        await call(local.lambda, 'read', { table: 'source_documents', key: { document_uuid: id } }),
       ).toMatchObject({ pending: true, record: { filename: 'while-down.pdf' } });
     } finally {
       await postgres.restart();
@@ -138,8 +117,8 @@ describe('errors as the SDK sees them', () => {
     await eventually(
       'the backlog to drain once PostgreSQL is back',
       async () => {
-        await invoke(lambda, 'sync', {});
-        const { rows } = await direct.query(
+        await invoke(local.lambda, 'sync', {});
+        const { rows } = await local.direct.query(
           'SELECT filename FROM source_documents WHERE document_uuid = $1',
           [id],
         );
@@ -154,7 +133,7 @@ describe('errors as the SDK sees them', () => {
     const port = await freePort();
     const cold = await startRunnerProcess({
       REDIS_URL: `redis://127.0.0.1:${port}`,
-      DATABASE_URL: databaseUrl,
+      DATABASE_URL: local.database.url,
       SPILLWAY_PREFIX: uniquePrefix('e2e-cold'),
       SYNC_INTERVAL_MS: '3600000',
     });

@@ -5,42 +5,17 @@
  */
 import { randomUUID } from 'node:crypto';
 import { ResourceNotFoundException } from '@aws-sdk/client-lambda';
-import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  call,
-  eventually,
-  invoke,
-  lambdaClient,
-  type RunnerProcess,
-  startRunnerProcess,
-} from '../support/local-runner.js';
-import { uniquePrefix, useServices } from '../support/services.js';
+import { describe, expect, it } from 'vitest';
+import { call, eventually, invoke, useLocalRunner } from '../support/local-runner.js';
 
-const services = useServices();
-let runner: RunnerProcess;
-let lambda: ReturnType<typeof lambdaClient>;
-let direct: pg.Pool;
-
-beforeAll(async () => {
-  const database = await services().createDatabase();
-  direct = new pg.Pool({ connectionString: database.directUrl, max: 2 });
-  runner = await startRunnerProcess({
-    REDIS_URL: services().redis.url,
-    DATABASE_URL: database.url,
-    SPILLWAY_PREFIX: uniquePrefix('e2e-functions'),
+const local = useLocalRunner({
+  label: 'e2e-functions',
+  env: {
     // Only explicit `sync` invocations drain here (the timer's first one finds nothing), so that
     // tests see what is pending and what sync returns.
     SYNC_INTERVAL_MS: '3600000',
     SYNC_IDLE_WAIT_MS: '0',
-  });
-  lambda = lambdaClient(runner.url);
-});
-
-afterAll(async () => {
-  lambda?.destroy();
-  await runner?.stop();
-  await direct?.end();
+  },
 });
 
 const document = (id: string, status = 'pending') => ({
@@ -50,21 +25,26 @@ const document = (id: string, status = 'pending') => ({
 });
 
 async function documentRow(id: string): Promise<Record<string, unknown> | undefined> {
-  const { rows } = await direct.query('SELECT * FROM source_documents WHERE document_uuid = $1', [
-    id,
-  ]);
+  const { rows } = await local.direct.query(
+    'SELECT * FROM source_documents WHERE document_uuid = $1',
+    [id],
+  );
   return rows[0] as Record<string, unknown> | undefined;
 }
 
 describe('the local runner serves the contract', () => {
   it('migrate ran at start: a second run applies nothing and skips every migration', async () => {
-    const result = await call<{ applied: string[]; skipped: string[] }>(lambda, 'migrate', {});
+    const result = await call<{ applied: string[]; skipped: string[] }>(
+      local.lambda,
+      'migrate',
+      {},
+    );
     expect(result.applied).toEqual([]);
     expect(result.skipped).toEqual(['0000_spillway_bookkeeping', '0001_pipeline_tables']);
   });
 
   it('migrate answers a custom resource provider: migrates on Create, leaves everything on Delete', async () => {
-    const created = await call(lambda, 'migrate', {
+    const created = await call(local.lambda, 'migrate', {
       RequestType: 'Create',
       ResourceProperties: {},
     });
@@ -72,26 +52,26 @@ describe('the local runner serves the contract', () => {
       PhysicalResourceId: 'spillway-migrations',
       Data: { Applied: '', Skipped: '2' },
     });
-    const deleted = await call(lambda, 'migrate', {
+    const deleted = await call(local.lambda, 'migrate', {
       RequestType: 'Delete',
       PhysicalResourceId: 'spillway-migrations',
     });
     expect(deleted).toEqual({ PhysicalResourceId: 'spillway-migrations' });
-    expect((await direct.query('SELECT count(*)::int AS n FROM source_documents')).rows).toEqual([
-      { n: expect.any(Number) },
-    ]);
+    expect(
+      (await local.direct.query('SELECT count(*)::int AS n FROM source_documents')).rows,
+    ).toEqual([{ n: expect.any(Number) }]);
   });
 
   it('write acknowledges, read sees the pending row, sync drains it, read sees it synced', async () => {
     const id = randomUUID();
-    const written = await call<{ accepted: number; changesetId: string }>(lambda, 'write', {
+    const written = await call<{ accepted: number; changesetId: string }>(local.lambda, 'write', {
       changes: [document(id)],
     });
     expect(written.accepted).toBe(1);
     expect(written.changesetId).toMatch(/^[0-9a-f-]{36}$/);
 
     const pending = await call<{ record: Record<string, unknown>; pending: boolean }>(
-      lambda,
+      local.lambda,
       'read',
       { table: 'source_documents', key: { document_uuid: id } },
     );
@@ -101,12 +81,12 @@ describe('the local runner serves the contract', () => {
     });
     expect(await documentRow(id)).toBeUndefined();
 
-    const synced = await call<Record<string, unknown>>(lambda, 'sync', {});
+    const synced = await call<Record<string, unknown>>(local.lambda, 'sync', {});
     expect(synced).toMatchObject({ stoppedBy: 'empty', backlog: 0, deadLettered: 0 });
     expect(synced.applied).toBeGreaterThanOrEqual(1);
     expect(await documentRow(id)).toMatchObject({ document_uuid: id, status: 'pending' });
 
-    const read = await call(lambda, 'read', {
+    const read = await call(local.lambda, 'read', {
       table: 'source_documents',
       key: { document_uuid: id },
     });
@@ -114,8 +94,8 @@ describe('the local runner serves the contract', () => {
   });
 
   it('health reports both dependencies, the backlog and the breaker', async () => {
-    await call(lambda, 'write', { changes: [document(randomUUID())] });
-    const health = await call<Record<string, unknown>>(lambda, 'health', {});
+    await call(local.lambda, 'write', { changes: [document(randomUUID())] });
+    const health = await call<Record<string, unknown>>(local.lambda, 'health', {});
     expect(health).toMatchObject({
       status: 'ok',
       breaker: 'closed',
@@ -124,15 +104,15 @@ describe('the local runner serves the contract', () => {
     });
     expect(health.backlog).toBeGreaterThanOrEqual(1);
     expect(health.oldestPendingMs).toBeGreaterThanOrEqual(0);
-    await call(lambda, 'sync', {});
+    await call(local.lambda, 'sync', {});
   });
 
   it('admin peeks at the backlog, lists dead letters, and replays and purges them', async () => {
     const id = randomUUID();
-    const { changesetId } = await call<{ changesetId: string }>(lambda, 'write', {
+    const { changesetId } = await call<{ changesetId: string }>(local.lambda, 'write', {
       changes: [document(id)],
     });
-    const peeked = await call<{ pending: { changesetId: string }[] }>(lambda, 'admin', {
+    const peeked = await call<{ pending: { changesetId: string }[] }>(local.lambda, 'admin', {
       action: 'peek',
       limit: 10,
     });
@@ -141,7 +121,7 @@ describe('the local runner serves the contract', () => {
     // A chunk of a document the database does not hold breaks a foreign key: a dead letter.
     const missing = randomUUID();
     const chunkId = randomUUID();
-    const poison = await call<{ changesetId: string }>(lambda, 'write', {
+    const poison = await call<{ changesetId: string }>(local.lambda, 'write', {
       changes: [
         {
           op: 'upsert',
@@ -150,10 +130,10 @@ describe('the local runner serves the contract', () => {
         },
       ],
     });
-    const drained = await call<{ deadLettered: number }>(lambda, 'sync', {});
+    const drained = await call<{ deadLettered: number }>(local.lambda, 'sync', {});
     expect(drained.deadLettered).toBe(1);
     const listed = await call<{ deadLetters: { changesetId: string; reason: string }[] }>(
-      lambda,
+      local.lambda,
       'admin',
       { action: 'list' },
     );
@@ -161,18 +141,19 @@ describe('the local runner serves the contract', () => {
     expect(listed.deadLetters[0]?.reason).toMatch(/foreign key/);
 
     // Once the document exists, the replayed chunk applies.
-    await call(lambda, 'write', { changes: [document(missing)] });
-    await call(lambda, 'sync', {});
+    await call(local.lambda, 'write', { changes: [document(missing)] });
+    await call(local.lambda, 'sync', {});
     expect(
-      await call(lambda, 'admin', { action: 'replay', changesetIds: [poison.changesetId] }),
+      await call(local.lambda, 'admin', { action: 'replay', changesetIds: [poison.changesetId] }),
     ).toEqual({ replayed: [poison.changesetId] });
-    await call(lambda, 'sync', {});
-    const { rows } = await direct.query('SELECT text FROM document_chunks WHERE chunk_uuid = $1', [
-      chunkId,
-    ]);
+    await call(local.lambda, 'sync', {});
+    const { rows } = await local.direct.query(
+      'SELECT text FROM document_chunks WHERE chunk_uuid = $1',
+      [chunkId],
+    );
     expect(rows).toEqual([{ text: 'orphan' }]);
 
-    const again = await call<{ changesetId: string }>(lambda, 'write', {
+    const again = await call<{ changesetId: string }>(local.lambda, 'write', {
       changes: [
         {
           op: 'patch',
@@ -182,27 +163,27 @@ describe('the local runner serves the contract', () => {
         },
       ],
     });
-    await call(lambda, 'sync', {});
-    expect(await call(lambda, 'admin', { action: 'purge', all: true })).toEqual({
+    await call(local.lambda, 'sync', {});
+    expect(await call(local.lambda, 'admin', { action: 'purge', all: true })).toEqual({
       purged: [again.changesetId],
     });
-    expect(await call(lambda, 'admin', { action: 'list' })).toEqual({ deadLetters: [] });
+    expect(await call(local.lambda, 'admin', { action: 'list' })).toEqual({ deadLetters: [] });
   });
 
   it('an Event invocation answers 202 at once and its write happens', async () => {
     const id = randomUUID();
-    const accepted = await invoke(lambda, 'write', { changes: [document(id)] }, 'Event');
+    const accepted = await invoke(local.lambda, 'write', { changes: [document(id)] }, 'Event');
     expect(accepted.statusCode).toBe(202);
     expect(accepted.payload).toBeUndefined();
     await eventually('the Event write to be buffered', async () => {
-      const read = await call<{ pending: boolean }>(lambda, 'read', {
+      const read = await call<{ pending: boolean }>(local.lambda, 'read', {
         table: 'source_documents',
         key: { document_uuid: id },
       });
       return read.pending;
     });
     // sync as an Event too, as the schedule invokes it.
-    expect((await invoke(lambda, 'sync', {}, 'Event')).statusCode).toBe(202);
+    expect((await invoke(local.lambda, 'sync', {}, 'Event')).statusCode).toBe(202);
     await eventually(
       'the row to reach PostgreSQL',
       async () => (await documentRow(id)) !== undefined,
@@ -211,9 +192,9 @@ describe('the local runner serves the contract', () => {
 
   it('a DryRun answers 204 and runs nothing', async () => {
     const id = randomUUID();
-    const dry = await invoke(lambda, 'write', { changes: [document(id)] }, 'DryRun');
+    const dry = await invoke(local.lambda, 'write', { changes: [document(id)] }, 'DryRun');
     expect(dry.statusCode).toBe(204);
-    const read = await call(lambda, 'read', {
+    const read = await call(local.lambda, 'read', {
       table: 'source_documents',
       key: { document_uuid: id },
     });
@@ -221,8 +202,8 @@ describe('the local runner serves the contract', () => {
   });
 
   it('bad input fails the invocation with ValidationError naming the path, and buffers nothing', async () => {
-    const before = await call<{ backlog: number }>(lambda, 'health', {});
-    const failed = await invoke(lambda, 'write', {
+    const before = await call<{ backlog: number }>(local.lambda, 'health', {});
+    const failed = await invoke(local.lambda, 'write', {
       changes: [
         document(randomUUID()),
         { op: 'upsert', table: 'source_documents', record: { document_uuid: 'nope' } },
@@ -235,14 +216,14 @@ describe('the local runner serves the contract', () => {
       errorMessage: expect.stringMatching(/^changes\[1\]\.record\.document_uuid: /),
     });
     expect(Object.keys(failed.payload as object).sort()).toEqual(['errorMessage', 'errorType']);
-    const after = await call<{ backlog: number }>(lambda, 'health', {});
+    const after = await call<{ backlog: number }>(local.lambda, 'health', {});
     expect(after.backlog).toBe(before.backlog);
 
-    const badAdmin = await invoke(lambda, 'admin', { action: 'drop-everything' });
+    const badAdmin = await invoke(local.lambda, 'admin', { action: 'drop-everything' });
     expect(badAdmin.functionError).toBe('Unhandled');
     expect(badAdmin.payload).toMatchObject({ errorType: 'ValidationError' });
 
-    const badStep = await invoke(lambda, 'process-document', { text: 'no file name' });
+    const badStep = await invoke(local.lambda, 'process-document', { text: 'no file name' });
     expect(badStep.payload).toMatchObject({
       errorType: 'ValidationError',
       errorMessage: expect.stringMatching(/^filename: /),
@@ -250,7 +231,7 @@ describe('the local runner serves the contract', () => {
   });
 
   it('replaying an unknown dead letter fails with NotFoundError', async () => {
-    const failed = await invoke(lambda, 'admin', {
+    const failed = await invoke(local.lambda, 'admin', {
       action: 'replay',
       changesetIds: ['no-such-id'],
     });
@@ -262,19 +243,23 @@ describe('the local runner serves the contract', () => {
   });
 
   it('an unknown function is a 404 ResourceNotFoundException, as AWS answers', async () => {
-    const error = await invoke(lambda, 'no-such-function', {}).catch((e: unknown) => e);
+    const error = await invoke(local.lambda, 'no-such-function', {}).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ResourceNotFoundException);
     expect((error as ResourceNotFoundException).$metadata.httpStatusCode).toBe(404);
     expect((error as Error).message).toBe(
       'Function not found: arn:aws:lambda:us-east-1:000000000000:function:no-such-function',
     );
     // So is a published version the runner does not have.
-    const versioned = await invoke(lambda, 'write:7', {}).catch((e: unknown) => e);
+    const versioned = await invoke(local.lambda, 'write:7', {}).catch((e: unknown) => e);
     expect(versioned).toBeInstanceOf(ResourceNotFoundException);
   });
 
   it('a function can be named by its ARN', async () => {
-    const health = await call(lambda, 'arn:aws:lambda:us-east-1:000000000000:function:health', {});
+    const health = await call(
+      local.lambda,
+      'arn:aws:lambda:us-east-1:000000000000:function:health',
+      {},
+    );
     expect(health).toMatchObject({ status: 'ok' });
   });
 });

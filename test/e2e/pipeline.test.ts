@@ -3,42 +3,17 @@
  * extract-entities with its result, drained by the runner's own schedule into PostgreSQL; and a
  * retried pipeline (both steps again with the same input) creates no duplicates.
  */
-import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  call,
-  eventually,
-  invoke,
-  lambdaClient,
-  type RunnerProcess,
-  startRunnerProcess,
-} from '../support/local-runner.js';
-import { uniquePrefix, useServices } from '../support/services.js';
+import { describe, expect, it } from 'vitest';
+import { call, eventually, invoke, useLocalRunner } from '../support/local-runner.js';
 
-const services = useServices();
-let runner: RunnerProcess;
-let lambda: ReturnType<typeof lambdaClient>;
-let direct: pg.Pool;
-
-beforeAll(async () => {
-  const database = await services().createDatabase();
-  direct = new pg.Pool({ connectionString: database.directUrl, max: 2 });
-  runner = await startRunnerProcess({
-    REDIS_URL: services().redis.url,
-    DATABASE_URL: database.url,
-    SPILLWAY_PREFIX: uniquePrefix('e2e-pipeline'),
+const local = useLocalRunner({
+  label: 'e2e-pipeline',
+  env: {
     SYNC_INTERVAL_MS: '100',
     SYNC_IDLE_WAIT_MS: '500',
     CHUNK_SIZE: '200',
     CHUNK_OVERLAP: '40',
-  });
-  lambda = lambdaClient(runner.url);
-});
-
-afterAll(async () => {
-  lambda?.destroy();
-  await runner?.stop();
-  await direct?.end();
+  },
 });
 
 const TEXT = [
@@ -56,7 +31,7 @@ interface Chunk {
 }
 
 async function count(table: string, documentUuid: string): Promise<number> {
-  const { rows } = await direct.query<{ n: number }>(
+  const { rows } = await local.direct.query<{ n: number }>(
     `SELECT count(*)::int AS n FROM ${table} WHERE document_uuid = $1`,
     [documentUuid],
   );
@@ -64,7 +39,7 @@ async function count(table: string, documentUuid: string): Promise<number> {
 }
 
 async function drained(): Promise<boolean> {
-  const health = await call<{ backlog: number }>(lambda, 'health', {});
+  const health = await call<{ backlog: number }>(local.lambda, 'health', {});
   return health.backlog === 0;
 }
 
@@ -72,14 +47,14 @@ describe('the example pipeline', () => {
   it('lands documents, chunks, entities, relationships and the task in PostgreSQL, once, however often it runs', async () => {
     const input = { filename: 'settlement.pdf', content_type: 'application/pdf', text: TEXT };
     const processed = await call<{ document_uuid: string; chunks: Chunk[] }>(
-      lambda,
+      local.lambda,
       'process-document',
       input,
     );
     expect(processed.chunks.length).toBeGreaterThan(2);
     expect(processed.chunks.map((c) => c.chunk_index)).toEqual(processed.chunks.map((_, i) => i));
     const extracted = await call<{ entities: number; relationships: number; task_id: string }>(
-      lambda,
+      local.lambda,
       'extract-entities',
       processed,
     );
@@ -90,7 +65,7 @@ describe('the example pipeline', () => {
     await eventually('the pipeline to reach PostgreSQL', async () => {
       return (await drained()) && (await count('processing_tasks', id)) === 1;
     });
-    const { rows: documents } = await direct.query(
+    const { rows: documents } = await local.direct.query(
       'SELECT filename, content_type, status, error_message FROM source_documents WHERE document_uuid = $1',
       [id],
     );
@@ -102,12 +77,12 @@ describe('the example pipeline', () => {
         error_message: null,
       },
     ]);
-    const { rows: chunks } = await direct.query(
+    const { rows: chunks } = await local.direct.query(
       'SELECT chunk_uuid, chunk_index, text FROM document_chunks WHERE document_uuid = $1 ORDER BY chunk_index',
       [id],
     );
     expect(chunks).toEqual(processed.chunks);
-    const { rows: mentions } = await direct.query<{
+    const { rows: mentions } = await local.direct.query<{
       chunk_uuid: string;
       entity_type: string;
       text: string;
@@ -128,7 +103,7 @@ describe('the example pipeline', () => {
       new Set(['date', 'organization', 'money', 'email', 'phone', 'case_number']),
     );
     expect(await count('relationships', id)).toBe(extracted.relationships);
-    const { rows: tasks } = await direct.query(
+    const { rows: tasks } = await local.direct.query(
       'SELECT task_id, task_type, status, started_at IS NOT NULL AS started, completed_at IS NOT NULL AS completed FROM processing_tasks WHERE document_uuid = $1',
       [id],
     );
@@ -144,32 +119,32 @@ describe('the example pipeline', () => {
 
     // A retry (Celery, Step Functions) runs both steps again with the same input.
     const again = await call<{ document_uuid: string; chunks: Chunk[] }>(
-      lambda,
+      local.lambda,
       'process-document',
       input,
     );
     expect(again).toEqual(processed);
-    await call(lambda, 'extract-entities', again);
+    await call(local.lambda, 'extract-entities', again);
     await eventually('the retry to drain', drained);
     expect(await count('source_documents', id)).toBe(1);
     expect(await count('document_chunks', id)).toBe(processed.chunks.length);
     expect(await count('entity_mentions', id)).toBe(extracted.entities);
     expect(await count('relationships', id)).toBe(extracted.relationships);
     expect(await count('processing_tasks', id)).toBe(1);
-    const health = await call<{ deadLetters: number }>(lambda, 'health', {});
+    const health = await call<{ deadLetters: number }>(local.lambda, 'health', {});
     expect(health.deadLetters).toBe(0);
   });
 
   it('a pipeline step invoked as an Event lands too', async () => {
     const accepted = await invoke(
-      lambda,
+      local.lambda,
       'process-document',
       { filename: 'brief.txt', text: 'Filed on January 5, 2025 by Contoso Ltd.' },
       'Event',
     );
     expect(accepted.statusCode).toBe(202);
     await eventually('the document to land', async () => {
-      const { rows } = await direct.query(
+      const { rows } = await local.direct.query(
         "SELECT status FROM source_documents WHERE filename = 'brief.txt'",
       );
       return rows[0]?.status === 'completed';

@@ -4,45 +4,25 @@
  * PostgreSQL finishes the drain, and every row ends as its last acknowledged write left it (G2).
  */
 import { randomUUID } from 'node:crypto';
-import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  call,
-  eventually,
-  invoke,
-  lambdaClient,
-  type RunnerProcess,
-  startRunnerProcess,
-} from '../support/local-runner.js';
-import { uniquePrefix, useServices } from '../support/services.js';
+import { describe, expect, it } from 'vitest';
+import { call, eventually, invoke, lambdaClient, useLocalRunner } from '../support/local-runner.js';
 
-const services = useServices({ redis: { appendOnly: true } });
-let env: Record<string, string>;
-let direct: pg.Pool;
-const runners: RunnerProcess[] = [];
-
-beforeAll(async () => {
-  const database = await services().createDatabase();
-  direct = new pg.Pool({ connectionString: database.directUrl, max: 2 });
-  env = {
-    REDIS_URL: services().redis.url,
-    DATABASE_URL: database.url,
-    SPILLWAY_PREFIX: uniquePrefix('e2e-restart'),
+// The tests start (and kill) the runners themselves.
+const local = useLocalRunner({
+  label: 'e2e-restart',
+  services: { redis: { appendOnly: true } },
+  env: {
     // Small batches make a drain long enough to kill in the middle of; a short lease lets the
     // next runner take over soon after the crash.
     SYNC_BATCH_SIZE: '5',
     SYNC_LEASE_MS: '1500',
     SYNC_IDLE_WAIT_MS: '0',
-  };
-});
-
-afterAll(async () => {
-  for (const runner of runners) await runner.stop().catch(() => undefined);
-  await direct?.end();
+  },
+  start: false,
 });
 
 async function rowCount(): Promise<number> {
-  const { rows } = await direct.query<{ n: number }>(
+  const { rows } = await local.direct.query<{ n: number }>(
     'SELECT count(*)::int AS n FROM source_documents',
   );
   return rows[0]?.n ?? 0;
@@ -51,8 +31,7 @@ async function rowCount(): Promise<number> {
 describe('a crash of the local runner', () => {
   it('kill -9 in the middle of a drain loses no acknowledged write', async () => {
     // Only explicit syncs drain in the first runner, so the crash lands inside one of them.
-    const first = await startRunnerProcess({ ...env, SYNC_INTERVAL_MS: '3600000' });
-    runners.push(first);
+    const first = await local.startRunner({ SYNC_INTERVAL_MS: '3600000' });
     const lambda = lambdaClient(first.url);
     /** document id → the page_count of its last acknowledged write */
     const expected = new Map<string, number>();
@@ -109,8 +88,7 @@ describe('a crash of the local runner', () => {
     expect(landed).toBeGreaterThan(0);
     expect(landed).toBeLessThan(ids.length);
 
-    const second = await startRunnerProcess({ ...env, SYNC_INTERVAL_MS: '100' });
-    runners.push(second);
+    const second = await local.startRunner({ SYNC_INTERVAL_MS: '100' });
     const again = lambdaClient(second.url);
     await eventually(
       'the new runner to drain the backlog',
@@ -120,7 +98,7 @@ describe('a crash of the local runner', () => {
       },
       30_000,
     );
-    const { rows } = await direct.query<{ document_uuid: string; page_count: number }>(
+    const { rows } = await local.direct.query<{ document_uuid: string; page_count: number }>(
       'SELECT document_uuid, page_count FROM source_documents',
     );
     const actual = new Map(rows.map((row) => [row.document_uuid, row.page_count]));

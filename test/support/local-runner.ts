@@ -5,7 +5,16 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { InvokeCommand, type InvokeCommandOutput, LambdaClient } from '@aws-sdk/client-lambda';
+import pg from 'pg';
+import { afterAll, beforeAll } from 'vitest';
 import { freePort } from './ports.js';
+import {
+  type CreatedDatabase,
+  type Services,
+  type TestServicesOptions,
+  uniquePrefix,
+  useServices,
+} from './services.js';
 
 const CLI = fileURLToPath(new URL('../../bin/spillway.ts', import.meta.url));
 const READY_TIMEOUT_MS = 30_000;
@@ -104,6 +113,119 @@ export function lambdaClient(url: string): LambdaClient {
     credentials: { accessKeyId: 'AKIDLOCAL', secretAccessKey: 'local-secret' },
     maxAttempts: 1,
   });
+}
+
+export interface LocalRunnerOptions {
+  /** Names the file's Redis key prefix (`SPILLWAY_PREFIX`). */
+  readonly label: string;
+  /** Runner settings beyond `REDIS_URL`, `DATABASE_URL` and `SPILLWAY_PREFIX`, which are set here. */
+  readonly env?: Record<string, string>;
+  /** Passed to `useServices`. */
+  readonly services?: TestServicesOptions;
+  /**
+   * Whether `beforeAll` starts a runner (`runner`, `lambda`); without one, tests start their own
+   * with `startRunner`.
+   * @default true
+   */
+  readonly start?: boolean;
+}
+
+/** What `useLocalRunner` sets up; every field is there inside tests and hooks, once beforeAll ran. */
+export interface LocalRunner {
+  readonly services: Services;
+  readonly database: CreatedDatabase;
+  /** Straight to PostgreSQL, for assertions. */
+  readonly direct: pg.Pool;
+  /** The runner's settings: the services, the prefix and `options.env`. */
+  readonly env: Record<string, string>;
+  readonly runner: RunnerProcess;
+  /** A client of `runner`. */
+  readonly lambda: LambdaClient;
+  /** Starts another runner with `env` and `overrides`; it is stopped after the file's tests. */
+  startRunner(overrides?: Record<string, string>): Promise<RunnerProcess>;
+}
+
+/**
+ * For vitest files: services, a database, a direct pool to it and (unless `start` is false) a
+ * runner with a client, set up in `beforeAll` and closed in `afterAll`.
+ */
+export function useLocalRunner(options: LocalRunnerOptions): LocalRunner {
+  const services = useServices(options.services);
+  const runners: RunnerProcess[] = [];
+  let state:
+    | { database: CreatedDatabase; direct: pg.Pool; env: Record<string, string> }
+    | undefined;
+  let started: { runner: RunnerProcess; lambda: LambdaClient } | undefined;
+
+  const ready = () => {
+    if (state === undefined) {
+      throw new Error(
+        'useLocalRunner(): the fields exist inside tests and hooks, once beforeAll ran',
+      );
+    }
+    return state;
+  };
+  const startRunner = async (overrides: Record<string, string> = {}) => {
+    const runner = await startRunnerProcess({ ...ready().env, ...overrides });
+    runners.push(runner);
+    return runner;
+  };
+
+  beforeAll(async () => {
+    const database = await services().createDatabase();
+    const direct = new pg.Pool({ connectionString: database.directUrl, max: 2 });
+    direct.on('error', () => {
+      // A test killed PostgreSQL under an idle connection; the pool replaces it.
+    });
+    const env = {
+      REDIS_URL: services().redis.url,
+      DATABASE_URL: database.url,
+      SPILLWAY_PREFIX: uniquePrefix(options.label),
+      ...options.env,
+    };
+    state = { database, direct, env };
+    if (options.start ?? true) {
+      const runner = await startRunner();
+      started = { runner, lambda: lambdaClient(runner.url) };
+    }
+  });
+
+  afterAll(async () => {
+    started?.lambda.destroy();
+    // A runner a test killed has exited already; stopping it again resolves at once.
+    await Promise.allSettled(runners.map((runner) => runner.stop()));
+    await state?.direct.end();
+  });
+
+  const runnerStarted = () => {
+    if (started === undefined) {
+      throw new Error(
+        'useLocalRunner(): no runner was started (start: false, or before beforeAll)',
+      );
+    }
+    return started;
+  };
+  return {
+    get services() {
+      return services();
+    },
+    get database() {
+      return ready().database;
+    },
+    get direct() {
+      return ready().direct;
+    },
+    get env() {
+      return ready().env;
+    },
+    get runner() {
+      return runnerStarted().runner;
+    },
+    get lambda() {
+      return runnerStarted().lambda;
+    },
+    startRunner,
+  };
 }
 
 export interface Invocation {

@@ -4,6 +4,7 @@ import {
   createTestEngine,
   document,
   drainAll,
+  patchDocument,
   type TestEngine,
   tableRows,
   uuid,
@@ -53,14 +54,7 @@ describe('PostgreSQL killed with SIGKILL in the middle of a drain', () => {
           for (const c of chunks) acknowledged.chunks.add(c);
           if (n % 3 === 0) {
             await spillway.write({
-              changes: [
-                {
-                  op: 'patch',
-                  table: 'source_documents',
-                  key: { document_uuid: doc },
-                  set: { status: 'completed' },
-                },
-              ],
+              changes: [patchDocument(doc, { status: 'completed' })],
             });
             acknowledged.completed.add(doc);
           }

@@ -4,8 +4,10 @@ import { BackpressureError } from '../../lambdas/core/errors.js';
 import {
   chunk,
   countRows,
+  deleteDocument,
   document,
   drainAll,
+  patchDocument,
   tableRows,
   useTestEngines,
   uuid,
@@ -21,24 +23,10 @@ describe('drain', () => {
     const doc = uuid();
     await spillway.write({ changes: [document(doc)] });
     await spillway.write({
-      changes: [
-        {
-          op: 'patch',
-          table: 'source_documents',
-          key: { document_uuid: doc },
-          set: { status: 'processing' },
-        },
-      ],
+      changes: [patchDocument(doc, { status: 'processing' })],
     });
     await spillway.write({
-      changes: [
-        {
-          op: 'patch',
-          table: 'source_documents',
-          key: { document_uuid: doc },
-          set: { status: 'completed', page_count: 7 },
-        },
-      ],
+      changes: [patchDocument(doc, { status: 'completed', page_count: 7 })],
     });
     const result = await spillway.drain(Date.now() + 10_000);
     expect(result).toMatchObject({ applied: 3, coalesced: 2, deadLettered: 0, stoppedBy: 'empty' });
@@ -73,15 +61,7 @@ describe('drain', () => {
 
     // Later a newer batch deletes b and changes a, and a newer drainer applies it first...
     await spillway.write({
-      changes: [
-        { op: 'delete', table: 'source_documents', key: { document_uuid: b } },
-        {
-          op: 'patch',
-          table: 'source_documents',
-          key: { document_uuid: a },
-          set: { status: 'completed' },
-        },
-      ],
+      changes: [deleteDocument(b), patchDocument(a, { status: 'completed' })],
     });
     const [first, newer] = await spillway.buffer.peek(10);
     if (first === undefined || newer === undefined) throw new Error('expected two changesets');
@@ -180,7 +160,7 @@ describe('drain', () => {
     // Deletes go children first.
     await spillway.write({
       changes: [
-        { op: 'delete', table: 'source_documents', key: { document_uuid: doc } },
+        deleteDocument(doc),
         { op: 'delete', table: 'document_chunks', key: { chunk_uuid: c1 } },
         { op: 'delete', table: 'document_chunks', key: { chunk_uuid: c2 } },
         { op: 'delete', table: 'entity_mentions', key: { entity_uuid: e1 } },
@@ -232,14 +212,7 @@ describe('drain', () => {
     const { spillway } = await engine('patch-missing');
     const ghost = uuid();
     await spillway.write({
-      changes: [
-        {
-          op: 'patch',
-          table: 'source_documents',
-          key: { document_uuid: ghost },
-          set: { status: 'failed' },
-        },
-      ],
+      changes: [patchDocument(ghost, { status: 'failed' })],
     });
     expect(
       await spillway.read({ table: 'source_documents', key: { document_uuid: ghost } }),
@@ -318,21 +291,14 @@ describe('drain', () => {
     expect(synced.pending).toBe(false);
     expect(synced.record?.created_at).toMatch(/^\d{4}-\d\d-\d\dT/);
     await spillway.write({
-      changes: [
-        {
-          op: 'patch',
-          table: 'source_documents',
-          key: { document_uuid: doc },
-          set: { status: 'failed' },
-        },
-      ],
+      changes: [patchDocument(doc, { status: 'failed' })],
     });
     expect(await spillway.read(key)).toMatchObject({
       record: { status: 'failed', created_at: synced.record?.created_at },
       pending: true,
     });
     await spillway.write({
-      changes: [{ op: 'delete', table: 'source_documents', key: { document_uuid: doc } }],
+      changes: [deleteDocument(doc)],
     });
     expect(await spillway.read(key)).toEqual({ record: null, pending: true });
     await spillway.drain(Date.now() + 10_000);
@@ -353,14 +319,7 @@ describe('drain', () => {
           if (commits === 1) {
             // A newer patch arrives between the first batch's commit and its settling.
             await spillway.write({
-              changes: [
-                {
-                  op: 'patch',
-                  table: 'source_documents',
-                  key: { document_uuid: doc },
-                  set: { status: 'completed' },
-                },
-              ],
+              changes: [patchDocument(doc, { status: 'completed' })],
             });
           } else {
             // The first batch is settled; the patch is committed but not settled yet.
@@ -386,14 +345,7 @@ describe('drain', () => {
     for (const doc of docs) await spillway.write({ changes: [document(doc), chunk(doc, 0)] });
     for (const doc of docs.slice(0, 50)) {
       await spillway.write({
-        changes: [
-          {
-            op: 'patch',
-            table: 'source_documents',
-            key: { document_uuid: doc },
-            set: { status: 'completed' },
-          },
-        ],
+        changes: [patchDocument(doc, { status: 'completed' })],
       });
     }
     const second = another();
@@ -423,14 +375,7 @@ describe('drain', () => {
     await new Promise((r) => setTimeout(r, 300));
     // Meanwhile a newer drainer took over and applied more recent work.
     await spillway.write({
-      changes: [
-        {
-          op: 'patch',
-          table: 'source_documents',
-          key: { document_uuid: doc },
-          set: { status: 'failed' },
-        },
-      ],
+      changes: [patchDocument(doc, { status: 'failed' })],
     });
     await drainAll(spillway);
     await expect(

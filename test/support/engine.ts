@@ -153,3 +153,18 @@ export function chunk(documentId: string, index: number, id = uuid()) {
     },
   };
 }
+
+/** A patch of one source document: `set` changes only the columns it names. */
+export function patchDocument(id: string, set: Record<string, unknown>) {
+  return {
+    op: 'patch' as const,
+    table: 'source_documents',
+    key: { document_uuid: id },
+    set,
+  };
+}
+
+/** A delete of one source document. */
+export function deleteDocument(id: string) {
+  return { op: 'delete' as const, table: 'source_documents', key: { document_uuid: id } };
+}

@@ -168,6 +168,17 @@ export class Spillway {
     return this.drainer.drain(deadline);
   }
 
+  /**
+   * Delete tombstones of deleted rows that no change still waiting (in the backlog or among the
+   * dead letters) can be older than, so that `spillway.row_versions` does not grow with every
+   * row ever deleted. Runs only when the backlog is empty. G2 holds: a change older than a
+   * pruned tombstone no longer exists anywhere. Returns how many went.
+   */
+  async pruneTombstones(limit?: number): Promise<number> {
+    const floor = await this.buffer.tombstoneFloor();
+    return floor === null ? 0 : await this.sink.pruneTombstones(floor, limit);
+  }
+
   /** Backlog figures and per-dependency checks (the `health` function). */
   async health(): Promise<Health> {
     const [stats, breaker, database] = await Promise.allSettled([

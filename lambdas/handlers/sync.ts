@@ -25,6 +25,14 @@ export const handler = lambdaHandler(async (_event, context) => {
       idleWaitMs: config.syncIdleWaitMs,
     },
   );
+  // With the backlog empty, tombstones nothing can reach any more go (bounded per invocation).
+  const tombstonesPruned =
+    result.stoppedBy === 'empty'
+      ? await spillway.pruneTombstones().catch((error: unknown) => {
+          logger.warn('could not prune tombstones; the next sync tries again', { error });
+          return 0;
+        })
+      : 0;
   const [stats, breaker] = await Promise.all([
     spillway.buffer.stats(),
     spillway.control.breakerStatus(),
@@ -41,6 +49,7 @@ export const handler = lambdaHandler(async (_event, context) => {
     oldestPendingMs: stats.oldestPendingMs,
     deadLetters: stats.deadLetters,
     breaker: breaker.state,
+    tombstonesPruned,
   };
   if (result.batches > 0 || result.deadLettered > 0 || result.transientErrors > 0) {
     logger.info('drained', summary);

@@ -101,6 +101,25 @@ export class PostgresSink {
   }
 
   /**
+   * Delete up to `limit` tombstones older than `belowVersion` (which must be the buffer's
+   * oldest live version: nothing older can arrive any more, so they guard nothing). Returns how
+   * many went.
+   */
+  async pruneTombstones(belowVersion: string, limit = 10_000, timeoutMs = 10_000): Promise<number> {
+    try {
+      const result = await this.pool.query({
+        text: `DELETE FROM spillway.row_versions WHERE ctid IN (
+  SELECT ctid FROM spillway.row_versions WHERE deleted AND version < $1 LIMIT $2)`,
+        values: [belowVersion, limit],
+        query_timeout: timeoutMs,
+      } as QueryConfig);
+      return result.rowCount ?? 0;
+    } catch (error) {
+      throw toDatabaseError(error);
+    }
+  }
+
+  /**
    * A round trip through the same path the drainer uses, within `timeoutMs`: a proxy that lost
    * its database holds the query (RDS Proxy up to its borrow timeout, 30 s), and `health` must
    * answer `degraded` well within its own timeout.

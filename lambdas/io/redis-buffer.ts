@@ -273,6 +273,36 @@ export class RedisBuffer {
     return { op: op === 'upsert' ? 'upsert' : 'patch', values };
   }
 
+  /**
+   * Below which version no change can ever arrive again, or null while the backlog holds
+   * changesets (a replayed dead letter among them carries an older version than its place in
+   * the log). With an empty backlog that is the oldest dead letter (a replay keeps its version)
+   * or, without any, now. Read in one MULTI, so that a replay cannot slip between the two looks.
+   */
+  async tombstoneFloor(): Promise<string | null> {
+    let reply: [unknown, unknown][] | null;
+    try {
+      reply = (await this.redis
+        .multi()
+        .xlen(this.keys.log)
+        .zrangebylex(this.keys.deadLetterIndex, '-', '+', 'LIMIT', 0, 1)
+        .time()
+        .exec()) as [unknown, unknown][] | null;
+    } catch (error) {
+      throw toUnavailable(error);
+    }
+    const [[, length], [, firstDead], [, time]] = reply as [
+      [unknown, number],
+      [unknown, string[]],
+      [unknown, [string, string]],
+    ];
+    if (length > 0) return null;
+    const member = firstDead[0];
+    if (member !== undefined) return member.slice(0, member.indexOf(':')).replace(/^0+(?=\d)/, '');
+    const now = Number(time[0]) * 1000 + Math.floor(Number(time[1]) / 1000);
+    return versionOf(`${now}-0`);
+  }
+
   async stats(): Promise<BufferStats> {
     try {
       const [backlog, length, oldest, dead] = await Promise.all([

@@ -93,6 +93,21 @@ describe('the local runner serves the contract', () => {
     expect(read).toMatchObject({ pending: false, record: { document_uuid: id } });
   });
 
+  it('sync prunes the tombstone of a deleted row once the backlog is empty and no dead letter is older', async () => {
+    const id = randomUUID();
+    await call(local.lambda, 'write', { changes: [document(id)] });
+    await call(local.lambda, 'write', {
+      changes: [{ op: 'delete', table: 'source_documents', key: { document_uuid: id } }],
+    });
+    await call(local.lambda, 'admin', { action: 'purge', all: true });
+    const synced = await call<Record<string, unknown>>(local.lambda, 'sync', {});
+    expect(synced).toMatchObject({ stoppedBy: 'empty', backlog: 0, tombstonesPruned: 1 });
+    const left = await local.direct.query(
+      'SELECT count(*)::int AS n FROM spillway.row_versions WHERE deleted',
+    );
+    expect(left.rows[0].n).toBe(0);
+  });
+
   it('health reports both dependencies, the backlog and the breaker', async () => {
     await call(local.lambda, 'write', { changes: [document(randomUUID())] });
     const health = await call<Record<string, unknown>>(local.lambda, 'health', {});

@@ -386,4 +386,35 @@ describe('drain', () => {
     ]);
     expect(row.rows[0].status).toBe('failed');
   });
+  it('prunes tombstones only when nothing older can arrive: a dead letter waiting for replay keeps the row it deleted deleted', async () => {
+    const { spillway, direct } = await engine('tombstones');
+    const tombstones = async () =>
+      (await direct.query('SELECT count(*)::int AS n FROM spillway.row_versions WHERE deleted'))
+        .rows[0].n;
+    const [a, missingParent] = [uuid(), uuid()];
+    // An old changeset upserts a and is dead-lettered (its chunk's parent does not exist yet).
+    await spillway.write({ changes: [document(a), chunk(missingParent, 0)] });
+    await spillway.drain(Date.now() + 10_000);
+    expect(await spillway.listDeadLetters()).toHaveLength(1);
+    // Later a is written again, then deleted: a tombstone newer than the dead letter.
+    await spillway.write({ changes: [document(a)] });
+    await spillway.write({ changes: [deleteDocument(a)] });
+    expect(await spillway.pruneTombstones()).toBe(0); // the backlog is not empty
+    await drainAll(spillway);
+    expect(await tombstones()).toBe(1);
+    // The dead letter is older than the tombstone: pruning must keep it.
+    expect(await spillway.pruneTombstones()).toBe(0);
+    // Fix the cause and replay: the old upsert of a must not bring a back (G2).
+    await spillway.write({ changes: [document(missingParent)] });
+    await spillway.replayDeadLetters({ all: true });
+    await drainAll(spillway);
+    expect(await countRows(direct, 'document_chunks')).toBe(1);
+    expect(await spillway.read({ table: 'source_documents', key: { document_uuid: a } })).toEqual({
+      record: null,
+      pending: false,
+    });
+    // Nothing older can arrive any more: the tombstone goes.
+    expect(await spillway.pruneTombstones()).toBe(1);
+    expect(await tombstones()).toBe(0);
+  });
 });

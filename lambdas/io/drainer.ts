@@ -176,6 +176,15 @@ function prepareRun(sink: PostgresSink, changesets: readonly PendingChangeset[])
   return { changesets, prepared: sink.prepare(coalesce(changesets)) };
 }
 
+/** prepareRun for a prefetched batch: lets I/O through first, so the running transaction is not held. */
+async function prepareRunSoon(
+  sink: PostgresSink,
+  changesets: readonly PendingChangeset[],
+): Promise<PreparedRun> {
+  await new Promise((resolve) => setImmediate(resolve));
+  return prepareRun(sink, changesets);
+}
+
 /**
  * Reads batches in acknowledgement order: first the changesets delivered before but never
  * settled (a crashed drainer's, or this one's after a failure), then new ones.
@@ -197,7 +206,7 @@ class BatchReader {
       this.cursor = changesets.at(-1)?.streamId ?? null;
     }
     if (changesets.length === 0) changesets = await this.buffer.readNew(this.count);
-    return prepareRun(this.sink, changesets);
+    return await prepareRunSoon(this.sink, changesets);
   }
 
   /** After a failure: everything not settled is pending again, from the oldest. */

@@ -173,9 +173,12 @@ export class RedisBuffer {
     const entries = streams?.[0]?.[1] ?? [];
     const batch: PendingChangeset[] = [];
     const orphans: string[] = [];
-    for (const [streamId, fields] of entries) {
+    for (const [i, [streamId, fields]] of entries.entries()) {
       if (fields === null) orphans.push(streamId);
       else batch.push(parseEntry(streamId, fields, this.options.registry));
+      // Parsing a large batch would hold the event loop while the drainer's transaction waits
+      // for its next statement: let I/O through now and then.
+      if (i % 64 === 63) await yieldToIo();
     }
     // An entry deleted but still listed as delivered: already settled, only its ack was lost.
     if (orphans.length > 0) await this.redis.xack(this.keys.log, DRAIN_GROUP, ...orphans);
@@ -418,4 +421,8 @@ function parseEntry(
 
 function indexMember(letter: Pick<DeadLetter, 'version' | 'changesetId'>): string {
   return `${sortableVersion(letter.version)}:${letter.changesetId}`;
+}
+
+function yieldToIo(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }

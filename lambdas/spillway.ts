@@ -212,12 +212,26 @@ export class Spillway {
 
   /**
    * Put dead letters back into the backlog in their original order, with their original
-   * versions, so that nothing written after them is overwritten (G2). Returns the replayed ids.
+   * versions, so that nothing written after them is overwritten (G2). Each is validated again
+   * against today's table definitions first; if one fails, none is replayed (ValidationError
+   * naming it). Returns the replayed ids.
    */
   async replayDeadLetters(selection: DeadLetterSelection): Promise<string[]> {
     const letters = await this.select(selection);
-    for (const letter of letters) {
-      await this.buffer.append(letter.changes, {
+    // Every letter must still be valid under today's table definitions before any is replayed.
+    const replays = letters.map((letter) => {
+      try {
+        return { letter, changes: this.buffer.revalidate(letter.changes) };
+      } catch (error) {
+        if (!(error instanceof ValidationError)) throw error;
+        throw new ValidationError(
+          `deadLetters[${letter.changesetId}].${error.path}`,
+          `no longer valid under the current table definitions, nothing was replayed: ${error.message}`,
+        );
+      }
+    });
+    for (const { letter, changes } of replays) {
+      await this.buffer.append(changes, {
         changesetId: letter.changesetId,
         version: letter.version,
       });

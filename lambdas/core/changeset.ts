@@ -658,3 +658,12 @@ function truncate(text: string, length: number): string {
   const end = /[\uD800-\uDBFF]/.test(text.charAt(length - 1)) ? length - 1 : length;
   return `${text.slice(0, end)}…`;
 }
+
+/** A validated change back in the `write` contract's form (to validate it again, say). */
+export function toWriteInput(change: Change): Record<string, JsonValue> {
+  if (change.op === 'upsert') return { op: change.op, table: change.table, record: change.record };
+  if (change.op === 'patch') {
+    return { op: change.op, table: change.table, key: change.key, set: change.set };
+  }
+  return { op: change.op, table: change.table, key: change.key };
+}

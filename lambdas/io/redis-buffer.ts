@@ -9,6 +9,7 @@ import {
   type ChangesetLimits,
   type JsonValue,
   rowKeyOf,
+  toWriteInput,
   validateChangeset,
 } from '../core/changeset.js';
 import type { PendingChangeset, RowWrite } from '../core/coalesce.js';
@@ -78,6 +79,18 @@ export class RedisBuffer {
     const changesetId = randomUUID();
     await this.append(changes, { changesetId });
     return { accepted: changes.length, changesetId };
+  }
+
+  /**
+   * Validate changes again against the current table definitions and limits (a dead letter may
+   * predate a change of them). @throws ValidationError
+   */
+  revalidate(changes: readonly Change[]): Change[] {
+    return validateChangeset(
+      { changes: changes.map(toWriteInput) },
+      this.options.registry,
+      this.options.limits,
+    );
   }
 
   /**

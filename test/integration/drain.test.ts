@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { coalesce } from '../../lambdas/core/coalesce.js';
-import { BackpressureError } from '../../lambdas/core/errors.js';
+import { BackpressureError, ValidationError } from '../../lambdas/core/errors.js';
+import { SchemaRegistry } from '../../lambdas/core/schema.js';
+import { pipelineTables } from '../../lambdas/schema/tables.js';
 import {
   chunk,
   countRows,
@@ -416,5 +418,32 @@ describe('drain', () => {
     // Nothing older can arrive any more: the tombstone goes.
     expect(await spillway.pruneTombstones()).toBe(1);
     expect(await tombstones()).toBe(0);
+  });
+  it('a dead letter the current table definitions no longer accept is not replayed, and the error says which and why', async () => {
+    const { spillway, another } = await engine('replay-revalidate');
+    await spillway.write({ changes: [chunk(uuid(), 0)] });
+    await spillway.drain(Date.now() + 10_000);
+    const [letter] = await spillway.listDeadLetters();
+    if (letter === undefined) throw new Error('expected a dead letter');
+    // Since then, chunks gained a required column.
+    const changed = new SchemaRegistry(
+      pipelineTables.map((t) =>
+        t.name === 'document_chunks'
+          ? {
+              ...t,
+              columns: { ...t.columns, language: { type: 'text' as const, nullable: false } },
+            }
+          : t,
+      ),
+    );
+    const error = await another({ registry: changed })
+      .replayDeadLetters({ all: true })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ValidationError);
+    expect((error as ValidationError).path).toBe(
+      `deadLetters[${letter.changesetId}].changes[0].record.language`,
+    );
+    expect(await spillway.listDeadLetters()).toHaveLength(1);
+    expect((await spillway.buffer.stats()).backlog).toBe(0);
   });
 });

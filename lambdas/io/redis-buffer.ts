@@ -156,13 +156,6 @@ export class RedisBuffer {
     return this.readGroup(count, '>');
   }
 
-  /** The next changesets in acknowledgement order: unsettled ones first, then new ones. */
-  async readBatch(count: number): Promise<PendingChangeset[]> {
-    const redelivered = await this.readPending(count, '0');
-    if (redelivered.length > 0) return redelivered;
-    return await this.readNew(count);
-  }
-
   private async readGroup(count: number, from: string): Promise<PendingChangeset[]> {
     let reply: unknown;
     try {

@@ -373,7 +373,7 @@ describe('drain', () => {
     // A stale drainer read its batch, then stalled (GC pause, frozen container) past its lease.
     const stale = another();
     const staleToken = (await stale.control.acquireLease(200)) as string;
-    const batch = await stale.buffer.readBatch(10);
+    const batch = await stale.buffer.readNew(10);
     await new Promise((r) => setTimeout(r, 300));
     // Meanwhile a newer drainer took over and applied more recent work.
     await spillway.write({

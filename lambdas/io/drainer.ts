@@ -10,6 +10,7 @@
  * - Transient failures are retried with jittered exponential backoff behind the shared
  *   circuit breaker, and never dead-lettered (G7).
  */
+import { setImmediate, setTimeout as sleep } from 'node:timers/promises';
 import { coalesce, type PendingChangeset } from '../core/coalesce.js';
 import { FencedError, RejectedChangeError, UnavailableError } from '../core/errors.js';
 import { type BackoffPolicy, backoffDelay } from '../core/policies.js';
@@ -181,7 +182,7 @@ async function prepareRunSoon(
   sink: PostgresSink,
   changesets: readonly PendingChangeset[],
 ): Promise<PreparedRun> {
-  await new Promise((resolve) => setImmediate(resolve));
+  await setImmediate();
   return prepareRun(sink, changesets);
 }
 
@@ -213,8 +214,4 @@ class BatchReader {
   rewind(): void {
     this.cursor = '0';
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -2,7 +2,9 @@
  * The buffer: the backlog of changesets in Redis, the read overlay, and the dead-letter store.
  * Writers append (G1, G5, G6); the drainer reads in order and settles after commit.
  */
+
 import { randomUUID } from 'node:crypto';
+import { setImmediate } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import {
   type Change,
@@ -184,7 +186,7 @@ export class RedisBuffer {
       else batch.push(parseEntry(streamId, fields, this.options.registry));
       // Parsing a large batch would hold the event loop while the drainer's transaction waits
       // for its next statement: let I/O through now and then.
-      if (i % 64 === 63) await yieldToIo();
+      if (i % 64 === 63) await setImmediate();
     }
     // An entry deleted but still listed as delivered: already settled, only its ack was lost.
     if (orphans.length > 0) await this.redis.xack(this.keys.log, DRAIN_GROUP, ...orphans);
@@ -427,8 +429,4 @@ function parseEntry(
 
 function indexMember(letter: Pick<DeadLetter, 'version' | 'changesetId'>): string {
   return `${sortableVersion(letter.version)}:${letter.changesetId}`;
-}
-
-function yieldToIo(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
 }

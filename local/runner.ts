@@ -275,7 +275,7 @@ export async function startRunner(options: RunnerOptions): Promise<Runner> {
  * The function's name from what the SDK puts in the path: a name, `name:qualifier`, a partial
  * ARN (`123456789012:function:name`) or a full ARN, each with an optional qualifier.
  */
-export function parseFunctionName(
+function parseFunctionName(
   raw: string,
   queryQualifier: string | undefined,
 ): { name: string; qualifier: string | undefined } {
@@ -289,7 +289,7 @@ export function parseFunctionName(
  * The error payload the Node.js runtime reports: the error's `name` as `errorType` (the typed
  * errors of `lambdas/core/errors.ts` set it), its message as `errorMessage`. No stack.
  */
-export function errorPayload(error: unknown): { errorType: string; errorMessage: string } {
+function errorPayload(error: unknown): { errorType: string; errorMessage: string } {
   if (error instanceof Error) return { errorType: error.name, errorMessage: error.message };
   return { errorType: 'Error', errorMessage: String(error) };
 }

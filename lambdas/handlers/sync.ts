@@ -16,7 +16,7 @@ export const handler = lambdaHandler(async (_event, context) => {
   const result = await drainUntilIdle(
     {
       drain: (deadline) => spillway.drain(deadline),
-      pendingChangesets: async () => (await spillway.buffer.stats()).pendingChangesets,
+      pendingChangesets: () => spillway.buffer.pendingChangesets(),
       breakerRetryInMs: async () => (await spillway.control.breakerStatus()).retryInMs,
     },
     {

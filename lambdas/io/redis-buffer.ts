@@ -314,6 +314,15 @@ export class RedisBuffer {
     return versionOf(`${now}-0`);
   }
 
+  /** Changesets in the backlog: one cheap command, for polling while waiting for work. */
+  async pendingChangesets(): Promise<number> {
+    try {
+      return await this.redis.xlen(this.keys.log);
+    } catch (error) {
+      throw toUnavailable(error);
+    }
+  }
+
   async stats(): Promise<BufferStats> {
     try {
       const [backlog, length, oldest, dead] = await Promise.all([

@@ -6,6 +6,7 @@
 import { UnavailableError } from '../core/errors.js';
 import { getPool, getSpillway } from '../io/container.js';
 import { lambdaHandler } from '../io/invocation.js';
+import { pingDatabase } from '../io/postgres-sink.js';
 import type { Health } from '../spillway.js';
 
 export const handler = lambdaHandler(async (): Promise<Health> => {
@@ -25,7 +26,7 @@ export const handler = lambdaHandler(async (): Promise<Health> => {
 async function downWithoutRedis(error: UnavailableError): Promise<Health> {
   let database: Health['checks']['database'];
   try {
-    await getPool().query('SELECT 1');
+    await pingDatabase(getPool());
     database = { ok: true };
   } catch (dbError) {
     database = { ok: false, error: dbError instanceof Error ? dbError.message : String(dbError) };

@@ -119,18 +119,9 @@ export class PostgresSink {
     }
   }
 
-  /**
-   * A round trip through the same path the drainer uses, within `timeoutMs`: a proxy that lost
-   * its database holds the query (RDS Proxy up to its borrow timeout, 30 s), and `health` must
-   * answer `degraded` well within its own timeout.
-   */
-  async ping(timeoutMs = 3_000): Promise<void> {
-    try {
-      // pg honours query_timeout per query; its types only know it per client.
-      await this.pool.query({ text: 'SELECT 1', query_timeout: timeoutMs } as QueryConfig);
-    } catch (error) {
-      throw toDatabaseError(error);
-    }
+  /** A round trip through the same path the drainer uses (see pingDatabase). */
+  ping(timeoutMs?: number): Promise<void> {
+    return pingDatabase(this.pool, timeoutMs);
   }
 
   /**
@@ -182,6 +173,20 @@ export class PostgresSink {
       client.off('error', onError);
       client.release(broken);
     }
+  }
+}
+
+/**
+ * `SELECT 1` through `pool` within `timeoutMs`: a proxy that lost its database holds the query
+ * (RDS Proxy up to its borrow timeout, 30 s), and `health` must answer `degraded` well within its
+ * own timeout. @throws UnavailableError('database')
+ */
+export async function pingDatabase(pool: Pool, timeoutMs = 3_000): Promise<void> {
+  try {
+    // pg honours query_timeout per query; its types only know it per client.
+    await pool.query({ text: 'SELECT 1', query_timeout: timeoutMs } as QueryConfig);
+  } catch (error) {
+    throw toDatabaseError(error);
   }
 }
 

@@ -6,6 +6,7 @@ import type { Redis } from 'ioredis';
 import type { Pool } from 'pg';
 import { DEFAULT_LIMITS, type JsonValue, rowKeyOf, validateRowKey } from './core/changeset.js';
 import { NotFoundError, UnavailableError, ValidationError } from './core/errors.js';
+import { resolveRow, resolvesWithoutDatabase } from './core/overlay.js';
 import type { SchemaRegistry, TableDef } from './core/schema.js';
 import { type BreakerPolicy, type BreakerStatus, DrainControl } from './io/drain-control.js';
 import { Drainer, type DrainHooks, type DrainResult } from './io/drainer.js';
@@ -25,6 +26,12 @@ export interface SpillwayOptions {
   readonly dbSchema?: string;
   /** Pending changes past which writes fail with BackpressureError (G5). @default 1_000_000 */
   readonly backlogLimit?: number;
+  /**
+   * What pending changesets may cost Redis in bytes (estimated) before writes fail with
+   * BackpressureError (G5); below the cache's memory, so backpressure comes before Redis is full.
+   * @default 200 MiB (for a 0.5 GiB node)
+   */
+  readonly backlogBytesLimit?: number;
   /** @default 1_000 */
   readonly maxChangesPerChangeset?: number;
   /** @default 1 MiB */
@@ -35,6 +42,15 @@ export interface SpillwayOptions {
   readonly replicaAckTimeoutMs?: number;
   /** Changesets per drain transaction. @default 500 */
   readonly batchSize?: number;
+  /** Changes per drain transaction. @default 10_000 */
+  readonly batchChanges?: number;
+  /** What one drain transaction's changesets may cost Redis, in bytes (bounds its memory). @default 8 MiB */
+  readonly batchBytes?: number;
+  /**
+   * `health` reports the backlog as not draining when no drain made progress for this long
+   * while changes wait. @default 180_000 (three runs of the one-minute schedule)
+   */
+  readonly stallAfterMs?: number;
   /** How long a drainer's lease lasts between renewals. @default 30_000 */
   readonly leaseMs?: number;
   /** Longest one batch transaction may take (the drain's deadline may cut it shorter). @default 30_000 */
@@ -59,12 +75,39 @@ export interface ReadResult {
 }
 
 export interface Health {
+  /** `ok` only while the backlog drains (G8); otherwise `reasons` says why not. */
   readonly status: 'ok' | 'degraded' | 'down';
+  /** What an operator acts on, one sentence each; empty when `ok`. */
+  readonly reasons: readonly string[];
   readonly backlog: number;
   readonly pendingChangesets: number;
   readonly oldestPendingMs: number;
   readonly deadLetters: number;
+  /** How full the buffer is, against both of its limits (G5). */
+  readonly buffer: {
+    readonly changes: number;
+    readonly bytes: number;
+    readonly changesLimit: number;
+    readonly bytesLimit: number;
+    /** The larger of the two fractions, in percent. */
+    readonly percentFull: number;
+  };
   readonly breaker: BreakerStatus['state'];
+  /** When the breaker first opened in this run of failures (ISO-8601), while it is not closed. */
+  readonly breakerOpenSince?: string;
+  /** What the last drain did. */
+  readonly lastDrain: {
+    readonly at?: string;
+    readonly stoppedBy?: string;
+    /** When a drain last committed a batch or found the backlog empty. */
+    readonly progressAt?: string;
+    readonly error?: string;
+  };
+  /** What the drainer detected about the cache (ISO-8601), until an operator acknowledges it. */
+  readonly cache: {
+    readonly dataLostAt?: string;
+    readonly failoverAt?: string;
+  };
   readonly checks: {
     readonly redis: { readonly ok: boolean; readonly error?: string };
     readonly database: { readonly ok: boolean; readonly error?: string };
@@ -83,6 +126,7 @@ export type BufferOnlyOptions = Pick<
   | 'registry'
   | 'prefix'
   | 'backlogLimit'
+  | 'backlogBytesLimit'
   | 'maxChangesPerChangeset'
   | 'maxChangesetBytes'
   | 'replicaAcks'
@@ -98,6 +142,7 @@ export function createBuffer(options: BufferOnlyOptions): RedisBuffer {
     prefix: options.prefix ?? 'spillway',
     registry: options.registry,
     backlogLimit: options.backlogLimit ?? 1_000_000,
+    backlogBytesLimit: options.backlogBytesLimit ?? 200 * 1024 * 1024,
     replicaAcks: options.replicaAcks ?? 0,
     replicaAckTimeoutMs: options.replicaAckTimeoutMs ?? 1_000,
     limits: {
@@ -112,6 +157,7 @@ export class Spillway {
   readonly sink: PostgresSink;
   readonly control: DrainControl;
   private readonly drainer: Drainer;
+  private readonly stallAfterMs: number;
 
   constructor(private readonly options: SpillwayOptions) {
     const prefix = options.prefix ?? 'spillway';
@@ -126,8 +172,11 @@ export class Spillway {
       this.buffer.keys,
       options.breaker ?? { threshold: 5, cooldownMs: 5_000, maxCooldownMs: 60_000 },
     );
+    this.stallAfterMs = options.stallAfterMs ?? 180_000;
     this.drainer = new Drainer(this.buffer, this.sink, this.control, {
       batchSize: options.batchSize ?? 500,
+      batchChanges: options.batchChanges ?? 10_000,
+      batchBytes: options.batchBytes ?? 8 * 1024 * 1024,
       leaseMs: options.leaseMs ?? 30_000,
       transactionTimeoutMs: options.transactionTimeoutMs ?? 30_000,
       backoff: options.backoff ?? { baseMs: 100, maxMs: 5_000 },
@@ -140,27 +189,26 @@ export class Spillway {
     return this.buffer.write(input);
   }
 
-  /** The latest acknowledged state of a row, synced or not (G4). */
+  /**
+   * The latest acknowledged state of a row, synced or not (G4): the database's row with the
+   * pending layers resolved on it by the drain's own rule (`core/overlay.ts`). During a database
+   * outage a row whose pending changes replace or delete it whole still answers.
+   */
   async read(input: unknown): Promise<ReadResult> {
     const { def, key } = parseReadRequest(input, this.options.registry);
-    const table = def.name;
-    const overlay = await this.buffer.overlay(table, rowKeyOf(def, key));
-    if (overlay?.op === 'delete') return { record: null, pending: true };
-    let stored: Record<string, JsonValue> | null;
+    const rowKey = rowKeyOf(def, key);
+    const { layers, offset } = await this.buffer.overlay(def.name, rowKey);
+    const pending = layers.length > 0;
+    let stored: Awaited<ReturnType<PostgresSink['fetchRow']>>;
     try {
-      stored = await this.sink.fetchRow(table, key);
+      stored = await this.sink.fetchRow(def.name, key, rowKey);
     } catch (error) {
-      // A pending full row answers without the database, except for columns left to defaults.
-      if (overlay?.op === 'upsert' && error instanceof UnavailableError) {
-        return { record: fullRow(def.columns, overlay.values, null), pending: true };
+      if (error instanceof UnavailableError && resolvesWithoutDatabase(layers)) {
+        return { record: resolveRow(def, { record: null, version: null }, layers, null), pending };
       }
       throw error;
     }
-    if (overlay === null) return { record: stored, pending: false };
-    if (overlay.op === 'upsert')
-      return { record: fullRow(def.columns, overlay.values, stored), pending: true };
-    // A pending patch of a row the database does not hold will be dead-lettered: the row is absent.
-    return { record: stored === null ? null : { ...stored, ...overlay.values }, pending: true };
+    return { record: resolveRow(def, stored, layers, offset), pending };
   }
 
   /** Drain until the backlog is empty or `deadline` (epoch ms) passes. */
@@ -179,30 +227,100 @@ export class Spillway {
     return floor === null ? 0 : await this.sink.pruneTombstones(floor, limit);
   }
 
-  /** Backlog figures and per-dependency checks (the `health` function). */
+  /**
+   * The truth about the buffer and the drain (the `health` function, G8): `ok` only while the
+   * backlog drains; `degraded` with the reasons when it does not, or the database is out of
+   * reach, or the buffer fills, or the cache lost its data; `down` when writes are impossible.
+   */
   async health(): Promise<Health> {
-    const [stats, breaker, database] = await Promise.allSettled([
+    const [stats, breaker, control, database] = await Promise.allSettled([
       this.buffer.stats(),
       this.control.breakerStatus(),
+      this.control.status(),
       this.sink.ping(),
     ]);
-    const redisOk = stats.status === 'fulfilled' && breaker.status === 'fulfilled';
-    const databaseOk = database.status === 'fulfilled';
+    const now = Date.now();
+    const iso = (ms: number | undefined) =>
+      ms === undefined ? undefined : new Date(ms).toISOString();
+    const redisFailure = [stats, breaker, control].find((r) => r.status === 'rejected');
     const s = stats.status === 'fulfilled' ? stats.value : undefined;
+    const b = breaker.status === 'fulfilled' ? breaker.value : undefined;
+    const { drain, meta } =
+      control.status === 'fulfilled' ? control.value : { drain: {}, meta: {} };
+    const { backlogLimit, backlogBytesLimit } = this.buffer.limits;
+    const percentFull = s
+      ? Math.floor(100 * Math.max(s.backlog / backlogLimit, s.backlogBytes / backlogBytesLimit))
+      : -1;
+
+    const down: string[] = [];
+    const degraded: string[] = [];
+    if (redisFailure !== undefined) down.push(`Redis is unreachable: ${reasonOf(redisFailure)}`);
+    if (percentFull >= 100)
+      down.push(`buffer ${percentFull}% full: writes are refused until the backlog drains`);
+    else if (percentFull >= 80) degraded.push(`buffer ${percentFull}% full`);
+    if (database.status === 'rejected')
+      degraded.push(`database unreachable: ${reasonOf(database)}`);
+    if (b?.state === 'open') {
+      degraded.push(
+        `breaker open since ${iso(b.openSince ?? now)}: the drain waits for the database`,
+      );
+    }
+    if (meta.lostAt !== undefined) {
+      degraded.push(
+        `cache data lost at ${iso(meta.lostAt)}: changes not yet drained and dead letters held by the lost cache are gone (acknowledge with the admin action acknowledge-cache-loss)`,
+      );
+    }
+    const stalledFor = now - (drain.progressAt ?? now - (s?.oldestPendingMs ?? 0));
+    if (s !== undefined && s.backlog > 0 && stalledFor > this.stallAfterMs) {
+      const last = drain.stoppedBy
+        ? ` (last drain at ${iso(drain.at)} stopped: ${drain.stoppedBy}${drain.error ? `: ${drain.error}` : ''})`
+        : ' (no drain has run)';
+      degraded.push(
+        `backlog not draining for ${Math.round(stalledFor / 1000)} s${last}${drain.stoppedBy === 'fenced' ? ': the drainer is fenced' : ''}`,
+      );
+    }
+    const reasons = [...down, ...degraded];
     return {
-      status: !redisOk ? 'down' : databaseOk ? 'ok' : 'degraded',
+      status: down.length > 0 ? 'down' : degraded.length > 0 ? 'degraded' : 'ok',
+      reasons,
       backlog: s?.backlog ?? -1,
       pendingChangesets: s?.pendingChangesets ?? -1,
       oldestPendingMs: s?.oldestPendingMs ?? -1,
       deadLetters: s?.deadLetters ?? -1,
-      breaker: breaker.status === 'fulfilled' ? breaker.value.state : 'closed',
+      buffer: {
+        changes: s?.backlog ?? -1,
+        bytes: s?.backlogBytes ?? -1,
+        changesLimit: backlogLimit,
+        bytesLimit: backlogBytesLimit,
+        percentFull,
+      },
+      breaker: b?.state ?? 'closed',
+      ...(b?.openSince !== undefined ? { breakerOpenSince: iso(b.openSince) } : {}),
+      lastDrain: {
+        ...(drain.at !== undefined ? { at: iso(drain.at) } : {}),
+        ...(drain.stoppedBy !== undefined ? { stoppedBy: drain.stoppedBy } : {}),
+        ...(drain.progressAt !== undefined ? { progressAt: iso(drain.progressAt) } : {}),
+        ...(drain.error !== undefined ? { error: drain.error } : {}),
+      },
+      cache: {
+        ...(meta.lostAt !== undefined ? { dataLostAt: iso(meta.lostAt) } : {}),
+        ...(meta.failoverAt !== undefined ? { failoverAt: iso(meta.failoverAt) } : {}),
+      },
       checks: {
-        redis: redisOk
-          ? { ok: true }
-          : { ok: false, error: reasonOf(stats.status === 'rejected' ? stats : breaker) },
-        database: databaseOk ? { ok: true } : { ok: false, error: reasonOf(database) },
+        redis:
+          redisFailure === undefined ? { ok: true } : { ok: false, error: reasonOf(redisFailure) },
+        database:
+          database.status === 'fulfilled' ? { ok: true } : { ok: false, error: reasonOf(database) },
       },
     };
+  }
+
+  /**
+   * An operator has seen that the cache lost its data (health stops reporting it; the database
+   * keeps the time in `spillway.drain_fence`).
+   */
+  async acknowledgeCacheLoss(): Promise<void> {
+    await this.control.recordMeta({ lostAt: '', failoverAt: '' });
   }
 
   /** Dead letters in original order. */
@@ -274,20 +392,6 @@ function parseReadRequest(
   if (def === undefined)
     throw new ValidationError('table', `unknown table '${table.slice(0, 64)}'`);
   return { def, key: validateRowKey(def, (input as { key?: unknown }).key) };
-}
-
-function fullRow(
-  columns: Readonly<Record<string, unknown>>,
-  pending: Record<string, JsonValue>,
-  stored: Record<string, JsonValue> | null,
-): Record<string, JsonValue> {
-  const row: Record<string, JsonValue> = {};
-  for (const column of Object.keys(columns)) {
-    row[column] = Object.hasOwn(pending, column)
-      ? (pending[column] ?? null)
-      : (stored?.[column] ?? null);
-  }
-  return row;
 }
 
 function reasonOf(result: PromiseSettledResult<unknown>): string {

@@ -12,6 +12,10 @@ export interface PendingChangeset {
   readonly version: string;
   readonly changesetId: string;
   readonly changes: readonly Change[];
+  /** A replayed dead letter: its version is older than its place in the log. */
+  readonly replayed?: boolean;
+  /** What it costs Redis in bytes (charged when written, refunded when settled). */
+  readonly charge?: number;
 }
 
 /** The net effect of a batch on one row. */

@@ -20,6 +20,11 @@ export interface ColumnDef {
   readonly nullable?: boolean;
   /** The column has a SQL default: an upsert may omit it (insert takes the default, update keeps the value). */
   readonly hasDefault?: boolean;
+  /**
+   * The value of a constant SQL default, so that `read` can show it before the drain (G4). A
+   * computed default (now()) has none: such a column reads null until the row is drained.
+   */
+  readonly defaultValue?: string | number | boolean;
   /** Allowed values of a text column (mirrors a CHECK constraint). */
   readonly oneOf?: readonly string[];
   /** Inclusive bounds of a numeric column (mirror CHECK constraints). */

@@ -33,11 +33,15 @@ async function downWithoutRedis(error: UnavailableError): Promise<Health> {
   }
   return {
     status: 'down',
+    reasons: [`Redis is unreachable: ${error.message}`],
     backlog: -1,
     pendingChangesets: -1,
     oldestPendingMs: -1,
     deadLetters: -1,
+    buffer: { changes: -1, bytes: -1, changesLimit: -1, bytesLimit: -1, percentFull: -1 },
     breaker: 'closed',
+    lastDrain: {},
+    cache: {},
     checks: { redis: { ok: false, error: error.message }, database },
   };
 }

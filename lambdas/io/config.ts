@@ -40,6 +40,12 @@ export interface SpillwayConfig {
   /** Pending changes above which `write` fails with BackpressureError (`BACKLOG_LIMIT`). @default 1_000_000 */
   readonly backlogLimit: number;
   /**
+   * What pending changesets may cost Redis in bytes (estimated), above which `write` fails with
+   * BackpressureError (`BACKLOG_LIMIT_BYTES`); keep it well below the cache's memory.
+   * @default 209_715_200 (200 MiB, for a 0.5 GiB node)
+   */
+  readonly backlogBytesLimit: number;
+  /**
    * Replicas that must confirm a changeset before `write` acknowledges it (`REDIS_REPLICA_ACKS`),
    * so that an ElastiCache failover cannot lose it. @default 0
    */
@@ -142,6 +148,7 @@ function load<D extends DatabaseTarget | undefined>(
     prefix,
     dbSchema,
     backlogLimit: positiveInteger(env, 'BACKLOG_LIMIT', 1_000_000),
+    backlogBytesLimit: positiveInteger(env, 'BACKLOG_LIMIT_BYTES', 200 * 1024 * 1024),
     redisReplicaAcks: nonNegativeInteger(env, 'REDIS_REPLICA_ACKS', 0),
     changesetMaxChanges: positiveInteger(env, 'CHANGESET_MAX_CHANGES', 1_000),
     changesetMaxBytes: positiveInteger(env, 'CHANGESET_MAX_BYTES', 1_048_576),

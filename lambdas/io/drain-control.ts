@@ -1,13 +1,19 @@
 /**
  * What all drainers share in Redis: the lease that lets one drain at a time (with a fencing
- * token the database checks), and the circuit breaker (G7).
+ * token the database checks), the circuit breaker (G7), the cache's epoch and what the last
+ * drain did (G8). Every write here is a script allowed when Redis is out of memory, so that a
+ * full cache can always be drained (G5).
  */
+import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { LuaScript } from './lua-script.js';
+import { toUnavailable } from './redis.js';
 import type { BufferKeys } from './redis-keys.js';
 
 const leaseScript = new LuaScript('lease');
 const breakerScript = new LuaScript('breaker');
+const metaScript = new LuaScript('meta');
+const recordScript = new LuaScript('record');
 
 export interface BreakerPolicy {
   /** Consecutive transient failures that open the breaker. */
@@ -24,6 +30,30 @@ export interface BreakerStatus {
   readonly failures: number;
   /** Time until a trial is allowed, when open. */
   readonly retryInMs: number;
+  /** When the breaker first opened in this run of failures (ms), when not closed. */
+  readonly openSince?: number;
+}
+
+/** The buffer's meta hash (see `redis-keys.ts`). */
+export interface CacheMeta {
+  readonly epoch: string;
+  /** The stream id the epoch began at. */
+  readonly since: string;
+  readonly offset?: string;
+  readonly replid?: string;
+  readonly lostAt?: number;
+  readonly failoverAt?: number;
+}
+
+/** What the last drain did, for health (G8). */
+export interface DrainStatus {
+  /** When a drain last ended (ms). */
+  readonly at?: number;
+  readonly stoppedBy?: string;
+  /** When a drain last made progress: committed a batch, or found the backlog empty (ms). */
+  readonly progressAt?: number;
+  /** The error that ended the last drain, if one did. */
+  readonly error?: string;
 }
 
 export class DrainControl {
@@ -35,35 +65,142 @@ export class DrainControl {
 
   /** A fencing token when the lease was free, null when another drainer holds it. */
   async acquireLease(ttlMs: number): Promise<string | null> {
-    const token = String(await this.redis.incr(this.keys.leaseToken));
-    const taken = await this.redis.set(this.keys.lease, token, 'PX', ttlMs, 'NX');
-    return taken === 'OK' ? token : null;
+    const token = await this.lease('acquire', ttlMs);
+    return token === null ? null : String(token);
   }
 
   /** False when the lease expired and may be someone else's now. */
   async renewLease(token: string, ttlMs: number): Promise<boolean> {
-    return (await leaseScript.run(this.redis, [this.keys.lease], ['renew', token, ttlMs])) === 1;
+    return (await this.lease('renew', ttlMs, token)) === 1;
   }
 
   async releaseLease(token: string): Promise<void> {
-    await leaseScript.run(this.redis, [this.keys.lease], ['release', token, 0]);
+    await this.lease('release', 0, token);
+  }
+
+  /**
+   * Move the token counter past `seen`, a token the database already holds (the cache lost its
+   * counter), and re-take the lease with the new token. Null when `token` no longer holds it.
+   */
+  async advanceLease(token: string, seen: string, ttlMs: number): Promise<string | null> {
+    const next = await this.lease('advance', ttlMs, token, seen);
+    return next === null ? null : String(next);
+  }
+
+  private async lease(...args: (string | number)[]): Promise<unknown> {
+    try {
+      return await leaseScript.run(this.redis, [this.keys.lease, this.keys.leaseToken], args);
+    } catch (error) {
+      throw toUnavailable(error);
+    }
+  }
+
+  /** The buffer's meta hash, created with a new epoch when the cache has none. */
+  async meta(): Promise<CacheMeta> {
+    return toMeta(await this.script(metaScript, this.keys.meta, [randomUUID()]));
+  }
+
+  /** Set (or, with '', remove) fields of the meta hash. */
+  async recordMeta(fields: Readonly<Record<string, string | number>>): Promise<CacheMeta> {
+    return toMeta(await this.script(recordScript, this.keys.meta, Object.entries(fields).flat()));
+  }
+
+  /** Record what a drain did. */
+  async recordDrain(fields: Readonly<Record<string, string | number>>): Promise<void> {
+    await this.script(recordScript, this.keys.drainStatus, Object.entries(fields).flat());
+  }
+
+  /**
+   * The primary's replication id (`INFO replication`): a new one after a drain means the primary
+   * changed (a failover, or a restart). Null where the server does not tell.
+   */
+  async replicationId(): Promise<string | null> {
+    let info: string;
+    try {
+      info = await this.redis.info('replication');
+    } catch (error) {
+      throw toUnavailable(error);
+    }
+    return /^master_replid:([0-9a-f]+)\s*$/m.exec(info)?.[1] ?? null;
+  }
+
+  /** What the last drain did, and the meta hash as it stands (without creating it). */
+  async status(): Promise<{ drain: DrainStatus; meta: Partial<CacheMeta> }> {
+    try {
+      const [drain, meta] = await Promise.all([
+        this.redis.hgetall(this.keys.drainStatus),
+        this.redis.hgetall(this.keys.meta),
+      ]);
+      return {
+        drain: {
+          ...(drain.at ? { at: Number(drain.at) } : {}),
+          ...(drain.stoppedBy ? { stoppedBy: drain.stoppedBy } : {}),
+          ...(drain.progressAt ? { progressAt: Number(drain.progressAt) } : {}),
+          ...(drain.error ? { error: drain.error } : {}),
+        },
+        meta: meta.epoch ? toMeta(Object.entries(meta).flat()) : {},
+      };
+    } catch (error) {
+      throw toUnavailable(error);
+    }
+  }
+
+  private async script(
+    script: LuaScript,
+    key: string,
+    args: readonly (string | number)[],
+  ): Promise<string[]> {
+    try {
+      return (await script.run(this.redis, [key], args)) as string[];
+    } catch (error) {
+      throw toUnavailable(error);
+    }
   }
 
   async breaker(action: 'check' | 'success' | 'failure'): Promise<BreakerStatus> {
     const policy = this.breakerPolicy;
-    const [state, failures, wait] = (await breakerScript.run(
-      this.redis,
-      [this.keys.breaker],
-      [action, policy.threshold, policy.cooldownMs, policy.maxCooldownMs],
-    )) as [BreakerState, number, number];
+    let reply: [BreakerState, number, number];
+    try {
+      reply = (await breakerScript.run(
+        this.redis,
+        [this.keys.breaker],
+        [action, policy.threshold, policy.cooldownMs, policy.maxCooldownMs],
+      )) as [BreakerState, number, number];
+    } catch (error) {
+      throw toUnavailable(error);
+    }
+    const [state, failures, wait] = reply;
     return { state, failures: Number(failures), retryInMs: Number(wait) };
   }
 
   /** The breaker as it stands, without moving it to half-open. */
   async breakerStatus(): Promise<BreakerStatus> {
-    const hash = await this.redis.hgetall(this.keys.breaker);
+    let hash: Record<string, string>;
+    try {
+      hash = await this.redis.hgetall(this.keys.breaker);
+    } catch (error) {
+      throw toUnavailable(error);
+    }
     const state = (hash.state as BreakerState | undefined) ?? 'closed';
     const retryInMs = state === 'open' ? Math.max(0, Number(hash.openUntil ?? 0) - Date.now()) : 0;
-    return { state, failures: Number(hash.failures ?? 0), retryInMs };
+    return {
+      state,
+      failures: Number(hash.failures ?? 0),
+      retryInMs,
+      ...(state !== 'closed' && hash.since ? { openSince: Number(hash.since) } : {}),
+    };
   }
+}
+
+function toMeta(flat: readonly string[]): CacheMeta {
+  const hash: Record<string, string> = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) hash[flat[i] as string] = flat[i + 1] as string;
+  return {
+    epoch: hash.epoch ?? '',
+    since: hash.since ?? '0-0',
+    ...(hash.offset !== undefined ? { offset: hash.offset } : {}),
+    ...(hash.replid !== undefined ? { replid: hash.replid } : {}),
+    ...(hash.lostAt !== undefined ? { lostAt: Number(hash.lostAt) } : {}),
+    ...(hash.failoverAt !== undefined ? { failoverAt: Number(hash.failoverAt) } : {}),
+  };
 }

@@ -21,6 +21,10 @@ import type { RedisBuffer } from './redis-buffer.js';
 export interface DrainerOptions {
   /** Changesets per transaction. */
   readonly batchSize: number;
+  /** Changes per transaction: a batch of large changesets stays bounded (G5). */
+  readonly batchChanges: number;
+  /** What a transaction's changesets may cost Redis, in bytes: bounds the drainer's memory. */
+  readonly batchBytes: number;
   /** How long the lease lasts without renewal (a crashed drainer blocks others this long). */
   readonly leaseMs: number;
   /** Longest a batch transaction may take, within the drain's deadline. */
@@ -45,7 +49,13 @@ export interface DrainResult {
   readonly batches: number;
   readonly transientErrors: number;
   readonly stoppedBy: 'empty' | 'deadline' | 'breaker-open' | 'lease-held' | 'fenced';
+  /** This drain found that the cache had lost its data (a new epoch). */
+  readonly cacheLost: boolean;
+  /** This drain found that the cache's primary had changed (a failover, or a restart). */
+  readonly failover: boolean;
 }
+
+type Counts = { -readonly [K in Exclude<keyof DrainResult, 'stoppedBy'>]: DrainResult[K] };
 
 export class Drainer {
   constructor(
@@ -56,16 +66,53 @@ export class Drainer {
   ) {}
 
   /**
-   * Drain until the backlog is empty or `deadline` (epoch ms) is reached. While the database
-   * applies one batch, the next is read from Redis and prepared, and the previous one is settled.
+   * Drain until the backlog is empty or `deadline` (epoch ms) is reached, and record what the
+   * drain did for `health` (G8).
    */
   async drain(deadline: number): Promise<DrainResult> {
-    const counts = { applied: 0, coalesced: 0, deadLettered: 0, batches: 0, transientErrors: 0 };
-    const token = await this.control.acquireLease(this.options.leaseMs);
+    let result: DrainResult;
+    try {
+      result = await this.drainUnrecorded(deadline);
+    } catch (error) {
+      await this.control
+        .recordDrain({ at: Date.now(), stoppedBy: 'error', error: boundedMessage(error) })
+        .catch(() => {});
+      throw error;
+    }
+    const progressed =
+      result.batches > 0 || result.deadLettered > 0 || result.stoppedBy === 'empty';
+    await this.control
+      .recordDrain({
+        at: Date.now(),
+        stoppedBy: result.stoppedBy,
+        error: '',
+        ...(progressed ? { progressAt: Date.now() } : {}),
+      })
+      .catch(() => {
+        // Redis is unreachable: health reports that on its own.
+      });
+    return result;
+  }
+
+  /**
+   * While the database applies one batch, the next is read from Redis and prepared, and the
+   * previous one is settled.
+   */
+  private async drainUnrecorded(deadline: number): Promise<DrainResult> {
+    const counts: Counts = {
+      applied: 0,
+      coalesced: 0,
+      deadLettered: 0,
+      batches: 0,
+      transientErrors: 0,
+      cacheLost: false,
+      failover: false,
+    };
+    let token = await this.control.acquireLease(this.options.leaseMs);
     if (token === null) return { ...counts, stoppedBy: 'lease-held' };
 
     const finish = (stoppedBy: DrainResult['stoppedBy']): DrainResult => ({ ...counts, stoppedBy });
-    const reader = new BatchReader(this.buffer, this.sink, this.options.batchSize);
+    let reader: BatchReader | undefined;
     let next: Promise<PreparedRun> | undefined;
     let settling: Promise<void> = Promise.resolve();
     let attempt = 0;
@@ -76,16 +123,22 @@ export class Drainer {
         if (breaker.state === 'open') return finish('breaker-open');
         if (!(await this.control.renewLease(token, this.options.leaseMs))) return finish('fenced');
 
-        let current = await (next ?? reader.read());
-        // A prefetch may have looked before the last changesets arrived: look once more.
-        if (current.changesets.length === 0 && next !== undefined) current = await reader.read();
-        next = undefined;
-        if (current.changesets.length === 0) return finish('empty');
-        next = reader.read();
-        // Awaited on the next turn; until then a failure must not count as unhandled.
-        next.catch(() => {});
         try {
-          await this.applyIsolating(current, token, deadline, counts, (settle) => {
+          if (reader === undefined) {
+            const agreed = await this.agreeEpoch(token, deadline, counts);
+            if (agreed === null) return finish('fenced');
+            token = agreed.token;
+            reader = new BatchReader(this.buffer, this.sink, this.options, agreed.offset);
+          }
+          let current = await (next ?? reader.read());
+          // A prefetch may have looked before the last changesets arrived: look once more.
+          if (current.changesets.length === 0 && next !== undefined) current = await reader.read();
+          next = undefined;
+          if (current.changesets.length === 0) return finish('empty');
+          next = reader.read();
+          // Awaited on the next turn; until then a failure must not count as unhandled.
+          next.catch(() => {});
+          await this.applyIsolating(current, token, deadline, counts, reader.offset, (settle) => {
             settling = settling.then(() => settle);
           });
           counts.batches += 1;
@@ -93,10 +146,10 @@ export class Drainer {
           attempt = 0;
         } catch (error) {
           // Start again from the oldest unsettled changeset, after any settling in flight.
-          await next.catch(() => {});
+          await next?.catch(() => {});
           next = undefined;
           await settling;
-          reader.rewind();
+          reader?.rewind();
           if (error instanceof FencedError) return finish('fenced');
           // Only an unreachable dependency is worth retrying; anything else is a bug and surfaces.
           if (!(error instanceof UnavailableError)) throw error;
@@ -123,6 +176,57 @@ export class Drainer {
   }
 
   /**
+   * Agree the cache's epoch with the database before the first batch (see
+   * `PostgresSink.agreeEpoch`). When the cache lost its token counter, the database holds a
+   * larger token than this drainer's: the counter is advanced past it and the lease re-taken, so
+   * the drain resumes within this sync instead of being fenced until the counter catches up.
+   * Null when this drainer lost the lease meanwhile.
+   */
+  private async agreeEpoch(
+    token: string,
+    deadline: number,
+    counts: Counts,
+  ): Promise<{ token: string; offset: bigint } | null> {
+    const timeout = Math.min(this.options.transactionTimeoutMs, Math.max(1, deadline - Date.now()));
+    for (;;) {
+      const [meta, replid] = await Promise.all([this.control.meta(), this.control.replicationId()]);
+      const agreement = await this.sink.agreeEpoch(
+        { epoch: meta.epoch, since: meta.since, replid },
+        token,
+        timeout,
+      );
+      if (agreement.kind === 'token-behind') {
+        const advanced = await this.control.advanceLease(
+          token,
+          agreement.seen,
+          this.options.leaseMs,
+        );
+        if (advanced === null) return null;
+        token = advanced;
+        continue;
+      }
+      const now = Date.now();
+      counts.cacheLost = agreement.cacheLost;
+      counts.failover = agreement.failover;
+      const offset = agreement.offset.toString();
+      if (
+        meta.offset !== offset ||
+        meta.replid !== (replid ?? undefined) ||
+        agreement.cacheLost ||
+        agreement.failover
+      ) {
+        await this.control.recordMeta({
+          offset,
+          replid: replid ?? '',
+          ...(agreement.cacheLost ? { lostAt: now } : {}),
+          ...(agreement.failover ? { failoverAt: now } : {}),
+        });
+      }
+      return { token, offset: agreement.offset };
+    }
+  }
+
+  /**
    * Apply a run of changesets; when the database refuses it, split it in halves (left first, to
    * keep order) until each refused changeset stands alone, and dead-letter those (G7).
    * A committed run is settled through `defer`, so that settling overlaps the next batch.
@@ -132,6 +236,7 @@ export class Drainer {
     token: string,
     deadline: number,
     counts: { applied: number; coalesced: number; deadLettered: number },
+    offset: bigint,
     defer: (settle: Promise<void>) => void,
   ): Promise<void> {
     const { changesets, prepared } = run;
@@ -142,23 +247,29 @@ export class Drainer {
       if (!(error instanceof RejectedChangeError)) throw error;
       const only = changesets[0];
       if (changesets.length === 1 && only !== undefined) {
-        await this.buffer.settle(
-          changesets,
-          [],
-          [{ changeset: only, reason: error.message, sqlState: error.sqlState ?? null }],
-        );
+        await this.buffer.deadLetter(only, {
+          reason: error.message,
+          sqlState: error.sqlState ?? null,
+        });
         counts.deadLettered += only.changes.length;
         this.options.hooks?.onDeadLetter?.(only, error.message);
         return;
       }
       const middle = Math.ceil(changesets.length / 2);
       for (const half of [changesets.slice(0, middle), changesets.slice(middle)]) {
-        await this.applyIsolating(prepareRun(this.sink, half), token, deadline, counts, defer);
+        await this.applyIsolating(
+          prepareRun(this.sink, half, offset),
+          token,
+          deadline,
+          counts,
+          offset,
+          defer,
+        );
       }
       return;
     }
     await this.options.hooks?.afterCommit?.(changesets);
-    const settle = this.buffer.settle(changesets, prepared.batch.rows);
+    const settle = this.buffer.settle(changesets);
     // Settling must finish before the drain reports success; a failure surfaces there.
     settle.catch(() => {});
     defer(settle);
@@ -173,45 +284,100 @@ interface PreparedRun {
   readonly prepared: PreparedBatch;
 }
 
-function prepareRun(sink: PostgresSink, changesets: readonly PendingChangeset[]): PreparedRun {
-  return { changesets, prepared: sink.prepare(coalesce(changesets)) };
-}
-
-/** prepareRun for a prefetched batch: lets I/O through first, so the running transaction is not held. */
-async function prepareRunSoon(
+function prepareRun(
   sink: PostgresSink,
   changesets: readonly PendingChangeset[],
-): Promise<PreparedRun> {
-  await setImmediate();
-  return prepareRun(sink, changesets);
+  offset: bigint,
+): PreparedRun {
+  return { changesets, prepared: sink.prepare(coalesce(changesets), offset) };
 }
+
+/** The first line of an error's message, bounded, for the drain status. */
+function boundedMessage(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return message.split('\n')[0]?.slice(0, 300) ?? '';
+}
+
+/** Changesets read per call when their size is not known yet. */
+const FIRST_READ = 16;
 
 /**
  * Reads batches in acknowledgement order: first the changesets delivered before but never
  * settled (a crashed drainer's, or this one's after a failure), then new ones.
+ *
+ * A batch is bounded by changesets, changes and bytes (G5: a backlog of large changesets drains
+ * in flat memory), and reads from Redis are sized to fit it; changesets read but left out of a
+ * batch are carried into the next, in order. A replayed dead letter forms a batch of its own: its
+ * version is older than its place in the log, and coalescing it with newer changes of the same
+ * row would let it win over them (G2); alone, the version guard skips it wherever a newer change
+ * was applied, the rule `read` follows too.
  */
 class BatchReader {
   /** Last pending id read, or null once the pending ones are exhausted. */
   private cursor: string | null = '0';
+  /** Read, not yet in a batch, in order. */
+  private carried: PendingChangeset[] = [];
+  /** Average charge of the changesets read so far, to size the next read. */
+  private averageBytes = 0;
 
   constructor(
     private readonly buffer: RedisBuffer,
     private readonly sink: PostgresSink,
-    private readonly count: number,
+    private readonly limits: Pick<DrainerOptions, 'batchSize' | 'batchChanges' | 'batchBytes'>,
+    readonly offset: bigint,
   ) {}
 
   async read(): Promise<PreparedRun> {
+    const batch: PendingChangeset[] = [];
+    let changes = 0;
+    let bytes = 0;
+    for (;;) {
+      if (this.carried.length === 0) {
+        if (batch.at(-1)?.replayed) break;
+        const room = this.limits.batchSize - batch.length;
+        const fits =
+          this.averageBytes > 0
+            ? Math.floor((this.limits.batchBytes - bytes) / this.averageBytes)
+            : FIRST_READ;
+        this.carried = await this.fetch(Math.max(1, Math.min(room, fits)));
+        if (this.carried.length === 0) break;
+      }
+      const candidate = this.carried[0] as PendingChangeset;
+      if (batch.length > 0) {
+        const full =
+          batch.length >= this.limits.batchSize ||
+          changes + candidate.changes.length > this.limits.batchChanges ||
+          bytes + (candidate.charge ?? 0) > this.limits.batchBytes;
+        if (full || candidate.replayed || batch.at(-1)?.replayed) break;
+      }
+      this.carried.shift();
+      batch.push(candidate);
+      changes += candidate.changes.length;
+      bytes += candidate.charge ?? 0;
+    }
+    await setImmediate();
+    return prepareRun(this.sink, batch, this.offset);
+  }
+
+  private async fetch(count: number): Promise<PendingChangeset[]> {
     let changesets: PendingChangeset[] = [];
     if (this.cursor !== null) {
-      changesets = await this.buffer.readPending(this.count, this.cursor);
+      changesets = await this.buffer.readPending(count, this.cursor);
       this.cursor = changesets.at(-1)?.streamId ?? null;
     }
-    if (changesets.length === 0) changesets = await this.buffer.readNew(this.count);
-    return await prepareRunSoon(this.sink, changesets);
+    if (changesets.length === 0) changesets = await this.buffer.readNew(count);
+    if (changesets.length > 0) {
+      let total = 0;
+      for (const c of changesets) total += c.charge ?? 0;
+      const average = Math.max(1, total / changesets.length);
+      this.averageBytes = this.averageBytes === 0 ? average : (this.averageBytes + average) / 2;
+    }
+    return changesets;
   }
 
   /** After a failure: everything not settled is pending again, from the oldest. */
   rewind(): void {
     this.cursor = '0';
+    this.carried = [];
   }
 }

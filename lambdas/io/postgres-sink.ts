@@ -4,8 +4,9 @@
  */
 import type { Pool, PoolClient, QueryConfig, QueryResult } from 'pg';
 import type { JsonValue } from '../core/changeset.js';
-import type { CoalescedBatch } from '../core/coalesce.js';
+import type { CoalescedBatch, RowWrite } from '../core/coalesce.js';
 import { FencedError, RejectedChangeError, UnavailableError } from '../core/errors.js';
+import type { StoredRow } from '../core/overlay.js';
 import { isRejection } from '../core/policies.js';
 import type { SchemaRegistry } from '../core/schema.js';
 import {
@@ -16,6 +17,7 @@ import {
   qualifiedName,
   type Statement,
 } from '../core/sql.js';
+import { versionOf } from '../core/version.js';
 
 export interface SinkOptions {
   readonly registry: SchemaRegistry;
@@ -29,7 +31,32 @@ export interface SinkOptions {
 export interface PreparedBatch {
   readonly batch: CoalescedBatch;
   readonly statements: readonly Statement[];
+  /** The largest version the batch applies, in the database's terms. */
+  readonly maxVersion: string;
 }
+
+/** What the cache says of itself at the start of a drain (`DrainControl.meta` and `INFO`). */
+export interface CacheIdentity {
+  readonly epoch: string;
+  /** The stream id the epoch began at. */
+  readonly since: string;
+  /** The primary's replication id; null where INFO does not tell. */
+  readonly replid: string | null;
+}
+
+/** What a drain agreed with the database before its first batch. */
+export type EpochAgreement =
+  | {
+      readonly kind: 'agreed';
+      /** Database version = cache version + offset, for this epoch. */
+      readonly offset: bigint;
+      /** The cache lost its data since the last drain: its epoch is not the one the database saw. */
+      readonly cacheLost: boolean;
+      /** The cache's primary changed since the last drain (a failover, or a restart). */
+      readonly failover: boolean;
+    }
+  /** The database holds this token or a larger one: the cache lost its token counter. */
+  | { readonly kind: 'token-behind'; readonly seen: string };
 
 export class PostgresSink {
   constructor(
@@ -37,18 +64,106 @@ export class PostgresSink {
     private readonly options: SinkOptions,
   ) {}
 
-  /** Build the statements of a batch (CPU only: the drainer does it while the database works). */
-  prepare(batch: CoalescedBatch): PreparedBatch {
+  /**
+   * Build the statements of a batch (CPU only: the drainer does it while the database works),
+   * with its versions shifted by the epoch's `offset`.
+   */
+  prepare(batch: CoalescedBatch, offset: bigint): PreparedBatch {
     const { registry, schema } = this.options;
-    if (batch.rejection !== undefined) return { batch, statements: [] };
+    if (batch.rejection !== undefined) return { batch, statements: [], maxVersion: '0' };
+    const rows = offset === 0n ? batch.rows : batch.rows.map((row) => shifted(row, offset));
+    let maxVersion = 0n;
+    for (const row of rows) {
+      const version = BigInt(row.version);
+      if (version > maxVersion) maxVersion = version;
+    }
     // Existence checks read the database as it was before this batch, so they run first.
     return {
       batch,
       statements: [
-        ...buildExistenceChecks(batch.rows, registry, schema),
-        ...buildStatements(batch.rows, registry, schema),
+        ...buildExistenceChecks(rows, registry, schema),
+        ...buildStatements(rows, registry, schema),
       ],
+      maxVersion: maxVersion.toString(),
     };
+  }
+
+  /**
+   * Agree the epoch with the database before a drain's first batch, and take the fence with
+   * `token` so that no drainer of an earlier epoch commits after this point (G1, G2).
+   *
+   * - The database saw no epoch yet: this one is adopted as it is (offset 0).
+   * - It saw this epoch: its offset stands; a new replication id is reported as a failover.
+   * - It saw another: the cache lost its data (a new node, a failover to an empty replica,
+   *   FLUSHALL). The new epoch's versions start at `since`, whatever the new node's clock says;
+   *   the offset puts them above every version the database holds, so new writes are never
+   *   taken for older ones.
+   * Returns 'token-behind' when the database holds `token` or a larger one (the cache lost its
+   * token counter too): the caller advances the counter and agrees again.
+   */
+  async agreeEpoch(
+    cache: CacheIdentity,
+    token: string,
+    timeoutMs: number,
+  ): Promise<EpochAgreement> {
+    let agreement: EpochAgreement | undefined;
+    await this.transaction(timeoutMs, async (query) => {
+      const found = await query(
+        `SELECT token::text, epoch, version_offset::text AS offset, max_version::text, replid
+FROM spillway.drain_fence WHERE buffer = $1 FOR UPDATE`,
+        [this.options.buffer],
+      );
+      const row = found.rows[0] as
+        | {
+            token: string;
+            epoch: string | null;
+            offset: string;
+            max_version: string;
+            replid: string | null;
+          }
+        | undefined;
+      if (row !== undefined && BigInt(row.token) >= BigInt(token)) {
+        agreement = { kind: 'token-behind', seen: row.token };
+        return;
+      }
+      let maxVersion = row?.max_version;
+      if (row === undefined) {
+        // A buffer the database never saw: its rows may still carry versions of another one.
+        const max = await query(
+          'SELECT coalesce(max(version), 0)::text AS v FROM spillway.row_versions',
+        );
+        maxVersion = (max.rows[0] as { v: string }).v;
+      }
+      const cacheLost = row?.epoch != null && row.epoch !== cache.epoch;
+      const adopt = row === undefined || cacheLost;
+      const floor = BigInt(versionOf(cache.since));
+      const offset = adopt
+        ? bigMax(0n, BigInt(maxVersion ?? '0') - floor + 1n)
+        : BigInt(row?.offset ?? '0');
+      const failover =
+        !cacheLost && row?.replid != null && cache.replid !== null && row.replid !== cache.replid;
+      await query(
+        `INSERT INTO spillway.drain_fence AS f (buffer, token, epoch, version_offset, max_version, replid, cache_lost_at, failover_at)
+VALUES ($1, $2, $3, $4, $5, $6, CASE WHEN $7 THEN now() END, CASE WHEN $8 THEN now() END)
+ON CONFLICT (buffer) DO UPDATE SET token = EXCLUDED.token, epoch = EXCLUDED.epoch,
+  version_offset = EXCLUDED.version_offset, replid = EXCLUDED.replid,
+  cache_lost_at = coalesce(EXCLUDED.cache_lost_at, f.cache_lost_at),
+  failover_at = coalesce(EXCLUDED.failover_at, f.failover_at)`,
+        [
+          this.options.buffer,
+          token,
+          cache.epoch,
+          offset.toString(),
+          maxVersion ?? '0',
+          cache.replid,
+          cacheLost,
+          failover,
+        ],
+      );
+      agreement = { kind: 'agreed', offset, cacheLost, failover };
+    });
+    if (agreement === undefined) throw new Error('epoch agreement ended without an answer');
+    return agreement;
   }
 
   /**
@@ -60,7 +175,7 @@ export class PostgresSink {
     const { batch, statements } = prepared;
     if (batch.rejection !== undefined) throw new RejectedChangeError(batch.rejection, undefined);
     await this.transaction(timeoutMs, async (query) => {
-      const fence = await query(FENCE_SQL, [this.options.buffer, fenceToken]);
+      const fence = await query(FENCE_SQL, [this.options.buffer, fenceToken, prepared.maxVersion]);
       if (fence.rowCount === 0) {
         throw new FencedError(`drainer with token ${fenceToken} was superseded by a newer one`);
       }
@@ -77,24 +192,34 @@ export class PostgresSink {
     });
   }
 
-  /** The row as the database holds it, with values as JSON (timestamps as ISO-8601), within `timeoutMs`. */
+  /**
+   * The row as the database holds it, with values as JSON (timestamps as ISO-8601), and the
+   * version `spillway.row_versions` holds for it, within `timeoutMs`.
+   */
   async fetchRow(
     table: string,
     key: Readonly<Record<string, JsonValue>>,
+    rowKey: string,
     timeoutMs = 3_000,
-  ): Promise<Record<string, JsonValue> | null> {
+  ): Promise<StoredRow> {
     const def = this.options.registry.get(table);
     if (def === undefined) throw new Error(`no table definition for ${table}`);
-    const where = def.primaryKey.map((c, i) => `${ident(c)} = $${i + 1}`).join(' AND ');
+    const on = def.primaryKey.map((c, i) => `t.${ident(c)} = $${i + 3}`).join(' AND ');
     try {
       // Bounded like ping(): during an outage `read` answers from the overlay or fails fast.
       const result = await this.pool.query({
-        text: `SELECT * FROM ${qualifiedName(this.options.schema, table)} WHERE ${where}`,
-        values: def.primaryKey.map((c) => key[c]),
+        text: `SELECT rv.version::text AS "${VERSION_COLUMN}", t.* FROM (SELECT 1) AS one
+LEFT JOIN ${qualifiedName(this.options.schema, table)} AS t ON ${on}
+LEFT JOIN spillway.row_versions AS rv ON rv.table_name = $1 AND rv.row_key = $2`,
+        values: [`${this.options.schema}.${table}`, rowKey, ...def.primaryKey.map((c) => key[c])],
         query_timeout: timeoutMs,
       } as QueryConfig);
-      const row = result.rows[0] as Record<string, unknown> | undefined;
-      return row === undefined ? null : toJsonRow(row);
+      const { [VERSION_COLUMN]: version, ...row } = result.rows[0] as Record<string, unknown>;
+      const exists = def.primaryKey.every((c) => row[c] !== null && row[c] !== undefined);
+      return {
+        record: exists ? toJsonRow(row) : null,
+        version: (version as string | null) ?? null,
+      };
     } catch (error) {
       throw toDatabaseError(error);
     }
@@ -188,6 +313,19 @@ export async function pingDatabase(pool: Pool, timeoutMs = 3_000): Promise<void>
   } catch (error) {
     throw toDatabaseError(error);
   }
+}
+
+/** The column `fetchRow` reads the row's version into; no table of a user's can have it. */
+const VERSION_COLUMN = 'spillway.version';
+
+function shifted(row: RowWrite, offset: bigint): RowWrite {
+  const version = (BigInt(row.version) + offset).toString();
+  if (row.patchedFrom === undefined) return { ...row, version };
+  return { ...row, version, patchedFrom: (BigInt(row.patchedFrom) + offset).toString() };
+}
+
+function bigMax(a: bigint, b: bigint): bigint {
+  return a > b ? a : b;
 }
 
 /** Database errors: refusals become RejectedChangeError, the rest UnavailableError. */

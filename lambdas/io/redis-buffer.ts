@@ -14,8 +14,9 @@ import {
   toWriteInput,
   validateChangeset,
 } from '../core/changeset.js';
-import type { PendingChangeset, RowWrite } from '../core/coalesce.js';
+import { coalesce, type PendingChangeset } from '../core/coalesce.js';
 import { BackpressureError, UnavailableError } from '../core/errors.js';
+import { decodeLayers, encodeLayer, type OverlayLayer } from '../core/overlay.js';
 import type { SchemaRegistry } from '../core/schema.js';
 import { sortableVersion, timeOf, versionOf } from '../core/version.js';
 import { LuaScript } from './lua-script.js';
@@ -32,6 +33,12 @@ export interface BufferOptions {
   /** Pending changes past which writes are refused (G5). */
   readonly backlogLimit: number;
   /**
+   * What pending changesets may cost Redis, in bytes (estimated by `chargeOf`), past which writes
+   * are refused (G5): set below the cache's memory, so that backpressure comes before Redis runs
+   * out of memory.
+   */
+  readonly backlogBytesLimit: number;
+  /**
    * Replicas that must confirm a changeset before it is acknowledged (Redis `WAIT`), so that a
    * failover of the primary cannot lose an acknowledged write (G1). 0 where there are none.
    */
@@ -40,10 +47,17 @@ export interface BufferOptions {
   readonly replicaAckTimeoutMs: number;
 }
 
-/** A row's pending state, as the overlay holds it. */
-export type OverlayEntry =
-  | { readonly op: 'upsert' | 'patch'; readonly values: Record<string, JsonValue> }
-  | { readonly op: 'delete' };
+/** A row's pending layers, with the epoch's version offset (null until the drainer agreed one). */
+export interface RowOverlay {
+  readonly layers: readonly OverlayLayer[];
+  readonly offset: bigint | null;
+}
+
+/** Redis's cost of a stream entry and of an overlay layer beyond their bytes (measured, rounded up). */
+const ENTRY_OVERHEAD_BYTES = 128;
+const LAYER_OVERHEAD_BYTES = 112;
+/** Overlay layers and changesets per settling script call: no call holds Redis for long (G5). */
+const SETTLE_CHUNK = 1_000;
 
 /** A changeset the database refused, with its reason (G7). */
 export interface DeadLetter {
@@ -60,6 +74,8 @@ export interface DeadLetter {
 
 export interface BufferStats {
   readonly backlog: number;
+  /** What the pending changesets cost Redis, in bytes (estimated). */
+  readonly backlogBytes: number;
   readonly pendingChangesets: number;
   readonly oldestPendingMs: number;
   readonly deadLetters: number;
@@ -67,12 +83,18 @@ export interface BufferStats {
 
 export class RedisBuffer {
   readonly keys: BufferKeys;
+  /** The backlog limits (G5), for health. */
+  readonly limits: { readonly backlogLimit: number; readonly backlogBytesLimit: number };
 
   constructor(
     private readonly redis: Redis,
     private readonly options: BufferOptions,
   ) {
     this.keys = bufferKeys(options.prefix);
+    this.limits = {
+      backlogLimit: options.backlogLimit,
+      backlogBytesLimit: options.backlogBytesLimit,
+    };
   }
 
   /** Validate and append one changeset; resolves once Redis holds it (the acknowledgement). */
@@ -103,28 +125,40 @@ export class RedisBuffer {
     changes: readonly Change[],
     meta: { changesetId: string; version?: string },
   ): Promise<string> {
-    const keys = [this.keys.log, this.keys.backlog];
+    const payload = JSON.stringify({ id: meta.changesetId, changes: changes.map(encodeChange) });
+    const keys = [this.keys.log, this.keys.backlog, this.keys.backlogBytes, this.keys.meta];
+    const layers: string[] = [];
+    // One layer per row: the changeset's net effect on it.
+    for (const row of coalesce([{ streamId: '0-0', version: '0', changesetId: '', changes }])
+      .rows) {
+      keys.push(this.keys.overlay(row.table, row.rowKey));
+      layers.push(encodeLayer(row));
+    }
     const args: (string | number)[] = [
       this.options.backlogLimit,
+      this.options.backlogBytesLimit,
       changes.length,
-      JSON.stringify({ id: meta.changesetId, changes: changes.map(encodeChange) }),
+      chargeOf(payload, layers),
+      payload,
       meta.version ?? '',
+      randomUUID(),
+      ...layers,
     ];
-    for (const change of changes) {
-      keys.push(this.keys.overlay(change.table, change.rowKey));
-      const values =
-        change.op === 'upsert' ? change.record : change.op === 'patch' ? change.set : {};
-      const columns = Object.entries(values);
-      args.push(change.op, columns.length);
-      for (const [column, value] of columns) args.push(column, JSON.stringify(value));
-    }
     let id: string;
     try {
       id = String(await writeScript.run(this.redis, keys, args));
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       if (message.startsWith('BACKPRESSURE')) {
-        throw new BackpressureError(Number(message.split(' ')[1]), this.options.backlogLimit);
+        const [, backlog, bytes] = message.split(' ').map(Number);
+        const { backlogLimit, backlogBytesLimit } = this.options;
+        throw new BackpressureError(
+          backlog ?? -1,
+          backlogLimit,
+          (bytes ?? 0) + chargeOf(payload, layers) > backlogBytesLimit
+            ? `the backlog costs ${bytes} bytes of Redis; the limit is ${backlogBytesLimit}`
+            : undefined,
+        );
       }
       // Redis runs with noeviction: a full memory refuses writes, which is backpressure too (G5).
       if (message.startsWith('OOM')) {
@@ -215,50 +249,75 @@ export class RedisBuffer {
   }
 
   /**
-   * After commit: remove the changesets from the backlog, file the dead letters, and clear the
-   * overlay entries that nothing newer has touched since (G4). One atomic script.
+   * After commit: remove the changesets' overlay layers, then take them off the backlog (G4).
+   * Done in bounded script calls, so that settling a large batch never holds Redis for long.
    */
-  async settle(
+  async settle(changesets: readonly PendingChangeset[]): Promise<void> {
+    const layers: [string, string][] = [];
+    for (const changeset of changesets) {
+      for (const key of this.overlayKeysOf(changeset)) layers.push([key, changeset.streamId]);
+    }
+    for (let at = 0; at < layers.length; at += SETTLE_CHUNK) {
+      await this.runSettle([], [], layers.slice(at, at + SETTLE_CHUNK));
+    }
+    for (let at = 0; at < changesets.length; at += SETTLE_CHUNK) {
+      await this.runSettle(changesets.slice(at, at + SETTLE_CHUNK), [], []);
+    }
+  }
+
+  /**
+   * Move one changeset the database refused to the dead-letter store with its reason (G7), and
+   * remove its overlay layers, so that it leaves no trace in `read` (G4). One atomic call.
+   */
+  async deadLetter(
+    changeset: PendingChangeset,
+    reason: { readonly reason: string; readonly sqlState: string | null },
+  ): Promise<void> {
+    const letter: DeadLetter = {
+      changesetId: changeset.changesetId,
+      version: changeset.version,
+      changes: changeset.changes,
+      reason: reason.reason,
+      sqlState: reason.sqlState,
+      deadAt: new Date().toISOString(),
+      writtenAt: new Date(timeOf(changeset.streamId)).toISOString(),
+    };
+    await this.runSettle(
+      [changeset],
+      [letter],
+      this.overlayKeysOf(changeset).map((key) => [key, changeset.streamId]),
+    );
+  }
+
+  private overlayKeysOf(changeset: PendingChangeset): string[] {
+    const keys = new Set<string>();
+    for (const change of changeset.changes)
+      keys.add(this.keys.overlay(change.table, change.rowKey));
+    return [...keys];
+  }
+
+  private async runSettle(
     changesets: readonly PendingChangeset[],
-    committed: readonly RowWrite[],
-    deadLetters: readonly {
-      changeset: PendingChangeset;
-      reason: string;
-      sqlState: string | null;
-    }[] = [],
+    deadLetters: readonly DeadLetter[],
+    layers: readonly (readonly [string, string])[],
   ): Promise<void> {
     const keys = [
       this.keys.log,
       this.keys.backlog,
+      this.keys.backlogBytes,
       this.keys.deadLetters,
       this.keys.deadLetterIndex,
     ];
     const args: (string | number)[] = [DRAIN_GROUP, changesets.length];
-    for (const changeset of changesets) args.push(changeset.streamId, changeset.changes.length);
+    for (const c of changesets) args.push(c.streamId, c.changes.length, c.charge ?? 0);
     args.push(deadLetters.length);
-    const overlaySeqs: string[] = [];
-    for (const row of committed) {
-      keys.push(this.keys.overlay(row.table, row.rowKey));
-      overlaySeqs.push(row.lastStreamId);
+    for (const letter of deadLetters) {
+      args.push(letter.changesetId, indexMember(letter), JSON.stringify(letter));
     }
-    const now = new Date().toISOString();
-    for (const { changeset, reason, sqlState } of deadLetters) {
-      const letter: DeadLetter = {
-        changesetId: changeset.changesetId,
-        version: changeset.version,
-        changes: changeset.changes,
-        reason,
-        sqlState,
-        deadAt: now,
-        writtenAt: new Date(timeOf(changeset.streamId)).toISOString(),
-      };
-      args.push(changeset.changesetId, indexMember(letter), JSON.stringify(letter));
-      for (const change of changeset.changes) {
-        keys.push(this.keys.overlay(change.table, change.rowKey));
-        overlaySeqs.push(changeset.streamId);
-      }
+    for (const [key, streamId] of layers) {
+      keys.push(key);
+      args.push(streamId);
     }
-    args.push(...overlaySeqs);
     try {
       await ackScript.run(this.redis, keys, args);
     } catch (error) {
@@ -266,29 +325,32 @@ export class RedisBuffer {
     }
   }
 
-  /** The pending state of one row, or null when nothing is pending for it. */
-  async overlay(table: string, rowKey: string): Promise<OverlayEntry | null> {
-    let hash: Record<string, string>;
+  /** The pending layers of one row, in stream order, with the epoch's version offset (G4). */
+  async overlay(table: string, rowKey: string): Promise<RowOverlay> {
+    let reply: [unknown, unknown][] | null;
     try {
-      hash = await this.redis.hgetall(this.keys.overlay(table, rowKey));
+      reply = (await this.redis
+        .multi()
+        .hgetall(this.keys.overlay(table, rowKey))
+        .hget(this.keys.meta, 'offset')
+        .exec()) as [unknown, unknown][] | null;
     } catch (error) {
       throw toUnavailable(error);
     }
-    const op = hash._op;
-    if (op === undefined) return null;
-    if (op === 'delete') return { op };
-    const values: Record<string, JsonValue> = {};
-    for (const [field, value] of Object.entries(hash)) {
-      if (field.startsWith('c:')) values[field.slice(2)] = JSON.parse(value) as JsonValue;
-    }
-    return { op: op === 'upsert' ? 'upsert' : 'patch', values };
+    const [[, hash], [, offset]] = reply as [
+      [unknown, Record<string, string>],
+      [unknown, string | null],
+    ];
+    return { layers: decodeLayers(hash), offset: offset === null ? null : BigInt(offset) };
   }
 
   /**
    * Below which version no change can ever arrive again, or null while the backlog holds
    * changesets (a replayed dead letter among them carries an older version than its place in
    * the log). With an empty backlog that is the oldest dead letter (a replay keeps its version)
-   * or, without any, now. Read in one MULTI, so that a replay cannot slip between the two looks.
+   * or, without any, now; in the database's versions (shifted by the epoch's offset), and null
+   * too while the drainer has not agreed an offset. Read in one MULTI, so that a replay cannot
+   * slip between the looks.
    */
   async tombstoneFloor(): Promise<string | null> {
     let reply: [unknown, unknown][] | null;
@@ -298,20 +360,23 @@ export class RedisBuffer {
         .xlen(this.keys.log)
         .zrangebylex(this.keys.deadLetterIndex, '-', '+', 'LIMIT', 0, 1)
         .time()
+        .hget(this.keys.meta, 'offset')
         .exec()) as [unknown, unknown][] | null;
     } catch (error) {
       throw toUnavailable(error);
     }
-    const [[, length], [, firstDead], [, time]] = reply as [
+    const [[, length], [, firstDead], [, time], [, offset]] = reply as [
       [unknown, number],
       [unknown, string[]],
       [unknown, [string, string]],
+      [unknown, string | null],
     ];
-    if (length > 0) return null;
+    if (length > 0 || offset === null) return null;
     const member = firstDead[0];
-    if (member !== undefined) return member.slice(0, member.indexOf(':')).replace(/^0+(?=\d)/, '');
     const now = Number(time[0]) * 1000 + Math.floor(Number(time[1]) / 1000);
-    return versionOf(`${now}-0`);
+    const floor =
+      member !== undefined ? member.slice(0, member.indexOf(':')) : versionOf(`${now}-0`);
+    return (BigInt(floor) + BigInt(offset)).toString();
   }
 
   /** Changesets in the backlog: one cheap command, for polling while waiting for work. */
@@ -325,8 +390,9 @@ export class RedisBuffer {
 
   async stats(): Promise<BufferStats> {
     try {
-      const [backlog, length, oldest, dead] = await Promise.all([
+      const [backlog, bytes, length, oldest, dead] = await Promise.all([
         this.redis.get(this.keys.backlog),
+        this.redis.get(this.keys.backlogBytes),
         this.redis.xlen(this.keys.log),
         this.redis.xrange(this.keys.log, '-', '+', 'COUNT', 1),
         this.redis.zcard(this.keys.deadLetterIndex),
@@ -334,6 +400,7 @@ export class RedisBuffer {
       const first = oldest[0]?.[0];
       return {
         backlog: Number(backlog ?? 0),
+        backlogBytes: Number(bytes ?? 0),
         pendingChangesets: length,
         oldestPendingMs: first === undefined ? 0 : Math.max(0, Date.now() - timeOf(first)),
         deadLetters: dead,
@@ -428,9 +495,12 @@ function parseEntry(
     return at >= 0 && at % 2 === 0 ? fields[at + 1] : undefined;
   };
   const payload = JSON.parse(field('cs') ?? '{}') as { id: string; changes: StoredChange[] };
+  const replayed = field('v');
   return {
     streamId,
-    version: field('v') ?? versionOf(streamId),
+    version: replayed ?? versionOf(streamId),
+    replayed: replayed !== undefined,
+    charge: Number(field('b') ?? 0),
     changesetId: payload.id,
     changes: payload.changes.map((c) => decodeChange(c, registry)),
   };
@@ -438,4 +508,15 @@ function parseEntry(
 
 function indexMember(letter: Pick<DeadLetter, 'version' | 'changesetId'>): string {
   return `${sortableVersion(letter.version)}:${letter.changesetId}`;
+}
+
+/**
+ * What a changeset costs Redis, in bytes: its stream entry and its overlay layers (G5). An
+ * estimate from measurement (`test/integration/backpressure.test.ts` holds it against Redis's
+ * own accounting), charged when written and refunded when settled.
+ */
+export function chargeOf(payload: string, layers: readonly string[]): number {
+  let bytes = Buffer.byteLength(payload) + ENTRY_OVERHEAD_BYTES;
+  for (const layer of layers) bytes += Buffer.byteLength(layer) + LAYER_OVERHEAD_BYTES;
+  return bytes;
 }

@@ -7,6 +7,17 @@ export interface BufferKeys {
   readonly log: string;
   /** Pending changes, for backpressure (G5). */
   readonly backlog: string;
+  /** What the pending changesets cost Redis in bytes (estimated), for backpressure (G5). */
+  readonly backlogBytes: string;
+  /**
+   * Hash: `epoch` (names the cache's data; a cache that lost it gets a new one), `since` (the
+   * stream id the epoch began at), `offset` (the epoch's version offset, as the drainer agreed it
+   * with the database), `replid` (the primary's replication id at the last drain), `lostAt` and
+   * `failoverAt` (ms, what the drainer detected, for health).
+   */
+  readonly meta: string;
+  /** Hash: what the last drain did (`at`, `stoppedBy`, `progressAt`, `error`), for health (G8). */
+  readonly drainStatus: string;
   /** Dead letters: id -> JSON. */
   readonly deadLetters: string;
   /** Dead letters in original order (sorted set, lexicographic members). */
@@ -17,7 +28,10 @@ export interface BufferKeys {
   readonly leaseToken: string;
   /** Circuit breaker state shared by all drainers. */
   readonly breaker: string;
-  /** Read overlay of one row (G4). */
+  /**
+   * Read overlay of one row (G4): a hash with one layer per pending changeset that touched the
+   * row (field: the changeset's stream id; value: see `lua/write.lua`).
+   */
   overlay(table: string, rowKey: string): string;
 }
 
@@ -30,6 +44,9 @@ export function bufferKeys(prefix: string): BufferKeys {
   return {
     log: `${p}:log`,
     backlog: `${p}:backlog`,
+    backlogBytes: `${p}:backlog:bytes`,
+    meta: `${p}:meta`,
+    drainStatus: `${p}:drain`,
     deadLetters: `${p}:dead`,
     deadLetterIndex: `${p}:dead:index`,
     lease: `${p}:lease`,

@@ -100,7 +100,7 @@ const processingTasks: TableDef = {
       nullable: false,
       oneOf: ['queued', 'running', 'succeeded', 'failed'],
     },
-    attempts: { type: 'integer', nullable: false, hasDefault: true },
+    attempts: { type: 'integer', nullable: false, hasDefault: true, defaultValue: 0 },
     error_message: { type: 'text' },
     started_at: { type: 'timestamptz' },
     completed_at: { type: 'timestamptz' },

@@ -68,8 +68,8 @@ describe('drain', () => {
     const [first, newer] = await spillway.buffer.peek(10);
     if (first === undefined || newer === undefined) throw new Error('expected two changesets');
     const token = (await spillway.control.acquireLease(5_000)) as string;
-    await spillway.sink.apply(spillway.sink.prepare(coalesce([newer])), token, 5_000);
-    await spillway.buffer.settle([newer], coalesce([newer]).rows);
+    await spillway.sink.apply(spillway.sink.prepare(coalesce([newer]), 0n), token, 5_000);
+    await spillway.buffer.settle([newer]);
     await spillway.control.releaseLease(token);
     expect((await spillway.buffer.stats()).backlog).toBe(3);
     expect(await countRows(direct, 'source_documents')).toBe(2);
@@ -381,7 +381,7 @@ describe('drain', () => {
     });
     await drainAll(spillway);
     await expect(
-      stale.sink.apply(stale.sink.prepare(coalesce(batch)), staleToken, 5_000),
+      stale.sink.apply(stale.sink.prepare(coalesce(batch), 0n), staleToken, 5_000),
     ).rejects.toThrow(/superseded/);
     const row = await direct.query('SELECT status FROM source_documents WHERE document_uuid = $1', [
       doc,

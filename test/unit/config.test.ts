@@ -47,6 +47,7 @@ describe('loadConfig', () => {
       prefix: 'spillway',
       dbSchema: 'public',
       backlogLimit: 1_000_000,
+      backlogBytesLimit: 209_715_200,
       redisReplicaAcks: 0,
       changesetMaxChanges: 1_000,
       changesetMaxBytes: 1_048_576,

@@ -1,8 +1,10 @@
+#!lua flags=allow-oom
 --[[
   The circuit breaker every drainer shares (G7). Time comes from the Redis server, so drainers
-  on different clocks agree.
+  on different clocks agree. Allowed when Redis is out of memory, like everything a drain needs.
 
-  KEYS[1]  the breaker hash: state, failures, opens, openUntil (ms)
+  KEYS[1]  the breaker hash: state, failures, opens, openUntil (ms), since (ms: first opening
+           of this run of failures, for health)
   ARGV[1]  'check' | 'success' | 'failure'
   ARGV[2]  consecutive failures that open the breaker
   ARGV[3]  first cool-down (ms); it doubles with each re-opening
@@ -27,6 +29,7 @@ end
 if action == 'failure' then
   failures = failures + 1
   if state == 'half-open' or failures >= tonumber(ARGV[2]) then
+    if opens == 0 then redis.call('HSET', KEYS[1], 'since', now) end
     opens = opens + 1
     local cooldown = math.min(tonumber(ARGV[4]), tonumber(ARGV[3]) * math.pow(2, opens - 1))
     state = 'open'

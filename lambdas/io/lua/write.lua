@@ -1,57 +1,55 @@
+#!lua
 --[[
-  Append one changeset to the backlog and update the read overlay, atomically (G1, G4, G5).
+  Append one changeset to the backlog and add its layers to the read overlay, atomically
+  (G1, G4, G5). Declared with a shebang and no flags, so Redis refuses the whole script up front
+  when it is out of memory: a write is never half done.
 
   KEYS[1]  the log stream
   KEYS[2]  the backlog counter (pending changes)
-  KEYS[3..] one overlay hash per change, in change order (a row may repeat)
+  KEYS[3]  the backlog byte counter (what pending changesets cost Redis, estimated)
+  KEYS[4]  the buffer's meta hash (epoch, since: created here when the cache has none)
+  KEYS[5..] one overlay hash per row the changeset touches
 
-  ARGV[1]  backlog limit (pending changes)
-  ARGV[2]  number of changes in this changeset
-  ARGV[3]  the changeset payload (JSON, opaque here)
-  ARGV[4]  the original version for a replayed dead letter, or '' for a new write
-  then, per overlay key in order: op ('upsert' | 'patch' | 'delete'), column count c,
-  and c pairs of column name and JSON-encoded value
+  ARGV[1]  backlog limit in changes
+  ARGV[2]  backlog limit in bytes
+  ARGV[3]  number of changes in this changeset
+  ARGV[4]  what the changeset costs, in bytes (its charge; settled with it)
+  ARGV[5]  the changeset payload (JSON, opaque here)
+  ARGV[6]  the original version for a replayed dead letter, or '' for a new write
+  ARGV[7]  a fresh epoch id, used only when the meta hash is missing (a new or emptied cache)
+  then, per overlay key in order: the row's layer (JSON, opaque here)
 
-  Returns the stream id of the new entry, or an error reply 'BACKPRESSURE <backlog>'.
+  Each overlay hash holds one field per pending changeset that touched the row: the field is the
+  changeset's stream id, the value '<replayed version>|<layer>' ('' before the bar for a new
+  write). Settling or dead-lettering a changeset removes its fields.
+
+  Returns the stream id of the new entry, or an error reply 'BACKPRESSURE <changes> <bytes>'.
 ]]
-local limit = tonumber(ARGV[1])
-local count = tonumber(ARGV[2])
+local count = tonumber(ARGV[3])
+local charge = tonumber(ARGV[4])
 local backlog = tonumber(redis.call('GET', KEYS[2]) or '0')
+local bytes = tonumber(redis.call('GET', KEYS[3]) or '0')
 
 -- An empty backlog always takes one changeset, so a limit below the changeset size cannot wedge writes.
-if backlog > 0 and backlog + count > limit then
-  return redis.error_reply('BACKPRESSURE ' .. backlog)
+if backlog > 0 and (backlog + count > tonumber(ARGV[1]) or bytes + charge > tonumber(ARGV[2])) then
+  return redis.error_reply('BACKPRESSURE ' .. backlog .. ' ' .. bytes)
+end
+
+if redis.call('EXISTS', KEYS[4]) == 0 then
+  local t = redis.call('TIME')
+  redis.call('HSET', KEYS[4], 'epoch', ARGV[7], 'since', t[1] .. string.format('%03d', math.floor(tonumber(t[2]) / 1000)) .. '-0')
 end
 
 local id
-if ARGV[4] ~= '' then
-  id = redis.call('XADD', KEYS[1], '*', 'cs', ARGV[3], 'n', count, 'v', ARGV[4])
+if ARGV[6] ~= '' then
+  id = redis.call('XADD', KEYS[1], '*', 'cs', ARGV[5], 'b', charge, 'v', ARGV[6])
 else
-  id = redis.call('XADD', KEYS[1], '*', 'cs', ARGV[3], 'n', count)
+  id = redis.call('XADD', KEYS[1], '*', 'cs', ARGV[5], 'b', charge)
 end
 redis.call('INCRBY', KEYS[2], count)
+redis.call('INCRBY', KEYS[3], charge)
 
-local a = 5
-for k = 3, #KEYS do
-  local overlay = KEYS[k]
-  local op = ARGV[a]
-  local columns = tonumber(ARGV[a + 1])
-  a = a + 2
-  if op == 'upsert' or op == 'delete' then
-    redis.call('DEL', overlay)
-    redis.call('HSET', overlay, '_op', op)
-  elseif redis.call('HGET', overlay, '_op') == false then
-    redis.call('HSET', overlay, '_op', 'patch')
-  end
-  -- A patch over a pending delete stays a delete: the drainer dead-letters that patch (G7).
-  local current = redis.call('HGET', overlay, '_op')
-  for c = 1, columns do
-    if current ~= 'delete' then
-      redis.call('HSET', overlay, 'c:' .. ARGV[a], ARGV[a + 1])
-    end
-    a = a + 2
-  end
-  redis.call('HSET', overlay, '_seq', id)
+for k = 5, #KEYS do
+  redis.call('HSET', KEYS[k], id, ARGV[6] .. '|' .. ARGV[k + 3])
 end
-
 return id

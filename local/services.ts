@@ -76,6 +76,12 @@ export interface RedisReplicaHandle extends ServiceHandle {
    * promoted node.
    */
   promote(): Promise<void>;
+  /**
+   * SIGSTOP: the replica stays connected but neither applies nor confirms anything, as a replica
+   * lagging behind; `thaw()` (SIGCONT) lets it catch up. A frozen replica can still be killed.
+   */
+  freeze(): void;
+  thaw(): void;
 }
 
 export interface Services {
@@ -617,6 +623,20 @@ class RedisReplicaService extends ManagedService implements RedisReplicaHandle {
 
   get following(): boolean {
     return this.#following;
+  }
+
+  freeze(): void {
+    this.#signal('SIGSTOP');
+  }
+
+  thaw(): void {
+    this.#signal('SIGCONT');
+  }
+
+  #signal(name: 'SIGSTOP' | 'SIGCONT'): void {
+    const pid = this.pid;
+    if (pid === undefined) throw new Error(`${this.name} is not running`);
+    signal(pid, name);
   }
 
   async promote(): Promise<void> {

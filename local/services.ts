@@ -55,9 +55,43 @@ export interface ServiceHandle {
   stop(): Promise<void>;
 }
 
+/**
+ * The Redis replica (`redis: { replica: true }`): ElastiCache's replica node, which a failover
+ * promotes.
+ */
+export interface RedisReplicaHandle extends ServiceHandle {
+  /** `redis://127.0.0.1:<port>`: read-only until promoted. */
+  readonly url: string;
+  /**
+   * Until `promote()`, whether it follows the primary (`--replicaof`); a (re)start then
+   * resolves only once it reports `master_link_status:up`, so it fails while the primary is
+   * down.
+   */
+  readonly following: boolean;
+  /**
+   * `REPLICAOF NO ONE`: the replica becomes a primary of its own, keeping what it had received,
+   * and accepts writes; resolves once it reports `role:master`. From then on `restart()` starts
+   * it as a primary too. Kill the old primary (`redis.kill()`) and point clients at this
+   * replica's `url` to play ElastiCache's failover, whose primary endpoint moves to the
+   * promoted node.
+   */
+  promote(): Promise<void>;
+  /**
+   * SIGSTOP: the replica stays connected but neither applies nor confirms anything, as a replica
+   * lagging behind; `thaw()` (SIGCONT) lets it catch up. A frozen replica can still be killed.
+   */
+  freeze(): void;
+  thaw(): void;
+}
+
 export interface Services {
-  /** `redis://127.0.0.1:<port>` */
+  /**
+   * `redis://127.0.0.1:<port>`, the primary. Restarted without `appendOnly` it comes back empty,
+   * and a replica still following it empties too when it syncs again.
+   */
   readonly redis: ServiceHandle & { readonly url: string };
+  /** Only with `redis: { replica: true }`; `redis` is its primary until it is promoted. */
+  readonly redisReplica: RedisReplicaHandle;
   /**
    * `postgres://postgres@127.0.0.1:<port>/postgres`, straight to PostgreSQL (superuser
    * `postgres`, trust auth). Its `restart()` also waits until PgBouncer, if running, reaches
@@ -70,7 +104,10 @@ export interface Services {
    * (`query_wait_timeout`), or at once once PgBouncer has seen a login fail.
    */
   readonly pgbouncer: ServiceHandle & { readonly url: string };
-  /** The dir holding the data and the logs (`redis.log`, `postgres.log`, `pgbouncer.log`). */
+  /**
+   * The dir holding the data and the logs (`redis.log`, `redis-replica.log`, `postgres.log`,
+   * `pgbouncer.log`).
+   */
   readonly dir: string;
   /**
    * CREATE DATABASE with a fresh unique name; returns URLs for it through PgBouncer (`url`)
@@ -99,6 +136,13 @@ export interface RedisServiceOptions {
    * @default false
    */
   readonly appendOnly?: boolean;
+  /**
+   * A second redis-server on its own port, `--replicaof` the first, with the same settings
+   * (`noeviction`, on disk only with `appendOnly`): see `Services.redisReplica`. The start
+   * resolves once it reports `master_link_status:up`.
+   * @default false
+   */
+  readonly replica?: boolean;
 }
 
 export interface ServicesOptions {
@@ -118,6 +162,7 @@ export interface ServicesOptions {
   /** Ports to listen on. @default free ports */
   readonly ports?: {
     readonly redis?: number;
+    readonly redisReplica?: number;
     readonly postgres?: number;
     readonly pgbouncer?: number;
   };
@@ -191,6 +236,7 @@ export function uniqueSuffix(separator: string): string {
 interface Plan {
   readonly redis: boolean;
   readonly appendOnly: boolean;
+  readonly redisReplica: boolean;
   readonly postgres: boolean;
   readonly pgbouncer: boolean;
   /** The data outlives the services (`dataDir`). */
@@ -209,6 +255,7 @@ function planFrom(options: ServicesOptions): Plan {
   return {
     redis: redis !== false,
     appendOnly: typeof redis === 'object' && redis.appendOnly === true,
+    redisReplica: typeof redis === 'object' && redis.replica === true,
     postgres,
     pgbouncer: options.pgbouncer ?? postgres,
     persistent: options.dataDir !== undefined,
@@ -566,6 +613,49 @@ class ManagedService implements ServiceHandle {
   }
 }
 
+/** The replica: a Redis that follows the primary until promoted. */
+class RedisReplicaService extends ManagedService implements RedisReplicaHandle {
+  #following = true;
+
+  constructor(options: Omit<ManagedServiceOptions, 'launch'> & { launch: LaunchFor }) {
+    super({ ...options, launch: (port) => options.launch(port, this.#following) });
+  }
+
+  get following(): boolean {
+    return this.#following;
+  }
+
+  freeze(): void {
+    this.#signal('SIGSTOP');
+  }
+
+  thaw(): void {
+    this.#signal('SIGCONT');
+  }
+
+  #signal(name: 'SIGSTOP' | 'SIGCONT'): void {
+    const pid = this.pid;
+    if (pid === undefined) throw new Error(`${this.name} is not running`);
+    signal(pid, name);
+  }
+
+  async promote(): Promise<void> {
+    const where = `${this.name} on 127.0.0.1:${this.port}`;
+    const reply = await redisCommand(this.port, ['REPLICAOF', 'NO', 'ONE']);
+    if (reply?.kind !== 'status' || reply.text !== 'OK') {
+      throw new Error(`${where}: REPLICAOF NO ONE answered ${JSON.stringify(reply)}`);
+    }
+    this.#following = false;
+    const info = await redisCommand(this.port, ['INFO', 'replication']);
+    if (info?.kind !== 'bulk' || !/^role:master\r?$/m.test(info.text)) {
+      throw new Error(`${where}: still no primary after REPLICAOF NO ONE: ${JSON.stringify(info)}`);
+    }
+  }
+}
+
+/** How to launch a Redis that follows its primary or not. */
+type LaunchFor = (port: number, following: boolean) => LaunchSpec;
+
 async function spawnService(spec: LaunchSpec): Promise<Running> {
   const log = openSync(spec.logPath, 'a');
   let child: ChildProcess;
@@ -738,32 +828,54 @@ function sleepSync(ms: number): void {
 // ---------------------------------------------------------------------------------------------
 
 /**
- * Whether the Redis on the port is process `pid` and has loaded its data: raw RESP `INFO`, no
- * client library retrying in the background.
+ * Whether the Redis on the port is process `pid` and has loaded its data (and, for a replica
+ * that follows its primary, has its link to it up): raw RESP `INFO`, no client library retrying
+ * in the background.
  */
-function redisAnswers(port: number, pid: number): Promise<boolean> {
+async function redisAnswers(port: number, pid: number, following: boolean): Promise<boolean> {
+  const reply = await redisCommand(port, ['INFO']);
+  // An error (-LOADING while an append-only file is read back, say) is not ready.
+  if (reply?.kind !== 'bulk') return false;
+  const info = reply.text;
+  return (
+    new RegExp(`^process_id:${pid}\\r?$`, 'm').test(info) &&
+    /^loading:0\r?$/m.test(info) &&
+    (!following || /^master_link_status:up\r?$/m.test(info))
+  );
+}
+
+type RedisReply =
+  | { readonly kind: 'bulk' | 'status' | 'error'; readonly text: string }
+  | { readonly kind: 'other' };
+
+/** One command over a fresh connection; undefined when Redis does not answer within 1 s. */
+function redisCommand(port: number, args: readonly string[]): Promise<RedisReply | undefined> {
   return new Promise((resolve) => {
     const socket = connect({ host: '127.0.0.1', port });
     let reply = '';
-    const finish = (ready: boolean) => {
+    const finish = (result: RedisReply | undefined) => {
       socket.destroy();
-      resolve(ready);
+      resolve(result);
     };
-    socket.setTimeout(1_000, () => finish(false));
-    socket.on('error', () => finish(false));
-    socket.on('close', () => finish(false));
-    socket.on('connect', () => socket.write('INFO\r\n'));
+    socket.setTimeout(1_000, () => finish(undefined));
+    socket.on('error', () => finish(undefined));
+    socket.on('close', () => finish(undefined));
+    socket.on('connect', () => {
+      const parts = args.map((arg) => `$${Buffer.byteLength(arg)}\r\n${arg}\r\n`);
+      socket.write(`*${args.length}\r\n${parts.join('')}`);
+    });
     socket.on('data', (chunk) => {
       // latin1: one character per byte, so the bulk string's byte length counts characters.
       reply += chunk.toString('latin1');
       const headerEnd = reply.indexOf('\r\n');
       if (headerEnd === -1) return;
-      // An error (-LOADING while an append-only file is read back, say) is not ready.
-      if (!reply.startsWith('$')) return finish(false);
-      const length = Number(reply.slice(1, headerEnd));
+      const header = reply.slice(1, headerEnd);
+      if (reply.startsWith('+')) return finish({ kind: 'status', text: header });
+      if (reply.startsWith('-')) return finish({ kind: 'error', text: header });
+      if (!reply.startsWith('$')) return finish({ kind: 'other' });
       const body = reply.slice(headerEnd + 2);
-      if (body.length < length) return;
-      finish(new RegExp(`^process_id:${pid}\\r?$`, 'm').test(body) && /^loading:0\r?$/m.test(body));
+      if (body.length < Number(header)) return;
+      finish({ kind: 'bulk', text: body.slice(0, Number(header)) });
     });
   });
 }
@@ -870,6 +982,7 @@ class HarnessServices implements Services {
   readonly #plan: Plan;
   readonly #runAs: RunAs | undefined;
   readonly #redis: ManagedService | undefined;
+  readonly #redisReplica: RedisReplicaService | undefined;
   readonly #postgres: ManagedService | undefined;
   readonly #pgbouncer: ManagedService | undefined;
   readonly #watchdog: ChildProcess;
@@ -888,7 +1001,19 @@ class HarnessServices implements Services {
     this.#redis = plan.redis
       ? new ManagedService({
           name: 'redis',
-          launch: (port) => this.#redisSpec(port),
+          launch: (port) => this.#redisSpec(port, { role: 'redis' }),
+          urlFor: (port) => `redis://127.0.0.1:${port}`,
+          onChange,
+        })
+      : undefined;
+    this.#redisReplica = plan.redisReplica
+      ? new RedisReplicaService({
+          name: 'redis-replica',
+          launch: (port, following) =>
+            this.#redisSpec(port, {
+              role: 'redis-replica',
+              ...(following ? { primaryPort: this.redis.port } : {}),
+            }),
           urlFor: (port) => `redis://127.0.0.1:${port}`,
           onChange,
         })
@@ -939,6 +1064,10 @@ class HarnessServices implements Services {
     return this.#required(this.#redis, 'redis');
   }
 
+  get redisReplica(): RedisReplicaService {
+    return this.#required(this.#redisReplica, 'redis-replica (redis: { replica: true })');
+  }
+
   get postgres(): ManagedService {
     return this.#required(this.#postgres, 'postgres');
   }
@@ -972,6 +1101,9 @@ class HarnessServices implements Services {
     if (this.#redis === undefined) return;
     mkdirSync(join(this.dir, 'redis'), { recursive: true });
     await this.#redis.firstStart(this.#plan.ports.redis);
+    if (this.#redisReplica === undefined) return;
+    mkdirSync(join(this.dir, 'redis-replica'), { recursive: true });
+    await this.#redisReplica.firstStart(this.#plan.ports.redisReplica);
   }
 
   async startPostgres(): Promise<void> {
@@ -1080,12 +1212,12 @@ class HarnessServices implements Services {
   }
 
   #all(): ManagedService[] {
-    return [this.#pgbouncer, this.#postgres, this.#redis].filter(
+    return [this.#pgbouncer, this.#postgres, this.#redisReplica, this.#redis].filter(
       (service): service is ManagedService => service !== undefined,
     );
   }
 
-  #required(service: ManagedService | undefined, name: string): ManagedService {
+  #required<T extends ManagedService>(service: T | undefined, name: string): T {
     if (service === undefined)
       throw new Error(`${name} was not started (see the startServices options)`);
     return service;
@@ -1101,10 +1233,16 @@ class HarnessServices implements Services {
     return join(this.dir, `${name}.log`);
   }
 
-  #redisSpec(port: number): LaunchSpec {
+  /** The primary, or with `primaryPort` a replica of it; both with the same settings. */
+  #redisSpec(
+    port: number,
+    node: { readonly role: 'redis' | 'redis-replica'; readonly primaryPort?: number },
+  ): LaunchSpec {
     const durability = this.#plan.appendOnly
       ? ['--appendonly', 'yes', '--appendfsync', 'always']
       : ['--appendonly', 'no'];
+    const following =
+      node.primaryPort === undefined ? [] : ['--replicaof', '127.0.0.1', String(node.primaryPort)];
     return {
       command: binary('redisServer'),
       args: [
@@ -1113,13 +1251,22 @@ class HarnessServices implements Services {
         '--bind',
         '127.0.0.1',
         '--dir',
-        join(this.dir, 'redis'),
+        join(this.dir, node.role),
         '--save',
         '',
         ...durability,
         // G5: nothing is ever evicted.
         '--maxmemory-policy',
         'noeviction',
+        // A replica's full sync goes over the socket, never through an RDB file on either side,
+        // and starts at once instead of waiting 5 s for more replicas to join.
+        '--repl-diskless-sync',
+        'yes',
+        '--repl-diskless-sync-delay',
+        '0',
+        '--repl-diskless-load',
+        'swapdb',
+        ...following,
         '--logfile',
         '',
         '--daemonize',
@@ -1127,9 +1274,9 @@ class HarnessServices implements Services {
       ],
       runAs: undefined,
       cwd: this.dir,
-      logPath: this.#logPath('redis'),
+      logPath: this.#logPath(node.role),
       stopSignal: 'SIGTERM',
-      answers: (pid) => redisAnswers(port, pid),
+      answers: (pid) => redisAnswers(port, pid, node.primaryPort !== undefined),
     };
   }
 

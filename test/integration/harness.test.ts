@@ -238,6 +238,75 @@ describe('test harness', () => {
     expect(await reader.get(key)).toBe('50');
   });
 
+  it('a replica follows the primary with the same settings and holds every write WAIT says it confirmed; killed, it confirms nothing until restart() syncs it again', async () => {
+    const pair = await startServices({ redis: { replica: true }, postgres: false });
+    cleanups.push(() => pair.stop());
+    const { redis: primary, redisReplica: replica } = pair;
+    expect(replica.port).not.toBe(primary.port);
+    expect(replica.url).toBe(`redis://127.0.0.1:${replica.port}`);
+    expect(replica.following).toBe(true);
+
+    const writer = redisClient(primary.url);
+    const reader = redisClient(replica.url);
+    const replication = await reader.info('replication');
+    expect(replication).toMatch(/^role:slave\r?$/m);
+    expect(replication).toMatch(new RegExp(`^master_port:${primary.port}\\r?$`, 'm'));
+    expect(replication).toMatch(/^master_link_status:up\r?$/m);
+    for (const setting of ['maxmemory-policy', 'appendonly', 'save']) {
+      expect(await reader.config('GET', setting)).toEqual(await writer.config('GET', setting));
+    }
+    expect(await reader.config('GET', 'maxmemory-policy')).toEqual([
+      'maxmemory-policy',
+      'noeviction',
+    ]);
+
+    const key = `${uniquePrefix('replicated')}:counter`;
+    for (let i = 0; i < 50; i += 1) await writer.incr(key);
+    expect(await writer.wait(1, 2_000)).toBe(1);
+    expect(await reader.get(key)).toBe('50');
+    await expect(reader.set(key, 'from the replica')).rejects.toThrow(/READONLY/);
+    // No disk without appendOnly: the full sync went over the socket, on both sides.
+    expect(readdirSync(`${pair.dir}/redis`)).toEqual([]);
+    expect(readdirSync(`${pair.dir}/redis-replica`)).toEqual([]);
+
+    await replica.kill();
+    await writer.incr(key);
+    expect(await writer.wait(1, 100)).toBe(0);
+
+    await replica.restart();
+    expect(await writer.wait(1, 2_000)).toBe(1);
+    const resynced = redisClient(replica.url);
+    expect(await resynced.get(key)).toBe('51');
+  });
+
+  it('promote() makes the replica a primary that keeps what it had and takes writes after the old primary is killed, and restart() keeps it a primary', async () => {
+    const pair = await startServices({ redis: { replica: true }, postgres: false });
+    cleanups.push(() => pair.stop());
+    const { redis: primary, redisReplica: replica } = pair;
+    const key = `${uniquePrefix('promoted')}:k`;
+    const writer = redisClient(primary.url);
+    await writer.set(key, 'before failover');
+    expect(await writer.wait(1, 2_000)).toBe(1);
+
+    await replica.promote();
+    expect(replica.following).toBe(false);
+    writer.disconnect();
+    await primary.kill();
+    await expect(tcpConnect(primary.port)).resolves.toBe('ECONNREFUSED');
+
+    const promoted = redisClient(replica.url);
+    expect(await promoted.info('replication')).toMatch(/^role:master\r?$/m);
+    expect(await promoted.get(key)).toBe('before failover');
+    expect(await promoted.set(`${key}:after`, 'after failover')).toBe('OK');
+    expect(await promoted.get(`${key}:after`)).toBe('after failover');
+
+    // Following the dead primary, the restart would never see its link up.
+    await replica.restart();
+    const restarted = redisClient(replica.url);
+    expect(await restarted.info('replication')).toMatch(/^role:master\r?$/m);
+    expect(await restarted.set(key, 'writable')).toBe('OK');
+  });
+
   it('a second startServices in the same process gets its own ports, data and temp dir, and stop() removes them', async () => {
     const first = services();
     const second = await startServices();

@@ -9,7 +9,7 @@ import { afterAll } from 'vitest';
 import { runMigrations } from '../../lambdas/io/migrator.js';
 import { pipelineRegistry } from '../../lambdas/schema/tables.js';
 import { Spillway, type SpillwayOptions } from '../../lambdas/spillway.js';
-import { type Services, uniquePrefix, useServices } from './services.js';
+import { type Services, type TestServicesOptions, uniquePrefix, useServices } from './services.js';
 
 export interface TestEngine {
   readonly spillway: Spillway;
@@ -21,7 +21,21 @@ export interface TestEngine {
   readonly prefix: string;
   /** Another Spillway on the same buffer and database (a second drainer, say). */
   another(options?: Partial<SpillwayOptions>): Spillway;
+  /**
+   * The same buffer (key prefix) and database through another Redis, on a client of its own:
+   * the promoted replica after a failover, as ElastiCache's primary endpoint moves to the new
+   * node. With this engine's options, overridden by `options`; its client is closed with this
+   * engine.
+   */
+  onRedis(url: string, options?: Partial<SpillwayOptions>): TestEngine;
   close(): Promise<void>;
+}
+
+/** A client as the engine's tests use: a killed Redis turns into errors quickly. */
+function testRedis(url: string): Redis {
+  const redis = new Redis(url, { maxRetriesPerRequest: 1, lazyConnect: false });
+  redis.on('error', () => {});
+  return redis;
 }
 
 export async function createTestEngine(
@@ -43,41 +57,46 @@ export async function createTestEngine(
   const direct = new pg.Pool({ connectionString: database.directUrl, max: 2 });
   direct.on('error', () => {});
   await runMigrations(pool);
-  const redis = new Redis(services.redis.url, { maxRetriesPerRequest: 1, lazyConnect: false });
-  redis.on('error', () => {});
   const prefix = uniquePrefix(label);
-  const base: SpillwayOptions = {
-    redis,
-    pool,
-    registry: pipelineRegistry,
-    prefix,
-    backoff: { baseMs: 5, maxMs: 50 },
-    ...options,
+  const clients: Redis[] = [];
+  const on = (url: string, more: Partial<SpillwayOptions>): TestEngine => {
+    const redis = testRedis(url);
+    clients.push(redis);
+    const base: SpillwayOptions = {
+      redis,
+      pool,
+      registry: pipelineRegistry,
+      prefix,
+      backoff: { baseMs: 5, maxMs: 50 },
+      ...more,
+    };
+    return {
+      spillway: new Spillway(base),
+      redis,
+      pool,
+      direct,
+      prefix,
+      another: (again = {}) => new Spillway({ ...base, ...again }),
+      onRedis: (otherUrl, again = {}) => on(otherUrl, { ...more, ...again }),
+      close,
+    };
   };
-  const spillway = new Spillway(base);
-  return {
-    spillway,
-    redis,
-    pool,
-    direct,
-    prefix,
-    another: (more = {}) => new Spillway({ ...base, ...more }),
-    close: async () => {
-      redis.disconnect();
-      await Promise.allSettled([pool.end(), direct.end()]);
-    },
+  const close = async () => {
+    for (const redis of clients) redis.disconnect();
+    await Promise.allSettled([pool.end(), direct.end()]);
   };
+  return on(services.redis.url, options);
 }
 
 /**
  * For vitest files: services for the file, and a factory of engines (each on its own database
  * and key prefix) that are closed after the file's tests.
  */
-export function useTestEngines(): {
+export function useTestEngines(servicesOptions: TestServicesOptions = {}): {
   services: () => Services;
   engine: (label: string, options?: Partial<SpillwayOptions>) => Promise<TestEngine>;
 } {
-  const services = useServices();
+  const services = useServices(servicesOptions);
   const engines: TestEngine[] = [];
   afterAll(async () => {
     await Promise.all(engines.map((e) => e.close()));

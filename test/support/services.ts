@@ -13,6 +13,7 @@ import {
 
 export {
   type CreatedDatabase,
+  type RedisReplicaHandle,
   type RedisServiceOptions,
   type ServiceHandle,
   ServiceStartError,

@@ -152,9 +152,15 @@ describe('Redis failover with REDIS_REPLICA_ACKS = 1', () => {
     }
     for (let i = 0; i < 3; i += 1) await newDocument(after);
 
-    // One drain (one sync) lands all of it: the lease and the fencing token came along.
+    // One drain (one sync) lands all of it: the lease and the fencing token came along. It also
+    // sees the new primary's replication id: a failover, not a loss of the cache's data.
     const drained = await after.spillway.drain(Date.now() + 15_000);
-    expect(drained).toMatchObject({ stoppedBy: 'empty', deadLettered: 0 });
+    expect(drained).toMatchObject({
+      stoppedBy: 'empty',
+      deadLettered: 0,
+      failover: true,
+      cacheLost: false,
+    });
     for (const table of ['source_documents', 'document_chunks']) {
       expect(await storedRows(after.direct, table)).toEqual(
         acknowledged.tables.get(table) ?? new Map(),
@@ -169,19 +175,18 @@ describe('Redis failover with REDIS_REPLICA_ACKS = 1', () => {
       pendingChangesets: 0,
       deadLetters: 0,
       breaker: 'closed',
+      reasons: [],
     });
-    // That a failover happened (Redis's master_replid changed between two drains) is for health
-    // and the metrics to report: its assertion belongs here, on `health`.
+    expect(health.cache.failoverAt).toEqual(expect.any(String));
+    expect(health.cache.dataLostAt).toBeUndefined();
   });
 
   // Finding 3 of issue 7, seen through a failover. The drainer's lease and fencing token are
   // plain Redis writes that nothing waits for: a replica that lagged while drains went on
-  // comes out of the failover with an older token counter than spillway.drain_fence holds, and
-  // the new drainer is fenced out until its counter catches up with the fence, one token per
-  // sync (measured here: fenced, fenced, then the backlog lands whole, nothing lost). Today
-  // this test fails at `expect(drained.stoppedBy).toBe('empty')` with 'fenced'; it.fails keeps
-  // that visible until the drainer's fencing survives a failover, then drop `.fails`.
-  it.fails('the first drain after a failover to a replica that missed the last drains is not fenced out', async () => {
+  // comes out of the failover with an older token counter than spillway.drain_fence holds.
+  // Before the drainer advanced its counter past the database's token, the new drainer was
+  // fenced out until the counter caught up, one token per sync (fenced, fenced, then empty).
+  it('the first drain after a failover to a replica that missed the last drains is not fenced out', async () => {
     ownRedis = await startServices({ redis: { replica: true }, postgres: false });
     const { redis: primary, redisReplica: replica } = ownRedis;
     let crashAfterCommit = false;

@@ -25,6 +25,7 @@ import { type BufferKeys, bufferKeys, DRAIN_CONSUMER, DRAIN_GROUP } from './redi
 
 const writeScript = new LuaScript('write');
 const ackScript = new LuaScript('ack');
+const groupScript = new LuaScript('group');
 
 export interface BufferOptions {
   readonly prefix: string;
@@ -241,10 +242,9 @@ export class RedisBuffer {
 
   private async createGroup(): Promise<void> {
     try {
-      await this.redis.xgroup('CREATE', this.keys.log, DRAIN_GROUP, '0', 'MKSTREAM');
+      await groupScript.run(this.redis, [this.keys.log], [DRAIN_GROUP]);
     } catch (error) {
-      if (!(error instanceof Error) || !error.message.startsWith('BUSYGROUP'))
-        throw toUnavailable(error);
+      throw toUnavailable(error);
     }
   }
 

@@ -54,9 +54,13 @@ export interface RowOverlay {
   readonly offset: bigint | null;
 }
 
-/** Redis's cost of a stream entry and of an overlay layer beyond their bytes (measured, rounded up). */
-const ENTRY_OVERHEAD_BYTES = 128;
-const LAYER_OVERHEAD_BYTES = 112;
+/**
+ * What Redis spends on a stream entry or an overlay layer beyond its bytes: a key, a hash
+ * table entry, and the allocator's size classes (up to a quarter more than asked). Measured,
+ * rounded up (see `chargeOf`).
+ */
+const OVERHEAD_BYTES = 256;
+const ALLOCATION_FACTOR = 1.25;
 /** Overlay layers and changesets per settling script call: no call holds Redis for long (G5). */
 const SETTLE_CHUNK = 1_000;
 
@@ -516,7 +520,9 @@ function indexMember(letter: Pick<DeadLetter, 'version' | 'changesetId'>): strin
  * own accounting), charged when written and refunded when settled.
  */
 export function chargeOf(payload: string, layers: readonly string[]): number {
-  let bytes = Buffer.byteLength(payload) + ENTRY_OVERHEAD_BYTES;
-  for (const layer of layers) bytes += Buffer.byteLength(layer) + LAYER_OVERHEAD_BYTES;
+  const cost = (text: string) =>
+    Math.ceil(Buffer.byteLength(text) * ALLOCATION_FACTOR) + OVERHEAD_BYTES;
+  let bytes = cost(payload);
+  for (const layer of layers) bytes += cost(layer);
   return bytes;
 }

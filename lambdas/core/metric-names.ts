@@ -17,4 +17,12 @@ export const MetricName = {
   DrainErrors: 'DrainErrors',
   /** 1 while the circuit breaker in front of the database is open, else 0. */
   BreakerOpen: 'BreakerOpen',
+  /** How full the buffer is against the larger of its two limits (changes, bytes), in percent. */
+  BufferPercentFull: 'BufferPercentFull',
+  /** 1 while `health` is not `ok` (its reasons are in the sync log), else 0. */
+  Unhealthy: 'Unhealthy',
+  /** 1 in the sync that found the cache had lost its data (a new epoch), else 0. */
+  CacheDataLost: 'CacheDataLost',
+  /** 1 in the sync that found the cache's primary had changed (a failover, or a restart), else 0. */
+  CacheFailover: 'CacheFailover',
 } as const;

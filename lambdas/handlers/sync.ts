@@ -33,24 +33,29 @@ export const handler = lambdaHandler(async (_event, context) => {
           return 0;
         })
       : 0;
-  const [stats, breaker] = await Promise.all([
-    spillway.buffer.stats(),
-    spillway.control.breakerStatus(),
-  ]);
+  const health = await spillway.health();
   publishDrainMetrics(result);
-  publishBacklogMetrics({
-    backlog: stats.backlog,
-    oldestPendingMs: stats.oldestPendingMs,
-    breaker: breaker.state,
-  });
+  publishBacklogMetrics(health);
   const summary = {
     ...result,
-    backlog: stats.backlog,
-    oldestPendingMs: stats.oldestPendingMs,
-    deadLetters: stats.deadLetters,
-    breaker: breaker.state,
+    backlog: health.backlog,
+    oldestPendingMs: health.oldestPendingMs,
+    deadLetters: health.deadLetters,
+    breaker: health.breaker,
     tombstonesPruned,
+    health: health.status,
+    reasons: health.reasons,
   };
+  // Said loudly once, where an operator's log search and the CacheDataLost alarm meet (G1).
+  if (result.cacheLost) {
+    logger.error(
+      'the cache lost its data: changes not yet drained and dead letters it held are gone; new writes drain normally',
+      { cacheDataLostAt: health.cache.dataLostAt },
+    );
+  }
+  if (result.failover) logger.warn('the cache primary changed (failover or restart)');
+  if (health.status !== 'ok')
+    logger.warn('not healthy', { status: health.status, reasons: health.reasons });
   if (result.batches > 0 || result.deadLettered > 0 || result.transientErrors > 0) {
     logger.info('drained', summary);
   }

@@ -34,7 +34,13 @@ export interface DrainLoopOptions {
 
 export type DrainTotals = Pick<
   DrainResult,
-  'applied' | 'coalesced' | 'deadLettered' | 'batches' | 'transientErrors'
+  | 'applied'
+  | 'coalesced'
+  | 'deadLettered'
+  | 'batches'
+  | 'transientErrors'
+  | 'cacheLost'
+  | 'failover'
 >;
 
 export interface DrainLoopResult extends DrainTotals {
@@ -55,7 +61,15 @@ export async function drainUntilIdle(
   options: DrainLoopOptions,
 ): Promise<DrainLoopResult> {
   const pollMs = options.pollMs ?? 250;
-  const totals = { applied: 0, coalesced: 0, deadLettered: 0, batches: 0, transientErrors: 0 };
+  const totals = {
+    applied: 0,
+    coalesced: 0,
+    deadLettered: 0,
+    batches: 0,
+    transientErrors: 0,
+    cacheLost: false,
+    failover: false,
+  };
   let drains = 0;
   let lastWorkAt = Date.now();
   const timeLeft = () => options.remainingMs() - options.marginMs;
@@ -75,6 +89,8 @@ export async function drainUntilIdle(
     totals.deadLettered += result.deadLettered;
     totals.batches += result.batches;
     totals.transientErrors += result.transientErrors;
+    totals.cacheLost ||= result.cacheLost;
+    totals.failover ||= result.failover;
     if (result.batches > 0 || result.deadLettered > 0) lastWorkAt = Date.now();
     if (result.stoppedBy !== 'empty' && result.stoppedBy !== 'breaker-open') {
       return finish(result.stoppedBy);

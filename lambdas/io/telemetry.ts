@@ -26,7 +26,7 @@ export function changesetLogger(changesetId: string, parent: Logger = logger): L
 /** What one drain did; zeros are published too, so that alarms never see missing data. */
 export type DrainCounts = Pick<
   DrainResult,
-  'applied' | 'coalesced' | 'deadLettered' | 'transientErrors'
+  'applied' | 'coalesced' | 'deadLettered' | 'transientErrors' | 'cacheLost' | 'failover'
 >;
 
 /** Emits one EMF line with the counts of a drain. */
@@ -35,6 +35,8 @@ export function publishDrainMetrics(counts: DrainCounts, target: Metrics = metri
   target.addMetric(MetricName.ChangesCoalesced, MetricUnit.Count, counts.coalesced);
   target.addMetric(MetricName.ChangesDeadLettered, MetricUnit.Count, counts.deadLettered);
   target.addMetric(MetricName.DrainErrors, MetricUnit.Count, counts.transientErrors);
+  target.addMetric(MetricName.CacheDataLost, MetricUnit.Count, counts.cacheLost ? 1 : 0);
+  target.addMetric(MetricName.CacheFailover, MetricUnit.Count, counts.failover ? 1 : 0);
   target.publishStoredMetrics();
 }
 
@@ -43,15 +45,24 @@ export interface BacklogGauges {
   readonly backlog: number;
   readonly oldestPendingMs: number;
   readonly breaker: BreakerStatus['state'];
+  readonly status: 'ok' | 'degraded' | 'down';
+  readonly buffer: { readonly percentFull: number };
 }
 
 /**
- * Emits one EMF line with the backlog size, the age of its oldest change and whether the breaker
- * is open. A half-open breaker (a trial call is allowed) counts as not open.
+ * Emits one EMF line with the backlog size, the age of its oldest change, whether the breaker is
+ * open, how full the buffer is and whether health is not ok. A half-open breaker (a trial call is
+ * allowed) counts as not open.
  */
 export function publishBacklogMetrics(stats: BacklogGauges, target: Metrics = metrics): void {
   target.addMetric(MetricName.BacklogSize, MetricUnit.Count, stats.backlog);
   target.addMetric(MetricName.OldestPendingAgeMs, MetricUnit.Milliseconds, stats.oldestPendingMs);
   target.addMetric(MetricName.BreakerOpen, MetricUnit.Count, stats.breaker === 'open' ? 1 : 0);
+  target.addMetric(
+    MetricName.BufferPercentFull,
+    MetricUnit.Percent,
+    Math.max(0, stats.buffer.percentFull),
+  );
+  target.addMetric(MetricName.Unhealthy, MetricUnit.Count, stats.status === 'ok' ? 0 : 1);
   target.publishStoredMetrics();
 }

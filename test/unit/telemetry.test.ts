@@ -57,6 +57,8 @@ describe('telemetry', () => {
       coalesced: 7,
       deadLettered: 0,
       transientErrors: 3,
+      cacheLost: true,
+      failover: false,
     });
 
     const [emf, ...rest] = emfLines(write);
@@ -69,8 +71,12 @@ describe('telemetry', () => {
       { Name: 'ChangesCoalesced', Unit: 'Count' },
       { Name: 'ChangesDeadLettered', Unit: 'Count' },
       { Name: 'DrainErrors', Unit: 'Count' },
+      { Name: 'CacheDataLost', Unit: 'Count' },
+      { Name: 'CacheFailover', Unit: 'Count' },
     ]);
     expect(emf).toMatchObject({
+      CacheDataLost: 1,
+      CacheFailover: 0,
       service: 'spillway',
       ChangesApplied: 42,
       ChangesCoalesced: 7,
@@ -84,16 +90,22 @@ describe('telemetry', () => {
       backlog: 1234,
       oldestPendingMs: 56_789,
       breaker: 'open',
+      status: 'degraded',
+      buffer: { percentFull: 93 },
     });
     telemetry.publishBacklogMetrics({
       backlog: 0,
       oldestPendingMs: 0,
       breaker: 'half-open',
+      status: 'ok',
+      buffer: { percentFull: 0 },
     });
     telemetry.publishBacklogMetrics({
       backlog: 5,
       oldestPendingMs: 10,
       breaker: 'closed',
+      status: 'ok',
+      buffer: { percentFull: -1 },
     });
 
     const lines = emfLines(write);
@@ -102,13 +114,17 @@ describe('telemetry', () => {
       { Name: 'BacklogSize', Unit: 'Count' },
       { Name: 'OldestPendingAgeMs', Unit: 'Milliseconds' },
       { Name: 'BreakerOpen', Unit: 'Count' },
+      { Name: 'BufferPercentFull', Unit: 'Percent' },
+      { Name: 'Unhealthy', Unit: 'Count' },
     ]);
     expect(lines[0]).toMatchObject({
       BacklogSize: 1234,
       OldestPendingAgeMs: 56_789,
       BreakerOpen: 1,
     });
+    expect(lines[0]).toMatchObject({ BufferPercentFull: 93, Unhealthy: 1 });
     expect(lines[1]).toMatchObject({ BacklogSize: 0, OldestPendingAgeMs: 0, BreakerOpen: 0 });
+    expect(lines[1]).toMatchObject({ BufferPercentFull: 0, Unhealthy: 0 });
     expect(lines[2]).toMatchObject({ BacklogSize: 5, OldestPendingAgeMs: 10, BreakerOpen: 0 });
   });
 
@@ -118,11 +134,15 @@ describe('telemetry', () => {
       coalesced: 0,
       deadLettered: 0,
       transientErrors: 0,
+      cacheLost: false,
+      failover: false,
     });
     telemetry.publishBacklogMetrics({
       backlog: 0,
       oldestPendingMs: 0,
       breaker: 'closed',
+      status: 'ok',
+      buffer: { percentFull: -1 },
     });
     const [, backlog] = emfLines(write);
     expect(backlog).not.toHaveProperty('ChangesApplied');
@@ -132,11 +152,15 @@ describe('telemetry', () => {
     expect(Object.values(telemetry.MetricName).sort()).toEqual([
       'BacklogSize',
       'BreakerOpen',
+      'BufferPercentFull',
+      'CacheDataLost',
+      'CacheFailover',
       'ChangesApplied',
       'ChangesCoalesced',
       'ChangesDeadLettered',
       'DrainErrors',
       'OldestPendingAgeMs',
+      'Unhealthy',
     ]);
   });
 
@@ -145,7 +169,13 @@ describe('telemetry', () => {
     vi.resetModules();
     const named: Telemetry = await import('../../lambdas/io/telemetry.js');
     named.logger.info('hello');
-    named.publishBacklogMetrics({ backlog: 1, oldestPendingMs: 1, breaker: 'closed' });
+    named.publishBacklogMetrics({
+      backlog: 1,
+      oldestPendingMs: 1,
+      breaker: 'closed',
+      status: 'ok',
+      buffer: { percentFull: 0 },
+    });
 
     const lines = jsonLinesOf(write);
     expect(lines.find((line) => line.message === 'hello')).toMatchObject({

@@ -11,6 +11,7 @@
  *   circuit breaker, and never dead-lettered (G7).
  */
 import { setImmediate, setTimeout as sleep } from 'node:timers/promises';
+import { planBatch } from '../core/batch-plan.js';
 import { coalesce, type PendingChangeset } from '../core/coalesce.js';
 import { FencedError, RejectedChangeError, UnavailableError } from '../core/errors.js';
 import { type BackoffPolicy, backoffDelay } from '../core/policies.js';
@@ -124,7 +125,8 @@ export class Drainer {
 
   /**
    * Apply a run of changesets; when the database refuses it, split it in halves (left first, to
-   * keep order) until each refused changeset stands alone, and dead-letter those (G7).
+   * keep order) until each refused changeset stands alone, and dead-letter those (G7). Every
+   * contiguous part of a planned batch is one the plan admits, so the halves keep G2 as well.
    * A committed run is settled through `defer`, so that settling overlaps the next batch.
    */
   private async applyIsolating(
@@ -193,6 +195,8 @@ async function prepareRunSoon(
 class BatchReader {
   /** Last pending id read, or null once the pending ones are exhausted. */
   private cursor: string | null = '0';
+  /** Changesets read but left by the batch plan to start the next batch, in order. */
+  private carried: PendingChangeset[] = [];
 
   constructor(
     private readonly buffer: RedisBuffer,
@@ -201,17 +205,21 @@ class BatchReader {
   ) {}
 
   async read(): Promise<PreparedRun> {
-    let changesets: PendingChangeset[] = [];
-    if (this.cursor !== null) {
+    let changesets: PendingChangeset[] = this.carried;
+    if (changesets.length === 0 && this.cursor !== null) {
       changesets = await this.buffer.readPending(this.count, this.cursor);
       this.cursor = changesets.at(-1)?.streamId ?? null;
     }
     if (changesets.length === 0) changesets = await this.buffer.readNew(this.count);
-    return await prepareRunSoon(this.sink, changesets);
+    // The batch ends where its FK order would change the outcome of applying one at a time (G2).
+    const { batch, rest } = planBatch(this.sink.registry, changesets);
+    this.carried = rest;
+    return await prepareRunSoon(this.sink, batch);
   }
 
   /** After a failure: everything not settled is pending again, from the oldest. */
   rewind(): void {
     this.cursor = '0';
+    this.carried = [];
   }
 }

@@ -11,6 +11,7 @@
  *   circuit breaker, and never dead-lettered (G7).
  */
 import { setImmediate, setTimeout as sleep } from 'node:timers/promises';
+import { BatchPlan } from '../core/batch-plan.js';
 import { coalesce, type PendingChangeset } from '../core/coalesce.js';
 import { FencedError, RejectedChangeError, UnavailableError } from '../core/errors.js';
 import { type BackoffPolicy, backoffDelay } from '../core/policies.js';
@@ -228,7 +229,8 @@ export class Drainer {
 
   /**
    * Apply a run of changesets; when the database refuses it, split it in halves (left first, to
-   * keep order) until each refused changeset stands alone, and dead-letter those (G7).
+   * keep order) until each refused changeset stands alone, and dead-letter those (G7). Every
+   * contiguous part of a planned batch is one the plan admits, so the halves keep G2 as well.
    * A committed run is settled through `defer`, so that settling overlaps the next batch.
    */
   private async applyIsolating(
@@ -329,6 +331,7 @@ class BatchReader {
 
   async read(): Promise<PreparedRun> {
     const batch: PendingChangeset[] = [];
+    const plan = new BatchPlan(this.sink.registry);
     let changes = 0;
     let bytes = 0;
     for (;;) {
@@ -349,8 +352,11 @@ class BatchReader {
           changes + candidate.changes.length > this.limits.batchChanges ||
           bytes + (candidate.charge ?? 0) > this.limits.batchBytes;
         if (full || candidate.replayed || batch.at(-1)?.replayed) break;
+        // The batch ends where its FK order would change the outcome of applying one at a time (G2).
+        if (!plan.admits(candidate)) break;
       }
       this.carried.shift();
+      plan.add(candidate);
       batch.push(candidate);
       changes += candidate.changes.length;
       bytes += candidate.charge ?? 0;

@@ -64,6 +64,11 @@ export class PostgresSink {
     private readonly options: SinkOptions,
   ) {}
 
+  /** The table definitions the sink writes by. */
+  get registry(): SchemaRegistry {
+    return this.options.registry;
+  }
+
   /**
    * Build the statements of a batch (CPU only: the drainer does it while the database works),
    * with its versions shifted by the epoch's `offset`.

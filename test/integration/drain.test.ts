@@ -235,6 +235,67 @@ describe('drain', () => {
     });
   });
 
+  it('a document deleted while it still has a chunk is dead-lettered even when the chunk delete that follows drains in the same batch', async () => {
+    const { spillway, direct } = await engine('delete-parent-first');
+    const doc = uuid();
+    const child = chunk(doc, 0);
+    await spillway.write({ changes: [document(doc), child] });
+    await drainAll(spillway);
+    const parentDelete = await spillway.write({ changes: [deleteDocument(doc)] });
+    await spillway.write({
+      changes: [
+        { op: 'delete', table: 'document_chunks', key: { chunk_uuid: child.record.chunk_uuid } },
+      ],
+    });
+    const result = await spillway.drain(Date.now() + 10_000);
+    expect(result).toMatchObject({ deadLettered: 1, stoppedBy: 'empty' });
+    const [letter] = await spillway.listDeadLetters();
+    expect(letter).toMatchObject({ changesetId: parentDelete.changesetId, sqlState: '23503' });
+    expect(await countRows(direct, 'source_documents')).toBe(1);
+    expect(await countRows(direct, 'document_chunks')).toBe(0);
+  });
+
+  it('a chunk written before its document exists is dead-lettered even when the document follows in the same batch', async () => {
+    const { spillway, direct } = await engine('child-before-parent');
+    const doc = uuid();
+    const early = await spillway.write({ changes: [chunk(doc, 0)] });
+    await spillway.write({ changes: [document(doc)] });
+    await spillway.write({ changes: [chunk(doc, 1)] });
+    const result = await spillway.drain(Date.now() + 10_000);
+    expect(result).toMatchObject({ deadLettered: 1, stoppedBy: 'empty' });
+    const [letter] = await spillway.listDeadLetters();
+    expect(letter).toMatchObject({ changesetId: early.changesetId, sqlState: '23503' });
+    const chunks = await tableRows(direct, 'document_chunks');
+    expect([...chunks.values()].map((row) => row.chunk_index)).toEqual([1]);
+  });
+
+  it('the pipeline pattern of document, chunks, entities and status patch drains in one batch per drain', async () => {
+    const { spillway, direct } = await engine('pipeline-one-batch');
+    for (let n = 0; n < 3; n++) {
+      const doc = uuid();
+      const chunks = [chunk(doc, 0), chunk(doc, 1)];
+      await spillway.write({ changes: [document(doc, { status: 'processing' })] });
+      await spillway.write({ changes: chunks });
+      await spillway.write({ changes: [patchDocument(doc, { status: 'completed' })] });
+      await spillway.write({
+        changes: chunks.map((c, i) => ({
+          op: 'upsert',
+          table: 'entity_mentions',
+          record: {
+            entity_uuid: uuid(),
+            document_uuid: doc,
+            chunk_uuid: c.record.chunk_uuid,
+            entity_type: 'email',
+            text: `e${i}`,
+          },
+        })),
+      });
+    }
+    const result = await spillway.drain(Date.now() + 10_000);
+    expect(result).toMatchObject({ batches: 1, applied: 18, deadLettered: 0, stoppedBy: 'empty' });
+    expect(await countRows(direct, 'entity_mentions')).toBe(6);
+  });
+
   it('dead letters are listed, replayed one at a time, and purged, in original order', async () => {
     const { spillway } = await engine('dead-letters');
     const ids: string[] = [];

@@ -5,8 +5,8 @@
 import type { Pool, PoolClient, QueryConfig, QueryResult } from 'pg';
 import type { JsonValue } from '../core/changeset.js';
 import type { CoalescedBatch } from '../core/coalesce.js';
-import { FencedError, RejectedChangeError, UnavailableError } from '../core/errors.js';
-import { isRejection } from '../core/policies.js';
+import { toDatabaseError } from '../core/db-errors.js';
+import { FencedError, RejectedChangeError } from '../core/errors.js';
 import type { SchemaRegistry } from '../core/schema.js';
 import {
   buildExistenceChecks,
@@ -41,7 +41,6 @@ export class PostgresSink {
   prepare(batch: CoalescedBatch): PreparedBatch {
     const { registry, schema } = this.options;
     if (batch.rejection !== undefined) return { batch, statements: [] };
-    // Existence checks read the database as it was before this batch, so they run first.
     return {
       batch,
       statements: [
@@ -52,9 +51,11 @@ export class PostgresSink {
   }
 
   /**
-   * Apply one prepared batch in one transaction. Throws RejectedChangeError when the database
-   * refuses a change (the caller isolates it), FencedError when a newer drainer has taken over,
-   * and UnavailableError for anything that may pass (connection, timeout, proxy).
+   * Apply one prepared batch in one transaction. Throws, as `core/db-errors.ts` classifies the
+   * failure: RejectedChangeError when the database refuses a change (the caller isolates it),
+   * SystemicDatabaseError for a fault of the whole system (a missing column, table or
+   * privilege), UnavailableError for anything that may pass (connection, timeout, proxy); and
+   * FencedError when a newer drainer has taken over.
    */
   async apply(prepared: PreparedBatch, fenceToken: string, timeoutMs: number): Promise<void> {
     const { batch, statements } = prepared;
@@ -179,7 +180,7 @@ export class PostgresSink {
 /**
  * `SELECT 1` through `pool` within `timeoutMs`: a proxy that lost its database holds the query
  * (RDS Proxy up to its borrow timeout, 30 s), and `health` must answer `degraded` well within its
- * own timeout. @throws UnavailableError('database')
+ * own timeout. @throws UnavailableError('database'), or SystemicDatabaseError (authentication)
  */
 export async function pingDatabase(pool: Pool, timeoutMs = 3_000): Promise<void> {
   try {
@@ -188,20 +189,6 @@ export async function pingDatabase(pool: Pool, timeoutMs = 3_000): Promise<void>
   } catch (error) {
     throw toDatabaseError(error);
   }
-}
-
-/** Database errors: refusals become RejectedChangeError, the rest UnavailableError. */
-function toDatabaseError(error: unknown): Error {
-  if (error instanceof RejectedChangeError || error instanceof FencedError) return error;
-  if (error instanceof UnavailableError) return error;
-  const message = error instanceof Error ? error.message : String(error);
-  if (isRejection(error)) {
-    const detail = (error as { detail?: string }).detail;
-    return new RejectedChangeError(detail ? `${message} (${detail})` : message, error.code, {
-      cause: error,
-    });
-  }
-  return new UnavailableError('database', message, { cause: error });
 }
 
 function toJsonRow(row: Record<string, unknown>): Record<string, JsonValue> {

@@ -181,13 +181,16 @@ export class Spillway {
 
   /** Backlog figures and per-dependency checks (the `health` function). */
   async health(): Promise<Health> {
-    const [stats, breaker, database] = await Promise.allSettled([
+    const [stats, breaker, database, fault] = await Promise.allSettled([
       this.buffer.stats(),
       this.control.breakerStatus(),
       this.sink.ping(),
+      this.control.fault(),
     ]);
     const redisOk = stats.status === 'fulfilled' && breaker.status === 'fulfilled';
-    const databaseOk = database.status === 'fulfilled';
+    // A systemic fault (G7): the database answers, but refuses every drain until fixed (G8).
+    const systemic = fault.status === 'fulfilled' ? fault.value : null;
+    const databaseOk = database.status === 'fulfilled' && systemic === null;
     const s = stats.status === 'fulfilled' ? stats.value : undefined;
     return {
       status: !redisOk ? 'down' : databaseOk ? 'ok' : 'degraded',
@@ -200,7 +203,12 @@ export class Spillway {
         redis: redisOk
           ? { ok: true }
           : { ok: false, error: reasonOf(stats.status === 'rejected' ? stats : breaker) },
-        database: databaseOk ? { ok: true } : { ok: false, error: reasonOf(database) },
+        database: databaseOk
+          ? { ok: true }
+          : {
+              ok: false,
+              error: systemic ? `systemic error: ${systemic.message}` : reasonOf(database),
+            },
       },
     };
   }

@@ -1,8 +1,9 @@
 /**
  * What all drainers share in Redis: the lease that lets one drain at a time (with a fencing
- * token the database checks), and the circuit breaker (G7).
+ * token the database checks), the circuit breaker, and the systemic fault record (G7).
  */
 import type { Redis } from 'ioredis';
+import type { SystemicDatabaseError } from '../core/errors.js';
 import { LuaScript } from './lua-script.js';
 import type { BufferKeys } from './redis-keys.js';
 
@@ -23,6 +24,21 @@ export interface BreakerStatus {
   readonly state: BreakerState;
   readonly failures: number;
   /** Time until a trial is allowed, when open. */
+  readonly retryInMs: number;
+}
+
+/** A systemic database fault that stopped the drain (G7), as `health` reports it (G8). */
+export interface SystemicFault {
+  /** The database's message. */
+  readonly message: string;
+  readonly sqlState: string | null;
+  /** The table it concerns, when known. */
+  readonly table: string | null;
+  /** When a drain first stopped on it (ISO-8601). */
+  readonly since: string;
+  /** Drains stopped by it so far. */
+  readonly attempts: number;
+  /** Time until the next drain tries the batch again; 0 when it may now. */
   readonly retryInMs: number;
 }
 
@@ -65,5 +81,60 @@ export class DrainControl {
     const state = (hash.state as BreakerState | undefined) ?? 'closed';
     const retryInMs = state === 'open' ? Math.max(0, Number(hash.openUntil ?? 0) - Date.now()) : 0;
     return { state, failures: Number(hash.failures ?? 0), retryInMs };
+  }
+
+  /**
+   * Record that a systemic fault stopped the drain, and hold the next drains back: the first
+   * wait is the breaker's cool-down, doubling with each stop up to its longest, so that a fault
+   * nobody fixes yet is not hammered. Returns the record.
+   */
+  async recordFault(error: SystemicDatabaseError): Promise<SystemicFault> {
+    const now = new Date().toISOString();
+    const [, , [, attempts]] = (await this.redis
+      .multi()
+      .hset(this.keys.fault, {
+        message: error.message,
+        sqlState: error.sqlState ?? '',
+        table: error.table ?? '',
+      })
+      .hsetnx(this.keys.fault, 'since', now)
+      .hincrby(this.keys.fault, 'attempts', 1)
+      .exec()) as [unknown, unknown, [unknown, number]];
+    const { cooldownMs, maxCooldownMs } = this.breakerPolicy;
+    const holdMs = Math.max(1, Math.min(maxCooldownMs, cooldownMs * 2 ** (attempts - 1)));
+    await this.redis.set(this.keys.faultHold, '1', 'PX', holdMs);
+    return (
+      (await this.fault()) ?? {
+        message: error.message,
+        sqlState: error.sqlState ?? null,
+        table: error.table ?? null,
+        since: now,
+        attempts,
+        retryInMs: holdMs,
+      }
+    );
+  }
+
+  /** The systemic fault the drain is stopped by, or null when there is none. */
+  async fault(): Promise<SystemicFault | null> {
+    const [[, hash], [, ttl]] = (await this.redis
+      .multi()
+      .hgetall(this.keys.fault)
+      .pttl(this.keys.faultHold)
+      .exec()) as [[unknown, Record<string, string>], [unknown, number]];
+    if (hash.message === undefined) return null;
+    return {
+      message: hash.message,
+      sqlState: hash.sqlState || null,
+      table: hash.table || null,
+      since: hash.since ?? '',
+      attempts: Number(hash.attempts ?? 0),
+      retryInMs: Math.max(0, ttl),
+    };
+  }
+
+  /** The faulty batch went through: the fault is healed. */
+  async clearFault(): Promise<void> {
+    await this.redis.del(this.keys.fault, this.keys.faultHold);
   }
 }

@@ -41,6 +41,14 @@ export class PostgresSink {
   prepare(batch: CoalescedBatch): PreparedBatch {
     const { registry, schema } = this.options;
     if (batch.rejection !== undefined) return { batch, statements: [] };
+    // The backlog may hold changes to a table whose definition was removed since (G7): such a
+    // change can never apply, so the batch is refused and bisection dead-letters it.
+    const unknown = batch.rows.find((row) => registry.get(row.table) === undefined);
+    if (unknown !== undefined) {
+      const rejection = `change to table ${unknown.table}, which the table definitions no longer include`;
+      return { batch: { ...batch, rejection }, statements: [] };
+    }
+    // Existence checks read the database as it was before this batch, so they run first.
     return {
       batch,
       statements: [

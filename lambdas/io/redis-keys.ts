@@ -17,6 +17,10 @@ export interface BufferKeys {
   readonly leaseToken: string;
   /** Circuit breaker state shared by all drainers. */
   readonly breaker: string;
+  /** The systemic database fault the drain is stopped by (G7, G8): hash, absent when none. */
+  readonly fault: string;
+  /** Exists (with a TTL) while the drain waits before trying the faulty batch again. */
+  readonly faultHold: string;
   /** Read overlay of one row (G4). */
   overlay(table: string, rowKey: string): string;
 }
@@ -35,6 +39,8 @@ export function bufferKeys(prefix: string): BufferKeys {
     lease: `${p}:lease`,
     leaseToken: `${p}:lease:token`,
     breaker: `${p}:breaker`,
+    fault: `${p}:fault`,
+    faultHold: `${p}:fault:hold`,
     overlay: (table, rowKey) => `${p}:ov:${table}:${rowKey}`,
   };
 }

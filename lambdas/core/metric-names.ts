@@ -17,4 +17,6 @@ export const MetricName = {
   DrainErrors: 'DrainErrors',
   /** 1 while the circuit breaker in front of the database is open, else 0. */
   BreakerOpen: 'BreakerOpen',
+  /** 1 while a systemic database fault (missing column, table, privilege) stops the drain, else 0. */
+  SystemicFault: 'SystemicFault',
 } as const;

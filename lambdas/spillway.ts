@@ -233,16 +233,19 @@ export class Spillway {
    * reach, or the buffer fills, or the cache lost its data; `down` when writes are impossible.
    */
   async health(): Promise<Health> {
-    const [stats, breaker, control, database] = await Promise.allSettled([
+    const [stats, breaker, control, database, fault] = await Promise.allSettled([
       this.buffer.stats(),
       this.control.breakerStatus(),
       this.control.status(),
       this.sink.ping(),
+      this.control.fault(),
     ]);
     const now = Date.now();
     const iso = (ms: number | undefined) =>
       ms === undefined ? undefined : new Date(ms).toISOString();
-    const redisFailure = [stats, breaker, control].find((r) => r.status === 'rejected');
+    const redisFailure = [stats, breaker, control, fault].find((r) => r.status === 'rejected');
+    // A systemic fault (G7): the database answers, but refuses every drain until fixed (G8).
+    const systemic = fault.status === 'fulfilled' ? fault.value : null;
     const s = stats.status === 'fulfilled' ? stats.value : undefined;
     const b = breaker.status === 'fulfilled' ? breaker.value : undefined;
     const { drain, meta } =
@@ -260,6 +263,11 @@ export class Spillway {
     else if (percentFull >= 80) degraded.push(`buffer ${percentFull}% full`);
     if (database.status === 'rejected')
       degraded.push(`database unreachable: ${reasonOf(database)}`);
+    if (systemic !== null) {
+      degraded.push(
+        `systemic error: ${systemic.message}${systemic.table ? ` (table ${systemic.table})` : ''}; the drain is stopped until it is fixed`,
+      );
+    }
     if (b?.state === 'open') {
       degraded.push(
         `breaker open since ${iso(b.openSince ?? now)}: the drain waits for the database`,
@@ -310,7 +318,11 @@ export class Spillway {
         redis:
           redisFailure === undefined ? { ok: true } : { ok: false, error: reasonOf(redisFailure) },
         database:
-          database.status === 'fulfilled' ? { ok: true } : { ok: false, error: reasonOf(database) },
+          database.status === 'rejected'
+            ? { ok: false, error: reasonOf(database) }
+            : systemic !== null
+              ? { ok: false, error: `systemic error: ${systemic.message}` }
+              : { ok: true },
       },
     };
   }

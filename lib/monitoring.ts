@@ -42,6 +42,7 @@ export class SpillwayMonitoring extends Construct {
     readonly deadLetters: cloudwatch.Alarm;
     readonly syncErrors: cloudwatch.Alarm;
     readonly breakerOpen: cloudwatch.Alarm;
+    readonly systemicFault: cloudwatch.Alarm;
     readonly backlogNearLimit: cloudwatch.Alarm;
     readonly cacheMemory: cloudwatch.Alarm;
   };
@@ -138,6 +139,16 @@ export class SpillwayMonitoring extends Construct {
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     });
 
+    const systemicFault = new cloudwatch.Alarm(this, 'SystemicFault', {
+      alarmDescription:
+        'A systemic database fault (a missing column, table or privilege) stops the drain; nothing is dead-lettered. The health function names it; the drain resumes by itself once it is fixed.',
+      metric: metric('SystemicFault', 'Maximum', window),
+      threshold: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+
     const backlogNearLimit = new cloudwatch.Alarm(this, 'BacklogNearLimit', {
       alarmDescription: `The backlog passed 80% of BACKLOG_LIMIT (${props.backlogLimit}); at the limit, write fails with BackpressureError.`,
       metric: metric('BacklogSize', 'Maximum', window),
@@ -179,6 +190,7 @@ export class SpillwayMonitoring extends Construct {
       deadLetters,
       syncErrors,
       breakerOpen,
+      systemicFault,
       backlogNearLimit,
       cacheMemory,
     };

@@ -1,19 +1,17 @@
 /**
  * Every error Spillway raises on purpose. Callers branch with `instanceof`, never on messages.
- * The `name` of each class is the `errorType` a Lambda caller sees.
+ * The `name` of each class is the `errorType` a Lambda caller sees: a literal in each class, not
+ * the constructor's name, which a minifier may rename.
  */
 export abstract class SpillwayError extends Error {
+  abstract override readonly name: string;
   /** Whether the same call may succeed if tried again later. */
   abstract readonly retryable: boolean;
-
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = new.target.name;
-  }
 }
 
 /** G6: the input is malformed; nothing of it was buffered. `path` names the offending part. */
 export class ValidationError extends SpillwayError {
+  override readonly name = 'ValidationError';
   readonly retryable = false;
   constructor(
     readonly path: string,
@@ -25,6 +23,7 @@ export class ValidationError extends SpillwayError {
 
 /** G5: the backlog is at its limit; try again after the drainer has caught up. */
 export class BackpressureError extends SpillwayError {
+  override readonly name = 'BackpressureError';
   readonly retryable = true;
   constructor(
     readonly backlog: number,
@@ -39,6 +38,7 @@ export class BackpressureError extends SpillwayError {
 
 /** A dependency (Redis or the database) cannot be reached right now. */
 export class UnavailableError extends SpillwayError {
+  override readonly name = 'UnavailableError';
   readonly retryable = true;
   constructor(
     readonly dependency: 'redis' | 'database',
@@ -51,6 +51,7 @@ export class UnavailableError extends SpillwayError {
 
 /** An environment variable or setting is missing or malformed. */
 export class ConfigError extends SpillwayError {
+  override readonly name = 'ConfigError';
   readonly retryable = false;
   constructor(
     readonly variable: string,
@@ -62,6 +63,7 @@ export class ConfigError extends SpillwayError {
 
 /** An operator asked for something that does not exist (a dead letter id, say). */
 export class NotFoundError extends SpillwayError {
+  override readonly name = 'NotFoundError';
   readonly retryable = false;
 }
 
@@ -70,6 +72,7 @@ export class NotFoundError extends SpillwayError {
  * (constraint, data type, a patch of a missing row). The drainer isolates it and dead-letters it.
  */
 export class RejectedChangeError extends SpillwayError {
+  override readonly name = 'RejectedChangeError';
   readonly retryable = false;
   constructor(
     message: string,
@@ -80,8 +83,29 @@ export class RejectedChangeError extends SpillwayError {
   }
 }
 
+/**
+ * G7: a fault of the whole system rather than of one change (a missing column, table or
+ * privilege, failed authentication): every change it touches would fail alike, so nothing is
+ * dead-lettered; the drain stops before it, reports it, and tries again with backoff until it
+ * is fixed. Retryable: the same call succeeds once an operator has fixed the cause.
+ */
+export class SystemicDatabaseError extends SpillwayError {
+  override readonly name = 'SystemicDatabaseError';
+  readonly retryable = true;
+  constructor(
+    message: string,
+    readonly sqlState: string | undefined,
+    /** The table it concerns, when known. */
+    readonly table: string | undefined,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
 /** Another drainer holds a newer lease: this one must stop without touching the backlog. */
 export class FencedError extends SpillwayError {
+  override readonly name = 'FencedError';
   readonly retryable = true;
 }
 
@@ -92,6 +116,7 @@ export class FencedError extends SpillwayError {
  * lists what is wrong.
  */
 export class MigrationError extends SpillwayError {
+  override readonly name = 'MigrationError';
   readonly retryable = false;
   /** The migration's file name; undefined when the tables failed the check after migrating. */
   readonly file: string | undefined;

@@ -25,4 +25,6 @@ export const MetricName = {
   CacheDataLost: 'CacheDataLost',
   /** 1 in the sync that found the cache's primary had changed (a failover, or a restart), else 0. */
   CacheFailover: 'CacheFailover',
+  /** 1 while a systemic database fault (missing column, table, privilege) stops the drain, else 0. */
+  SystemicFault: 'SystemicFault',
 } as const;

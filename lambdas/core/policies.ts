@@ -1,19 +1,6 @@
 /**
- * Retry policy and error classification for the drainer (G7).
+ * Retry policy for the drainer (G7). Database errors are classified in `db-errors.ts`.
  */
-
-/** SQLSTATE classes that retrying cannot fix: data exceptions (22) and integrity violations (23). */
-const REJECTING_CLASSES = new Set(['22', '23']);
-
-/**
- * Whether the database refused the change itself (dead-letter after isolation) rather than
- * failing to run it (retry). Anything not known to be permanent counts as transient, so that
- * uncertainty delays a change instead of dead-lettering it (G1).
- */
-export function isRejection(error: unknown): error is Error & { code: string } {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && code.length === 5 && REJECTING_CLASSES.has(code.slice(0, 2));
-}
 
 export interface BackoffPolicy {
   readonly baseMs: number;

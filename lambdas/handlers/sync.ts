@@ -8,7 +8,12 @@ import { getConfig } from '../io/config.js';
 import { getSpillway } from '../io/container.js';
 import { drainUntilIdle } from '../io/drain-loop.js';
 import { lambdaHandler } from '../io/invocation.js';
-import { logger, publishBacklogMetrics, publishDrainMetrics } from '../io/telemetry.js';
+import {
+  logger,
+  publishBacklogMetrics,
+  publishDrainMetrics,
+  publishSystemicFault,
+} from '../io/telemetry.js';
 
 export const handler = lambdaHandler(async (_event, context) => {
   const config = getConfig();
@@ -33,8 +38,12 @@ export const handler = lambdaHandler(async (_event, context) => {
           return 0;
         })
       : 0;
-  const health = await spillway.health();
+  const [health, fault] = await Promise.all([spillway.health(), spillway.control.fault()]);
+  if (result.stoppedBy === 'systemic') {
+    logger.error('systemic database fault: the drain is stopped until it is fixed', { fault });
+  }
   publishDrainMetrics(result);
+  publishSystemicFault(fault !== null);
   publishBacklogMetrics(health);
   const summary = {
     ...result,

@@ -1,11 +1,12 @@
 /**
  * What all drainers share in Redis: the lease that lets one drain at a time (with a fencing
- * token the database checks), the circuit breaker (G7), the cache's epoch and what the last
- * drain did (G8). Every write here is a script allowed when Redis is out of memory, so that a
- * full cache can always be drained (G5).
+ * token the database checks), the circuit breaker and the systemic fault record (G7), the
+ * cache's epoch and what the last drain did (G8). Every write here is a script allowed when Redis
+ * is out of memory, so that a full cache can always be drained (G5).
  */
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import type { SystemicDatabaseError } from '../core/errors.js';
 import { LuaScript } from './lua-script.js';
 import { toUnavailable } from './redis.js';
 import type { BufferKeys } from './redis-keys.js';
@@ -14,6 +15,7 @@ const leaseScript = new LuaScript('lease');
 const breakerScript = new LuaScript('breaker');
 const metaScript = new LuaScript('meta');
 const recordScript = new LuaScript('record');
+const faultScript = new LuaScript('fault');
 
 export interface BreakerPolicy {
   /** Consecutive transient failures that open the breaker. */
@@ -54,6 +56,21 @@ export interface DrainStatus {
   readonly progressAt?: number;
   /** The error that ended the last drain, if one did. */
   readonly error?: string;
+}
+
+/** A systemic database fault that stopped the drain (G7), as `health` reports it (G8). */
+export interface SystemicFault {
+  /** The database's message. */
+  readonly message: string;
+  readonly sqlState: string | null;
+  /** The table it concerns, when known. */
+  readonly table: string | null;
+  /** When a drain first stopped on it (ISO-8601). */
+  readonly since: string;
+  /** Drains stopped by it so far. */
+  readonly attempts: number;
+  /** Time until the next drain tries the batch again; 0 when it may now. */
+  readonly retryInMs: number;
 }
 
 export class DrainControl {
@@ -189,6 +206,69 @@ export class DrainControl {
       retryInMs,
       ...(state !== 'closed' && hash.since ? { openSince: Number(hash.since) } : {}),
     };
+  }
+
+  /**
+   * Record that a systemic fault stopped the drain, and hold the next drains back: the first
+   * wait is the breaker's cool-down, doubling with each stop up to its longest, so that a fault
+   * nobody fixes yet is not hammered. Returns the record.
+   */
+  async recordFault(error: SystemicDatabaseError): Promise<SystemicFault> {
+    const now = new Date().toISOString();
+    const { cooldownMs, maxCooldownMs } = this.breakerPolicy;
+    let reply: [number, number];
+    try {
+      reply = (await faultScript.run(
+        this.redis,
+        [this.keys.fault, this.keys.faultHold],
+        [error.message, error.sqlState ?? '', error.table ?? '', now, cooldownMs, maxCooldownMs],
+      )) as [number, number];
+    } catch (failure) {
+      throw toUnavailable(failure);
+    }
+    const [attempts, holdMs] = reply;
+    return (
+      (await this.fault()) ?? {
+        message: error.message,
+        sqlState: error.sqlState ?? null,
+        table: error.table ?? null,
+        since: now,
+        attempts,
+        retryInMs: holdMs,
+      }
+    );
+  }
+
+  /** The systemic fault the drain is stopped by, or null when there is none. */
+  async fault(): Promise<SystemicFault | null> {
+    let hash: Record<string, string>;
+    let ttl: number;
+    try {
+      [hash, ttl] = await Promise.all([
+        this.redis.hgetall(this.keys.fault),
+        this.redis.pttl(this.keys.faultHold),
+      ]);
+    } catch (error) {
+      throw toUnavailable(error);
+    }
+    if (hash.message === undefined) return null;
+    return {
+      message: hash.message,
+      sqlState: hash.sqlState || null,
+      table: hash.table || null,
+      since: hash.since ?? '',
+      attempts: Number(hash.attempts ?? 0),
+      retryInMs: Math.max(0, ttl),
+    };
+  }
+
+  /** The faulty batch went through: the fault is healed. */
+  async clearFault(): Promise<void> {
+    try {
+      await this.redis.del(this.keys.fault, this.keys.faultHold);
+    } catch (error) {
+      throw toUnavailable(error);
+    }
   }
 }
 

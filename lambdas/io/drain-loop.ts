@@ -48,6 +48,8 @@ export interface DrainLoopResult extends DrainTotals {
   readonly drains: number;
   /** Why the last drain stopped; `deadline` also when the time ran out between drains. */
   readonly stoppedBy: DrainResult['stoppedBy'];
+  /** The systemic fault the last drain stopped by, with the database's message. */
+  readonly fault?: DrainResult['fault'];
 }
 
 /**
@@ -93,7 +95,9 @@ export async function drainUntilIdle(
     totals.failover ||= result.failover;
     if (result.batches > 0 || result.deadLettered > 0) lastWorkAt = Date.now();
     if (result.stoppedBy !== 'empty' && result.stoppedBy !== 'breaker-open') {
-      return finish(result.stoppedBy);
+      return result.fault
+        ? { ...finish(result.stoppedBy), fault: result.fault }
+        : finish(result.stoppedBy);
     }
 
     // Wait for new work (or the breaker's cooldown), within the idle wait and the time left.

@@ -7,15 +7,23 @@
  *   between the two redelivers the batch, which the row versions make harmless (G1, G2).
  * - A refused batch is bisected until the refused changesets stand alone; those go to the
  *   dead-letter store with the database's reason and the rest is applied (G7).
+ * - A systemic fault (core/db-errors.ts, or a refusal every changeset of a batch meets alike)
+ *   stops the drain before the changeset that meets it, dead-letters nothing, is recorded in
+ *   Redis for `health`, and is tried again with backoff until it is fixed (G7, G8).
  * - Transient failures are retried with jittered exponential backoff behind the shared
  *   circuit breaker, and never dead-lettered (G7).
  */
 import { setImmediate, setTimeout as sleep } from 'node:timers/promises';
 import { BatchPlan } from '../core/batch-plan.js';
 import { coalesce, type PendingChangeset } from '../core/coalesce.js';
-import { FencedError, RejectedChangeError, UnavailableError } from '../core/errors.js';
+import {
+  FencedError,
+  RejectedChangeError,
+  SystemicDatabaseError,
+  UnavailableError,
+} from '../core/errors.js';
 import { type BackoffPolicy, backoffDelay } from '../core/policies.js';
-import type { DrainControl } from './drain-control.js';
+import type { DrainControl, SystemicFault } from './drain-control.js';
 import type { PostgresSink, PreparedBatch } from './postgres-sink.js';
 import type { RedisBuffer } from './redis-buffer.js';
 
@@ -39,6 +47,7 @@ export interface DrainHooks {
   afterCommit?(batch: readonly PendingChangeset[]): void | Promise<void>;
   onTransientError?(error: Error, attempt: number): void;
   onDeadLetter?(changeset: PendingChangeset, reason: string): void;
+  onSystemicFault?(fault: SystemicFault): void;
 }
 
 export interface DrainResult {
@@ -49,14 +58,18 @@ export interface DrainResult {
   readonly deadLettered: number;
   readonly batches: number;
   readonly transientErrors: number;
-  readonly stoppedBy: 'empty' | 'deadline' | 'breaker-open' | 'lease-held' | 'fenced';
+  readonly stoppedBy: 'empty' | 'deadline' | 'breaker-open' | 'lease-held' | 'fenced' | 'systemic';
+  /** With `stoppedBy: 'systemic'`: the fault, with the database's message. */
+  readonly fault?: SystemicFault;
   /** This drain found that the cache had lost its data (a new epoch). */
   readonly cacheLost: boolean;
   /** This drain found that the cache's primary had changed (a failover, or a restart). */
   readonly failover: boolean;
 }
 
-type Counts = { -readonly [K in Exclude<keyof DrainResult, 'stoppedBy'>]: DrainResult[K] };
+type Counts = {
+  -readonly [K in Exclude<keyof DrainResult, 'stoppedBy' | 'fault'>]: DrainResult[K];
+};
 
 export class Drainer {
   constructor(
@@ -109,6 +122,9 @@ export class Drainer {
       cacheLost: false,
       failover: false,
     };
+    // A systemic fault holds every drain back until its backoff has passed (G7).
+    let fault = await this.control.fault();
+    if (fault !== null && fault.retryInMs > 0) return { ...counts, stoppedBy: 'systemic', fault };
     let token = await this.control.acquireLease(this.options.leaseMs);
     if (token === null) return { ...counts, stoppedBy: 'lease-held' };
 
@@ -143,6 +159,10 @@ export class Drainer {
             settling = settling.then(() => settle);
           });
           counts.batches += 1;
+          if (fault !== null) {
+            await this.control.clearFault();
+            fault = null;
+          }
           if (attempt > 0 || breaker.state === 'half-open') await this.control.breaker('success');
           attempt = 0;
         } catch (error) {
@@ -152,6 +172,11 @@ export class Drainer {
           await settling;
           reader?.rewind();
           if (error instanceof FencedError) return finish('fenced');
+          if (error instanceof SystemicDatabaseError) {
+            const recorded = await this.control.recordFault(error);
+            this.options.hooks?.onSystemicFault?.(recorded);
+            return { ...finish('systemic'), fault: recorded };
+          }
           // Only an unreachable dependency is worth retrying; anything else is a bug and surfaces.
           if (!(error instanceof UnavailableError)) throw error;
           counts.transientErrors += 1;
@@ -229,8 +254,13 @@ export class Drainer {
 
   /**
    * Apply a run of changesets; when the database refuses it, split it in halves (left first, to
-   * keep order) until each refused changeset stands alone, and dead-letter those (G7). Every
-   * contiguous part of a planned batch is one the plan admits, so the halves keep G2 as well.
+   * keep order) until each refused changeset stands alone, and dead-letter those (G7).
+   * A systemic fault is bisected the same way, so that the changesets before the first one that
+   * meets it land; then it stops the drain (SystemicDatabaseError) and nothing is dead-lettered.
+   * A refusal that every changeset of the run meets alike (two or more, same SQLSTATE, message
+   * and detail: a trigger refusing all writes, say) is a fault of the system, not of the
+   * changes, and stops the drain too.
+   * Every contiguous part of a planned batch is one the plan admits, so the halves keep G2 as well.
    * A committed run is settled through `defer`, so that settling overlaps the next batch.
    */
   private async applyIsolating(
@@ -241,43 +271,103 @@ export class Drainer {
     offset: bigint,
     defer: (settle: Promise<void>) => void,
   ): Promise<void> {
-    const { changesets, prepared } = run;
-    const timeout = Math.min(this.options.transactionTimeoutMs, Math.max(1, deadline - Date.now()));
-    try {
-      await this.sink.apply(prepared, token, timeout);
-    } catch (error) {
-      if (!(error instanceof RejectedChangeError)) throw error;
-      const only = changesets[0];
-      if (changesets.length === 1 && only !== undefined) {
-        await this.buffer.deadLetter(only, {
-          reason: error.message,
-          sqlState: error.sqlState ?? null,
-        });
-        counts.deadLettered += only.changes.length;
-        this.options.hooks?.onDeadLetter?.(only, error.message);
+    // Refused changesets wait here until a later neighbour commits (then each refusal was its
+    // own) or the run ends (then every changeset may have met the same fault).
+    const refused: Refusal[] = [];
+    const deadLetterRefused = async (): Promise<void> => {
+      const letters = refused.splice(0).map(({ changeset, error }) => ({
+        changeset,
+        reason: error.message,
+        sqlState: error.sqlState ?? null,
+      }));
+      if (letters.length === 0) return;
+      for (const { changeset, reason, sqlState } of letters) {
+        await this.buffer.deadLetter(changeset, { reason, sqlState });
+        counts.deadLettered += changeset.changes.length;
+        this.options.hooks?.onDeadLetter?.(changeset, reason);
+      }
+    };
+    const isolate = async ({ changesets, prepared }: PreparedRun): Promise<void> => {
+      const timeout = Math.min(
+        this.options.transactionTimeoutMs,
+        Math.max(1, deadline - Date.now()),
+      );
+      try {
+        await this.sink.apply(prepared, token, timeout);
+      } catch (error) {
+        if (!(error instanceof RejectedChangeError || error instanceof SystemicDatabaseError)) {
+          throw error;
+        }
+        const only = changesets[0];
+        if (changesets.length === 1 && only !== undefined) {
+          if (error instanceof SystemicDatabaseError) throw naming(error, only);
+          refused.push({ changeset: only, error });
+          return;
+        }
+        const middle = Math.ceil(changesets.length / 2);
+        for (const half of [changesets.slice(0, middle), changesets.slice(middle)]) {
+          await isolate(prepareRun(this.sink, half, offset));
+        }
         return;
       }
-      const middle = Math.ceil(changesets.length / 2);
-      for (const half of [changesets.slice(0, middle), changesets.slice(middle)]) {
-        await this.applyIsolating(
-          prepareRun(this.sink, half, offset),
-          token,
-          deadline,
-          counts,
-          offset,
-          defer,
-        );
-      }
-      return;
-    }
-    await this.options.hooks?.afterCommit?.(changesets);
-    const settle = this.buffer.settle(changesets);
-    // Settling must finish before the drain reports success; a failure surfaces there.
-    settle.catch(() => {});
-    defer(settle);
-    counts.applied += prepared.batch.changes;
-    counts.coalesced += prepared.batch.changes - prepared.batch.rows.length;
+      await deadLetterRefused();
+      await this.options.hooks?.afterCommit?.(changesets);
+      const settle = this.buffer.settle(changesets);
+      // Settling must finish before the drain reports success; a failure surfaces there.
+      settle.catch(() => {});
+      defer(settle);
+      counts.applied += prepared.batch.changes;
+      counts.coalesced += prepared.batch.changes - prepared.batch.rows.length;
+    };
+    await isolate(run);
+    const shared = sharedRefusal(refused, run.changesets.length);
+    if (shared !== undefined) throw shared;
+    await deadLetterRefused();
   }
+}
+
+/** A changeset the database refused, not yet dead-lettered. */
+interface Refusal {
+  readonly changeset: PendingChangeset;
+  readonly error: RejectedChangeError;
+}
+
+/**
+ * The refusal every changeset of a run of `runLength` (two or more) met alike, as a systemic
+ * fault; undefined when any changeset passed or met something else. Only a refusal of the
+ * database's (with a SQLSTATE) counts: Spillway's own, such as a change to a table the
+ * definitions no longer include, are the changes' own.
+ */
+function sharedRefusal(
+  refused: readonly Refusal[],
+  runLength: number,
+): SystemicDatabaseError | undefined {
+  const first = refused[0]?.error;
+  if (runLength < 2 || refused.length !== runLength || first?.sqlState === undefined) {
+    return undefined;
+  }
+  const alike = refused.every(
+    ({ error }) => error.sqlState === first.sqlState && error.message === first.message,
+  );
+  if (!alike) return undefined;
+  return new SystemicDatabaseError(
+    `${first.message} (every changeset of a batch of ${runLength} met it)`,
+    first.sqlState,
+    onlyTable(refused.map((r) => r.changeset)),
+    { cause: first },
+  );
+}
+
+/** `error`, naming the table when the one changeset that met it writes to one table only. */
+function naming(error: SystemicDatabaseError, changeset: PendingChangeset): SystemicDatabaseError {
+  const table = error.table ?? onlyTable([changeset]);
+  if (table === error.table) return error;
+  return new SystemicDatabaseError(error.message, error.sqlState, table, { cause: error.cause });
+}
+
+function onlyTable(changesets: readonly PendingChangeset[]): string | undefined {
+  const tables = new Set(changesets.flatMap((c) => c.changes.map((change) => change.table)));
+  return tables.size === 1 ? [...tables][0] : undefined;
 }
 
 /** Changesets with their coalesced batch and SQL, ready for one transaction. */

@@ -16,6 +16,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { classifyDatabaseError, databaseReportOf } from '../core/db-errors.js';
 import { ConfigError, MigrationError, SpillwayError, UnavailableError } from '../core/errors.js';
 import type { SchemaRegistry } from '../core/schema.js';
 import { pipelineRegistry } from '../schema/tables.js';
@@ -125,7 +126,7 @@ async function verifyTables(
   try {
     problems = await findSchemaProblems(pool, { registry, schema });
   } catch (error) {
-    if (!isConnectionFailure(error)) throw error;
+    if (error instanceof SpillwayError || classifyDatabaseError(error) !== 'transient') throw error;
     const message = error instanceof Error ? error.message : String(error);
     throw new UnavailableError('database', `checking the tables: ${message}`, { cause: error });
   }
@@ -210,16 +211,20 @@ async function applyMigration(
     }
   } catch (error) {
     if (error instanceof SpillwayError) throw error;
-    throw isConnectionFailure(error) ? unavailable(migration, error) : refused(migration, error);
+    throw refused(migration, error);
   } finally {
     // A client whose connection broke must not go back into the pool.
     client.release(broken || undefined);
   }
 }
 
+/**
+ * A failure of a migration as core/db-errors.ts classifies it: transient ones (connection, lock,
+ * timeout) are worth retrying (UnavailableError); a refused or systemic one is the migration's.
+ */
 function refused(migration: Migration, error: unknown): SpillwayError {
-  if (isConnectionFailure(error)) return unavailable(migration, error);
-  const sqlState = sqlStateOf(error);
+  if (classifyDatabaseError(error) === 'transient') return unavailable(migration, error);
+  const sqlState = databaseReportOf(error)?.sqlState;
   const message = error instanceof Error ? error.message : String(error);
   const position = positionOf(migration, error);
   return new MigrationError(
@@ -244,27 +249,6 @@ function positionOf(migration: Migration, error: unknown): string {
     .slice(0, position - 1)
     .join('');
   return ` at line ${before.split('\n').length}`;
-}
-
-/** The SQLSTATE of an error PostgreSQL reported (not of a Node socket error such as EPIPE). */
-function sqlStateOf(error: unknown): string | undefined {
-  return error instanceof pg.DatabaseError ? error.code : undefined;
-}
-
-/**
- * No SQLSTATE at all (socket closed, timeout) or one of the classes that mean the connection or
- * the server went away: worth retrying later, not a fault of the migration.
- */
-function isConnectionFailure(error: unknown): boolean {
-  const sqlState = sqlStateOf(error);
-  if (sqlState === undefined) return !(error instanceof MigrationError);
-  return (
-    sqlState.startsWith('08') ||
-    sqlState === '57P01' ||
-    sqlState === '57P02' ||
-    sqlState === '57P03' ||
-    sqlState === '53300'
-  );
 }
 
 function quoteIdentifier(name: string): string {

@@ -5,9 +5,9 @@
 import type { Pool, PoolClient, QueryConfig, QueryResult } from 'pg';
 import type { JsonValue } from '../core/changeset.js';
 import type { CoalescedBatch, RowWrite } from '../core/coalesce.js';
-import { FencedError, RejectedChangeError, UnavailableError } from '../core/errors.js';
+import { toDatabaseError } from '../core/db-errors.js';
+import { FencedError, RejectedChangeError } from '../core/errors.js';
 import type { StoredRow } from '../core/overlay.js';
-import { isRejection } from '../core/policies.js';
 import type { SchemaRegistry } from '../core/schema.js';
 import {
   buildExistenceChecks,
@@ -76,6 +76,13 @@ export class PostgresSink {
   prepare(batch: CoalescedBatch, offset: bigint): PreparedBatch {
     const { registry, schema } = this.options;
     if (batch.rejection !== undefined) return { batch, statements: [], maxVersion: '0' };
+    // The backlog may hold changes to a table whose definition was removed since (G7): such a
+    // change can never apply, so the batch is refused and bisection dead-letters it.
+    const unknown = batch.rows.find((row) => registry.get(row.table) === undefined);
+    if (unknown !== undefined) {
+      const rejection = `change to table ${unknown.table}, which the table definitions no longer include`;
+      return { batch: { ...batch, rejection }, statements: [], maxVersion: '0' };
+    }
     const rows = offset === 0n ? batch.rows : batch.rows.map((row) => shifted(row, offset));
     let maxVersion = 0n;
     for (const row of rows) {
@@ -172,9 +179,11 @@ ON CONFLICT (buffer) DO UPDATE SET token = EXCLUDED.token, epoch = EXCLUDED.epoc
   }
 
   /**
-   * Apply one prepared batch in one transaction. Throws RejectedChangeError when the database
-   * refuses a change (the caller isolates it), FencedError when a newer drainer has taken over,
-   * and UnavailableError for anything that may pass (connection, timeout, proxy).
+   * Apply one prepared batch in one transaction. Throws, as `core/db-errors.ts` classifies the
+   * failure: RejectedChangeError when the database refuses a change (the caller isolates it),
+   * SystemicDatabaseError for a fault of the whole system (a missing column, table or
+   * privilege), UnavailableError for anything that may pass (connection, timeout, proxy); and
+   * FencedError when a newer drainer has taken over.
    */
   async apply(prepared: PreparedBatch, fenceToken: string, timeoutMs: number): Promise<void> {
     const { batch, statements } = prepared;
@@ -309,7 +318,7 @@ LEFT JOIN spillway.row_versions AS rv ON rv.table_name = $1 AND rv.row_key = $2`
 /**
  * `SELECT 1` through `pool` within `timeoutMs`: a proxy that lost its database holds the query
  * (RDS Proxy up to its borrow timeout, 30 s), and `health` must answer `degraded` well within its
- * own timeout. @throws UnavailableError('database')
+ * own timeout. @throws UnavailableError('database'), or SystemicDatabaseError (authentication)
  */
 export async function pingDatabase(pool: Pool, timeoutMs = 3_000): Promise<void> {
   try {
@@ -331,20 +340,6 @@ function shifted(row: RowWrite, offset: bigint): RowWrite {
 
 function bigMax(a: bigint, b: bigint): bigint {
   return a > b ? a : b;
-}
-
-/** Database errors: refusals become RejectedChangeError, the rest UnavailableError. */
-function toDatabaseError(error: unknown): Error {
-  if (error instanceof RejectedChangeError || error instanceof FencedError) return error;
-  if (error instanceof UnavailableError) return error;
-  const message = error instanceof Error ? error.message : String(error);
-  if (isRejection(error)) {
-    const detail = (error as { detail?: string }).detail;
-    return new RejectedChangeError(detail ? `${message} (${detail})` : message, error.code, {
-      cause: error,
-    });
-  }
-  return new UnavailableError('database', message, { cause: error });
 }
 
 function toJsonRow(row: Record<string, unknown>): Record<string, JsonValue> {

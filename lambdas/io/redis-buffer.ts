@@ -478,7 +478,17 @@ function encodeChange(change: Change): StoredChange {
 function decodeChange(stored: StoredChange, registry: SchemaRegistry): Change {
   const [op, table, values] = stored;
   const def = registry.get(table);
-  if (def === undefined) throw new Error(`the backlog holds a change to unknown table ${table}`);
+  if (def === undefined) {
+    // A table whose definition was removed since: read the change as it was written, so that
+    // the drainer dead-letters it (the sink refuses unknown tables) instead of wedging on it.
+    // The key of an upsert is unknown without the definition; patch and delete keys were
+    // stored in primary-key order, as rowKeyOf lists them.
+    const key = op === 'upsert' ? {} : values;
+    const rowKey = JSON.stringify(Object.values(key));
+    if (op === 'upsert') return { op, table, key, rowKey, record: values };
+    if (op === 'patch') return { op, table, key, rowKey, set: stored[3] };
+    return { op, table, key, rowKey };
+  }
   if (op === 'upsert') {
     const key: Record<string, JsonValue> = {};
     for (const column of def.primaryKey) key[column] = values[column] ?? null;

@@ -28,6 +28,10 @@ export interface BufferKeys {
   readonly leaseToken: string;
   /** Circuit breaker state shared by all drainers. */
   readonly breaker: string;
+  /** The systemic database fault the drain is stopped by (G7, G8): hash, absent when none. */
+  readonly fault: string;
+  /** Exists (with a TTL) while the drain waits before trying the faulty batch again. */
+  readonly faultHold: string;
   /**
    * Read overlay of one row (G4): a hash with one layer per pending changeset that touched the
    * row (field: the changeset's stream id; value: see `lua/write.lua`).
@@ -52,6 +56,8 @@ export function bufferKeys(prefix: string): BufferKeys {
     lease: `${p}:lease`,
     leaseToken: `${p}:lease:token`,
     breaker: `${p}:breaker`,
+    fault: `${p}:fault`,
+    faultHold: `${p}:fault:hold`,
     overlay: (table, rowKey) => `${p}:ov:${table}:${rowKey}`,
   };
 }

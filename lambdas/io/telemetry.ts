@@ -66,3 +66,12 @@ export function publishBacklogMetrics(stats: BacklogGauges, target: Metrics = me
   target.addMetric(MetricName.Unhealthy, MetricUnit.Count, stats.status === 'ok' ? 0 : 1);
   target.publishStoredMetrics();
 }
+
+/**
+ * Emits one EMF line saying whether a systemic database fault stops the drain (G7, G8): 1 while
+ * one is recorded, else 0, so that its alarm sees data every `sync`.
+ */
+export function publishSystemicFault(active: boolean, target: Metrics = metrics): void {
+  target.addMetric(MetricName.SystemicFault, MetricUnit.Count, active ? 1 : 0);
+  target.publishStoredMetrics();
+}

@@ -434,12 +434,13 @@ describe('new shape: monitoring and outputs', () => {
       JSON.stringify(a.Properties).includes(`"MetricName":"${metricName}"`),
     );
 
-  it('alarms on lag, dead letters, sync errors and an open breaker, in the Spillway namespace', () => {
+  it('alarms on lag, dead letters, sync errors, an open breaker and a systemic fault, in the Spillway namespace', () => {
     for (const metric of [
       'OldestPendingAgeMs',
       'ChangesDeadLettered',
       'DrainErrors',
       'BreakerOpen',
+      'SystemicFault',
     ]) {
       const alarms = alarmOn(metric);
       expect(alarms, metric).toHaveLength(1);

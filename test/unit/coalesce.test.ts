@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Change } from '../../lambdas/core/changeset.js';
 import { coalesce, type PendingChangeset } from '../../lambdas/core/coalesce.js';
-import { backoffDelay, isRejection } from '../../lambdas/core/policies.js';
+import { backoffDelay } from '../../lambdas/core/policies.js';
 import { sortableVersion, timeOf, versionOf } from '../../lambdas/core/version.js';
 
 const key = { document_uuid: 'a' };
@@ -103,15 +103,6 @@ describe('versions', () => {
 });
 
 describe('policies', () => {
-  it('treat integrity and data errors as rejections and everything else as transient', () => {
-    expect(isRejection({ code: '23503' })).toBe(true);
-    expect(isRejection({ code: '22P02' })).toBe(true);
-    expect(isRejection({ code: '08006' })).toBe(false);
-    expect(isRejection({ code: '42P01' })).toBe(false);
-    expect(isRejection({ code: 'ECONNREFUSED' })).toBe(false);
-    expect(isRejection(new Error('timeout'))).toBe(false);
-  });
-
   it('back off with full jitter, growing exponentially up to the cap', () => {
     const policy = { baseMs: 100, maxMs: 1_000 };
     expect(backoffDelay(0, policy, () => 0.999)).toBe(99);

@@ -160,8 +160,20 @@ describe('telemetry', () => {
       'ChangesDeadLettered',
       'DrainErrors',
       'OldestPendingAgeMs',
+      'SystemicFault',
       'Unhealthy',
     ]);
+  });
+
+  it('emits SystemicFault 1 while a systemic fault stops the drain, else 0', () => {
+    telemetry.publishSystemicFault(true);
+    telemetry.publishSystemicFault(false);
+
+    const lines = emfLines(write);
+    expect(lines[0]?._aws.CloudWatchMetrics[0]?.Metrics).toEqual([
+      { Name: 'SystemicFault', Unit: 'Count' },
+    ]);
+    expect(lines.map((line) => line.SystemicFault)).toEqual([1, 0]);
   });
 
   it('takes the service name from POWERTOOLS_SERVICE_NAME', async () => {

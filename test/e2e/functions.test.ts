@@ -257,6 +257,25 @@ describe('the local runner serves the contract', () => {
     });
   });
 
+  it('process-document lands a text of control characters and one unbroken megabyte, whatever their encoded size', async () => {
+    const controls = Array.from({ length: 400 }, () => '\u0001'.repeat(1_000)).join(' ');
+    const word = 'x'.repeat(1_048_576);
+    for (const text of [controls, word]) {
+      const processed = await call<{ document_uuid: string; chunks: unknown[] }>(
+        local.lambda,
+        'process-document',
+        { filename: `${randomUUID()}.txt`, text },
+      );
+      await call(local.lambda, 'sync', {});
+      const { rows } = await local.direct.query<{ n: number; longest: number }>(
+        'SELECT count(*)::int AS n, max(length(text))::int AS longest FROM document_chunks WHERE document_uuid = $1',
+        [processed.document_uuid],
+      );
+      expect(rows[0]).toEqual({ n: processed.chunks.length, longest: 1_000 });
+      expect(await documentRow(processed.document_uuid)).toMatchObject({ status: 'completed' });
+    }
+  });
+
   it('an unknown function is a 404 ResourceNotFoundException, as AWS answers', async () => {
     const error = await invoke(local.lambda, 'no-such-function', {}).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ResourceNotFoundException);

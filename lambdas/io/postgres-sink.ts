@@ -7,6 +7,7 @@ import type { JsonValue } from '../core/changeset.js';
 import type { CoalescedBatch } from '../core/coalesce.js';
 import { FencedError, RejectedChangeError, UnavailableError } from '../core/errors.js';
 import { isRejection } from '../core/policies.js';
+import { boundText, databaseReason } from '../core/reasons.js';
 import type { SchemaRegistry } from '../core/schema.js';
 import {
   buildExistenceChecks,
@@ -74,7 +75,7 @@ export class PostgresSink {
         if (statement.op === 'patch' && result.rows.length > 0) {
           const missing = result.rows.map((r) => r.row_key).join(', ');
           throw new RejectedChangeError(
-            `patch of a row that does not exist: ${statement.table} ${missing}`,
+            boundText(`patch of a row that does not exist: ${statement.table} ${missing}`),
             undefined,
           );
         }
@@ -154,14 +155,12 @@ export async function pingDatabase(pool: Pool, timeoutMs = 3_000): Promise<void>
 function toDatabaseError(error: unknown): Error {
   if (error instanceof RejectedChangeError || error instanceof FencedError) return error;
   if (error instanceof UnavailableError) return error;
-  const message = error instanceof Error ? error.message : String(error);
+  // Bounded, and without the rows PostgreSQL quotes: the reason is stored and logged.
+  const reason = databaseReason(error);
   if (isRejection(error)) {
-    const detail = (error as { detail?: string }).detail;
-    return new RejectedChangeError(detail ? `${message} (${detail})` : message, error.code, {
-      cause: error,
-    });
+    return new RejectedChangeError(reason, error.code, { cause: error });
   }
-  return new UnavailableError('database', message, { cause: error });
+  return new UnavailableError('database', reason, { cause: error });
 }
 
 function toJsonRow(row: Record<string, unknown>): Record<string, JsonValue> {

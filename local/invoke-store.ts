@@ -49,3 +49,9 @@ export function installInvokeStore(maxConcurrency = 64): void {
 export function withInvocation<T>(requestId: string, fn: () => T): T {
   return storage.run(new Map<string | symbol, unknown>([[REQUEST_ID, requestId]]), fn);
 }
+
+/** The request id of the invocation whose work is running now (also inside its timers and promises). */
+export function currentRequestId(): string | undefined {
+  const id = storage.getStore()?.get(REQUEST_ID);
+  return typeof id === 'string' ? id : undefined;
+}

@@ -9,6 +9,12 @@
  * - An unknown function: 404 `ResourceNotFoundException` in AWS's shape (`x-amzn-ErrorType`
  *   header, `{ Type: 'User', Message }` body), which the SDK raises as that exception.
  *
+ * A failure of an invocation never takes the runner down: an error its handler throws or rejects
+ * with, an exception thrown in its timers or callbacks, or a promise of its work rejected with
+ * nobody listening, each ends that invocation with its error payload, as Lambda reports it
+ * (`Runtime.UnhandledPromiseRejection` for the last), and the runner serves on. (Lambda would
+ * also restart the execution environment; here the other invocations run on.)
+ *
  * All functions run in this process and share one container (`lambdas/io/container.ts`), as if
  * every function were one warm Lambda execution environment running invocations concurrently
  * (see `invoke-store.ts`). Each invocation gets a Lambda-like context whose remaining time counts
@@ -19,7 +25,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { Handler, LambdaContext } from '../lambdas/io/invocation.js';
 import { logger } from '../lambdas/io/telemetry.js';
-import { installInvokeStore, withInvocation } from './invoke-store.js';
+import { currentRequestId, installInvokeStore, withInvocation } from './invoke-store.js';
 
 /** One function the runner serves. */
 export interface LocalFunction {
@@ -77,10 +83,58 @@ interface Running {
   expire(): void;
 }
 
+/** Invocations running in this process, by request id: how to end each with a crash. */
+const crashes = new Map<string, (error: Error) => void>();
+let runnersListening = 0;
+
+/**
+ * Ends the invocation whose work failed outside its handler's promise (the invoke store follows
+ * its timers and promises). A failure no running invocation owns is logged, never fatal.
+ */
+function onUncaughtException(error: unknown): void {
+  crashed(error instanceof Error ? error : new Error(String(error)));
+}
+
+function onUnhandledRejection(reason: unknown): void {
+  const error = new Error(
+    reason instanceof Error ? `${reason.name}: ${reason.message}` : String(reason),
+  );
+  error.name = 'Runtime.UnhandledPromiseRejection';
+  crashed(error);
+}
+
+function crashed(error: Error): void {
+  const requestId = currentRequestId();
+  const end = requestId === undefined ? undefined : crashes.get(requestId);
+  if (end !== undefined) {
+    end(error);
+    return;
+  }
+  logger.error('local runner: a failure outside any running invocation', { error, requestId });
+}
+
+function listenForCrashes(): () => void {
+  if (runnersListening === 0) {
+    process.on('uncaughtException', onUncaughtException);
+    process.on('unhandledRejection', onUnhandledRejection);
+  }
+  runnersListening += 1;
+  let listening = true;
+  return () => {
+    if (!listening) return;
+    listening = false;
+    runnersListening -= 1;
+    if (runnersListening > 0) return;
+    process.off('uncaughtException', onUncaughtException);
+    process.off('unhandledRejection', onUnhandledRejection);
+  };
+}
+
 /** Starts serving; resolves once the port is bound. */
 export async function startRunner(options: RunnerOptions): Promise<Runner> {
   // One container serves concurrent invocations: each keeps its own log context.
   installInvokeStore();
+  const stopListening = listenForCrashes();
   const region = options.region ?? 'us-east-1';
   const accountId = options.accountId ?? '000000000000';
   const arnOf = (name: string, qualifier?: string) =>
@@ -112,17 +166,30 @@ export async function startRunner(options: RunnerOptions): Promise<Runner> {
         fn.timeoutMs,
       );
     });
+    const crash = new Promise<InvocationOutcome>((resolve) => {
+      crashes.set(requestId, (error) => resolve({ ok: false, ...errorPayload(error) }));
+    });
     const work = (async (): Promise<InvocationOutcome> => {
       try {
-        return {
-          ok: true,
-          result: await withInvocation(requestId, () => fn.handler(event, context)),
-        };
+        const result = await withInvocation(requestId, () => fn.handler(event, context));
+        try {
+          JSON.stringify(result);
+        } catch (error) {
+          // What cannot become JSON fails the invocation, not the runner's response.
+          return {
+            ok: false,
+            errorType: 'Runtime.MarshalError',
+            errorMessage: `Unable to marshal response: ${error instanceof Error ? error.message : String(error)}`,
+          };
+        }
+        return { ok: true, result };
       } catch (error) {
         return { ok: false, ...errorPayload(error) };
       }
     })();
-    const outcome = Promise.race([work, timedOut]).finally(() => {
+    // A crashed invocation may never settle its own work: it ends with the crash.
+    const ended = Promise.race([work, crash]);
+    const outcome = Promise.race([ended, timedOut]).finally(() => {
       clearTimeout(timer);
       logger.debug('invocation', {
         function: name,
@@ -132,13 +199,16 @@ export async function startRunner(options: RunnerOptions): Promise<Runner> {
     });
     // Tracked until the work itself ends: a timed-out handler still runs (Lambda would freeze it).
     const entry: Running = {
-      done: work,
+      done: ended,
       expire: () => {
         deadline = Math.min(deadline, Date.now());
       },
     };
     running.add(entry);
-    void work.finally(() => running.delete(entry));
+    void ended.finally(() => {
+      running.delete(entry);
+      crashes.delete(requestId);
+    });
     return outcome;
   };
 
@@ -265,6 +335,7 @@ export async function startRunner(options: RunnerOptions): Promise<Runner> {
         // Responses of finished invocations are written by now; keep-alive sockets may linger.
         server.closeAllConnections();
         await stopped;
+        stopListening();
       })();
       return closing;
     },

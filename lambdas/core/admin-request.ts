@@ -96,8 +96,15 @@ function selectionOf(fields: Record<string, unknown>): AdminSelection {
   return { changesetIds: [...new Set(changesetIds as string[])] };
 }
 
+/**
+ * A short rendering of a found value. Only scalars are serialised: JSON.stringify of an input
+ * nested thousands of levels deep would overflow the stack (a RangeError instead of the
+ * ValidationError owed).
+ */
 function describe(value: unknown): string {
   if (value === undefined) return 'nothing';
-  const text = JSON.stringify(value) ?? String(value);
+  if (Array.isArray(value)) return `an array of ${value.length} items`;
+  if (typeof value === 'object' && value !== null) return 'an object';
+  const text = typeof value === 'string' ? JSON.stringify(value) : String(value);
   return text.length > 64 ? `${text.slice(0, 61)}...` : text;
 }

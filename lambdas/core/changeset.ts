@@ -382,7 +382,7 @@ function validateValue(column: ColumnDef, isKey: boolean, value: unknown, path: 
         fail(column, value, path);
       }
       checkBounds(column, value, value, path);
-      return value;
+      return column.type === 'real' ? toReal(value) : value;
     }
     case 'boolean':
       if (typeof value !== 'boolean') fail(column, value, path);
@@ -394,6 +394,23 @@ function validateValue(column: ColumnDef, isKey: boolean, value: unknown, path: 
     case 'timestamptz':
       return validateTimestamp(column, value, path);
   }
+}
+
+/**
+ * `value` as PostgreSQL stores a `real` (float4) and returns it: rounded to single precision,
+ * then written as the shortest decimal that reads back as the same float4, which is what
+ * PostgreSQL prints (`extra_float_digits` 1, its default) and node-postgres parses. So `read`
+ * of a pending value shows what the drain will store (G4): 0.9999999999 reads 1 before the
+ * drain as after it.
+ */
+export function toReal(value: number): number {
+  const single = Math.fround(value);
+  if (single === 0) return 0;
+  for (let digits = 1; digits < 9; digits++) {
+    const shortest = Number(single.toPrecision(digits));
+    if (Math.fround(shortest) === single) return shortest;
+  }
+  return Number(single.toPrecision(9));
 }
 
 function validateBigint(column: ColumnDef, value: unknown, path: string): JsonValue {

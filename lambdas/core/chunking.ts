@@ -5,7 +5,7 @@
  */
 
 export interface ChunkOptions {
-  /** Most characters in a chunk; only a single word longer than this makes a longer chunk. */
+  /** Most characters (UTF-16 code units) in a chunk; a word longer than this is split. */
   readonly size: number;
   /** Most characters a chunk shares with the one before it, rounded down to whole words. */
   readonly overlap: number;
@@ -28,7 +28,9 @@ interface Word {
  * Chunks `text` on word boundaries (a word is a run of non-whitespace characters): each chunk
  * starts at the start of a word and ends at the end of one, holds as many whole words as fit in
  * `size` characters, and repeats the trailing words of the previous chunk that fit in `overlap`
- * characters. Offsets count UTF-16 code units, as `String.prototype.slice` does.
+ * characters. A word longer than `size` (a megabyte without a space, say) is first cut into
+ * pieces of `size` characters (never inside a surrogate pair), which count as words, so that no
+ * chunk is longer than `size`. Offsets count UTF-16 code units, as `String.prototype.slice` does.
  * Empty or whitespace-only text has no chunks.
  *
  * @throws RangeError when `size` is not a positive integer or `overlap` is not an integer in [0, size).
@@ -44,7 +46,15 @@ export function chunkText(text: string, options: ChunkOptions): Chunk[] {
 
   const words: Word[] = [];
   for (const match of text.matchAll(/\S+/g)) {
-    words.push({ start: match.index, end: match.index + match[0].length });
+    const end = match.index + match[0].length;
+    for (let start = match.index; start < end; ) {
+      let pieceEnd = Math.min(end, start + size);
+      // A piece must not end between the halves of a surrogate pair (unless it would be empty).
+      if (pieceEnd < end && pieceEnd - start > 1 && isHighSurrogate(text.charCodeAt(pieceEnd - 1)))
+        pieceEnd--;
+      words.push({ start, end: pieceEnd });
+      start = pieceEnd;
+    }
   }
 
   const chunks: Chunk[] = [];
@@ -91,4 +101,8 @@ function wordAt(words: readonly Word[], index: number): Word {
   const word = words[index];
   if (word === undefined) throw new RangeError(`no word at index ${index}`);
   return word;
+}
+
+function isHighSurrogate(code: number): boolean {
+  return code >= 0xd800 && code <= 0xdbff;
 }

@@ -30,12 +30,14 @@
  * that every changeset of a batch meets alike is treated as systemic, see `drainer.ts`), and a
  * systemic fault is the verdict for everything it touches.
  */
+
 import {
   RejectedChangeError,
   SpillwayError,
   SystemicDatabaseError,
   UnavailableError,
 } from './errors.js';
+import { databaseReason } from './reasons.js';
 
 /** What a database failure says about the change that met it. */
 export type DatabaseFailureKind = 'refused' | 'systemic' | 'transient';
@@ -110,18 +112,11 @@ export function classifyDatabaseError(error: unknown): DatabaseFailureKind {
 export function toDatabaseError(error: unknown): SpillwayError {
   if (error instanceof SpillwayError) return error;
   const report = databaseReportOf(error);
-  const message = error instanceof Error ? error.message : String(error);
+  // Bounded, and without the rows PostgreSQL quotes: the reason is stored and logged.
+  const message = databaseReason(error);
   switch (classifySqlState(report?.sqlState)) {
-    case 'refused': {
-      const detail = report?.detail;
-      return new RejectedChangeError(
-        detail ? `${message} (${detail})` : message,
-        report?.sqlState,
-        {
-          cause: error,
-        },
-      );
-    }
+    case 'refused':
+      return new RejectedChangeError(message, report?.sqlState, { cause: error });
     case 'systemic':
       return new SystemicDatabaseError(message, report?.sqlState, report?.table, { cause: error });
     default:

@@ -83,6 +83,52 @@ export function chunkRows(
   }));
 }
 
+/** Limits of one changeset, as the buffer enforces them (`CHANGESET_MAX_CHANGES`, `CHANGESET_MAX_BYTES`). */
+export interface ChangesetLimits {
+  readonly maxChanges: number;
+  readonly maxBytes: number;
+}
+
+/** Bytes of `{"changes":[]}`: what a changeset's JSON holds besides its changes and commas. */
+const EMPTY_CHANGESET_BYTES = Buffer.byteLength(JSON.stringify({ changes: [] }), 'utf8');
+
+/**
+ * `changes` in order, packed into as few `{ changes }` changesets as the limits allow, measured
+ * as the buffer measures them: UTF-8 bytes of the JSON, escapes included (a control character
+ * takes 6 bytes, not 1 to 3).
+ * @throws ValidationError, before anything is written, when one change alone does not fit.
+ */
+export function packChangesets<C extends JsonValue>(
+  changes: readonly C[],
+  limits: ChangesetLimits,
+): { changes: C[] }[] {
+  const packed: { changes: C[] }[] = [];
+  let current: C[] = [];
+  let bytes = EMPTY_CHANGESET_BYTES;
+  changes.forEach((change, index) => {
+    const size = Buffer.byteLength(JSON.stringify(change), 'utf8');
+    if (EMPTY_CHANGESET_BYTES + size > limits.maxBytes) {
+      throw new ValidationError(
+        `changes[${index}]`,
+        `takes ${size} bytes of JSON, more than a changeset may hold (${limits.maxBytes}); lower CHUNK_SIZE or raise CHANGESET_MAX_BYTES`,
+      );
+    }
+    const added = current.length === 0 ? size : size + 1;
+    if (
+      current.length > 0 &&
+      (current.length >= limits.maxChanges || bytes + added > limits.maxBytes)
+    ) {
+      packed.push({ changes: current });
+      current = [];
+      bytes = EMPTY_CHANGESET_BYTES;
+    }
+    bytes += current.length === 0 ? size : size + 1;
+    current.push(change);
+  });
+  if (current.length > 0) packed.push({ changes: current });
+  return packed;
+}
+
 /**
  * `{ document_uuid, chunks: [{ chunk_uuid, text }] }`; other fields of a chunk (its index, say)
  * are ignored.

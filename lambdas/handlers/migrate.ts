@@ -41,7 +41,12 @@ export const handler = lambdaHandler(async (event) => {
 });
 
 async function migrate(): Promise<MigrationResult> {
-  const result = await runMigrations(getPool(), { schema: getConfig().dbSchema, directory });
+  const config = getConfig();
+  const result = await runMigrations(getPool(), {
+    schema: config.dbSchema,
+    directory,
+    timeoutMs: config.migrationTimeoutMs,
+  });
   logger.info('migrations done', { ...result });
   return result;
 }

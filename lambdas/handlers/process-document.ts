@@ -4,28 +4,32 @@
  *
  * `{ document_uuid?, filename, content_type?, text }` → `{ document_uuid, chunks: [{ chunk_uuid,
  * chunk_index, text }] }`, the input of `extract-entities`. It registers the document as
- * `processing`, writes its chunks (`CHUNK_SIZE` characters, `CHUNK_OVERLAP` shared, never split
- * inside a word), then marks it `completed`, or `failed` with the error. Ids derive from the input,
+ * `processing` together with its first chunks, writes the rest of its chunks (`CHUNK_SIZE`
+ * characters, `CHUNK_OVERLAP` shared, split inside a word only when the word is longer than
+ * `CHUNK_SIZE`), packed into changesets by their measured size, then marks it `completed`, or
+ * `failed` with the error. A document whose chunks cannot be written (a chunk larger than a
+ * changeset may be) fails with a ValidationError before anything is written. Ids derive from the input,
  * so a retry with the same input writes the same rows again, never duplicates.
  */
 import { SpillwayError } from '../core/errors.js';
-import { chunkRows, parseDocumentInput } from '../core/pipeline.js';
+import { chunkRows, packChangesets, parseDocumentInput } from '../core/pipeline.js';
 import { getBufferConfig } from '../io/config.js';
 import { getWriter, type Writer } from '../io/container.js';
 import { lambdaHandler } from '../io/invocation.js';
 import { logger } from '../io/telemetry.js';
 
-/** Bytes a chunk row may take beyond its text (ids, offsets, JSON). */
-const CHUNK_ROW_OVERHEAD = 512;
-
 export const handler = lambdaHandler(async (event) => {
   const input = parseDocumentInput(event);
   const config = getBufferConfig();
-  const writer = await getWriter();
   const document_uuid = input.document_uuid;
-
-  await writer.write({
-    changes: [
+  const chunks = chunkRows(document_uuid, input.text, {
+    size: config.chunkSize,
+    overlap: config.chunkOverlap,
+  });
+  // The document rides in the first changeset with its first chunks: a `processing` row is
+  // never written alone. Everything is packed, and measured, before anything is written.
+  const changesets = packChangesets(
+    [
       {
         op: 'upsert',
         table: 'source_documents',
@@ -38,30 +42,16 @@ export const handler = lambdaHandler(async (event) => {
           updated_at: new Date().toISOString(),
         },
       },
+      ...chunks.map((record) => ({ op: 'upsert', table: 'document_chunks', record })),
     ],
-  });
-
+    { maxChanges: config.changesetMaxChanges, maxBytes: config.changesetMaxBytes },
+  );
+  const writer = await getWriter();
+  let documentWritten = false;
   try {
-    const chunks = chunkRows(document_uuid, input.text, {
-      size: config.chunkSize,
-      overlap: config.chunkOverlap,
-    });
-    // As many chunks per changeset as the limits allow (a character is at most 3 UTF-8 bytes).
-    const perChangeset = Math.max(
-      1,
-      Math.min(
-        config.changesetMaxChanges,
-        Math.floor(config.changesetMaxBytes / (config.chunkSize * 3 + CHUNK_ROW_OVERHEAD)),
-      ),
-    );
-    for (let from = 0; from < chunks.length; from += perChangeset) {
-      await writer.write({
-        changes: chunks.slice(from, from + perChangeset).map((record) => ({
-          op: 'upsert',
-          table: 'document_chunks',
-          record,
-        })),
-      });
+    for (const changeset of changesets) {
+      await writer.write(changeset);
+      documentWritten = true;
     }
     await setStatus(writer, document_uuid, 'completed', null);
     return {
@@ -73,7 +63,8 @@ export const handler = lambdaHandler(async (event) => {
       })),
     };
   } catch (error) {
-    await recordFailure(writer, document_uuid, error);
+    // A patch of a document never written would itself be dead-lettered.
+    if (documentWritten) await recordFailure(writer, document_uuid, error);
     throw error;
   }
 });

@@ -65,11 +65,19 @@ export interface SpillwayConfig {
    * mid-drain keeps the next one waiting this long. @default 30_000
    */
   readonly syncLeaseMs: number;
+  /**
+   * Longest one migration may take, lock waits included (`MIGRATION_TIMEOUT_MS`): PostgreSQL
+   * cancels it past this. Keep it below the `migrate` function's timeout. @default 240_000
+   */
+  readonly migrationTimeoutMs: number;
   /** Characters per chunk in the example pipeline (`CHUNK_SIZE`). @default 1_000 */
   readonly chunkSize: number;
   /** Characters shared by neighbouring chunks (`CHUNK_OVERLAP`), less than CHUNK_SIZE. @default 100 */
   readonly chunkOverlap: number;
 }
+
+/** Four minutes: generous for a migration, and within `migrate`'s five-minute Lambda timeout. */
+export const DEFAULT_MIGRATION_TIMEOUT_MS = 240_000;
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -156,6 +164,7 @@ function load<D extends DatabaseTarget | undefined>(
     syncIdleWaitMs: nonNegativeInteger(env, 'SYNC_IDLE_WAIT_MS', 10_000),
     syncDeadlineMarginMs: positiveInteger(env, 'SYNC_DEADLINE_MARGIN_MS', 5_000),
     syncLeaseMs: positiveInteger(env, 'SYNC_LEASE_MS', 30_000),
+    migrationTimeoutMs: positiveInteger(env, 'MIGRATION_TIMEOUT_MS', DEFAULT_MIGRATION_TIMEOUT_MS),
     chunkSize,
     chunkOverlap,
   });

@@ -20,6 +20,8 @@ import { classifyDatabaseError, databaseReportOf } from '../core/db-errors.js';
 import { ConfigError, MigrationError, SpillwayError, UnavailableError } from '../core/errors.js';
 import type { SchemaRegistry } from '../core/schema.js';
 import { pipelineRegistry } from '../schema/tables.js';
+import { DEFAULT_MIGRATION_TIMEOUT_MS } from './config.js';
+import { inTransaction } from './postgres-transaction.js';
 import { findSchemaProblems } from './schema-check.js';
 
 /** One migration file. */
@@ -43,6 +45,13 @@ export interface RunMigrationsOptions {
    * @default pipelineRegistry
    */
   readonly registry?: SchemaRegistry;
+  /**
+   * Longest one migration (and the table check after them) may take, waiting for locks
+   * included: PostgreSQL cancels it past this (`statement_timeout`, `lock_timeout`), so that a
+   * migration never outlives the `migrate` invocation that started it.
+   * @default DEFAULT_MIGRATION_TIMEOUT_MS
+   */
+  readonly timeoutMs?: number;
 }
 
 export interface MigrationResult {
@@ -106,13 +115,14 @@ export async function runMigrations(
       `expected a schema name of letters, digits and underscores, not starting with a digit, at most 63 characters; found ${JSON.stringify(schema.slice(0, 80))}`,
     );
   }
+  const timeoutMs = options.timeoutMs ?? DEFAULT_MIGRATION_TIMEOUT_MS;
   const migrations = await loadMigrations(options.directory ?? DEFAULT_DIRECTORY);
   const result: MigrationResult = { applied: [], skipped: [] };
   for (const migration of migrations) {
-    const applied = await applyMigration(pool, schema, migration);
+    const applied = await applyMigration(pool, schema, migration, timeoutMs);
     (applied ? result.applied : result.skipped).push(migration.id);
   }
-  await verifyTables(pool, schema, options.registry ?? pipelineRegistry);
+  await verifyTables(pool, schema, options.registry ?? pipelineRegistry, timeoutMs);
   return result;
 }
 
@@ -121,10 +131,13 @@ async function verifyTables(
   pool: pg.Pool,
   schema: string,
   registry: SchemaRegistry,
+  timeoutMs: number,
 ): Promise<void> {
   let problems: string[];
   try {
-    problems = await findSchemaProblems(pool, { registry, schema });
+    problems = await inTransaction(pool, { timeoutMs }, (query) =>
+      findSchemaProblems({ query }, { registry, schema }),
+    );
   } catch (error) {
     if (error instanceof SpillwayError || classifyDatabaseError(error) !== 'transient') throw error;
     const message = error instanceof Error ? error.message : String(error);
@@ -146,22 +159,17 @@ async function applyMigration(
   pool: pg.Pool,
   schema: string,
   migration: Migration,
+  timeoutMs: number,
 ): Promise<boolean> {
-  let client: pg.PoolClient;
   try {
-    client = await pool.connect();
-  } catch (error) {
-    throw unavailable(migration, error);
-  }
-  let broken = false;
-  try {
-    await client.query('BEGIN');
-    try {
+    // Bounded on the server too (G7): a migration stuck behind a lock, or one that runs away,
+    // is cancelled by PostgreSQL instead of holding its locks after `migrate` gave up.
+    return await inTransaction(pool, { timeoutMs }, async (query) => {
       // Everything below, including creating the bookkeeping table and the target schema,
       // happens under the lock: concurrent runners never race on IF NOT EXISTS.
-      await client.query(`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`);
-      await client.query('CREATE SCHEMA IF NOT EXISTS spillway');
-      await client.query(
+      await query(`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`);
+      await query('CREATE SCHEMA IF NOT EXISTS spillway');
+      await query(
         `CREATE TABLE IF NOT EXISTS spillway.schema_migrations (
            id text PRIMARY KEY,
            checksum text NOT NULL,
@@ -169,12 +177,12 @@ async function applyMigration(
          )`,
       );
       const quoted = quoteIdentifier(schema);
-      await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoted}`);
+      await query(`CREATE SCHEMA IF NOT EXISTS ${quoted}`);
       // SET LOCAL ends with the transaction: nothing leaks into the pooled server connection.
-      await client.query(`SET LOCAL search_path TO ${quoted}, public`);
+      await query(`SET LOCAL search_path TO ${quoted}, public`);
       // A separate statement after the lock: under READ COMMITTED it sees what the previous
       // holder committed.
-      const recorded = await client.query<{ checksum: string }>(
+      const recorded = await query<{ checksum: string }>(
         'SELECT checksum FROM spillway.schema_migrations WHERE id = $1',
         [migration.id],
       );
@@ -186,35 +194,23 @@ async function applyMigration(
             { file: migration.file },
           );
         }
-        await client.query('ROLLBACK');
         return false;
       }
       try {
         // No parameters: the simple query protocol, which runs a multi-statement file.
-        await client.query(migration.sql);
+        await query(migration.sql);
       } catch (error) {
         throw refused(migration, error);
       }
-      await client.query('INSERT INTO spillway.schema_migrations (id, checksum) VALUES ($1, $2)', [
+      await query('INSERT INTO spillway.schema_migrations (id, checksum) VALUES ($1, $2)', [
         migration.id,
         migration.checksum,
       ]);
-      await client.query('COMMIT');
       return true;
-    } catch (error) {
-      await client.query('ROLLBACK').catch((rollbackError: unknown) => {
-        // The connection is gone; the server rolls the transaction back itself.
-        broken = true;
-        void rollbackError;
-      });
-      throw error;
-    }
+    });
   } catch (error) {
     if (error instanceof SpillwayError) throw error;
     throw refused(migration, error);
-  } finally {
-    // A client whose connection broke must not go back into the pool.
-    client.release(broken || undefined);
   }
 }
 

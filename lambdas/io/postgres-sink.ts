@@ -2,12 +2,13 @@
  * The sink: applies coalesced batches to PostgreSQL through RDS Proxy (locally PgBouncer in
  * transaction mode), one transaction per batch (G3), fenced against stale drainers.
  */
-import type { Pool, PoolClient, QueryConfig, QueryResult } from 'pg';
+import type { Pool } from 'pg';
 import type { JsonValue } from '../core/changeset.js';
 import type { CoalescedBatch, RowWrite } from '../core/coalesce.js';
 import { toDatabaseError } from '../core/db-errors.js';
 import { FencedError, RejectedChangeError } from '../core/errors.js';
 import type { StoredRow } from '../core/overlay.js';
+import { boundText } from '../core/reasons.js';
 import type { SchemaRegistry } from '../core/schema.js';
 import {
   buildExistenceChecks,
@@ -18,6 +19,11 @@ import {
   type Statement,
 } from '../core/sql.js';
 import { versionOf } from '../core/version.js';
+import {
+  inTransaction,
+  type TransactionBounds,
+  type TransactionQuery,
+} from './postgres-transaction.js';
 
 export interface SinkOptions {
   readonly registry: SchemaRegistry;
@@ -119,7 +125,7 @@ export class PostgresSink {
     timeoutMs: number,
   ): Promise<EpochAgreement> {
     let agreement: EpochAgreement | undefined;
-    await this.transaction(timeoutMs, async (query) => {
+    await this.transaction({ timeoutMs }, async (query) => {
       const found = await query(
         `SELECT token::text, epoch, version_offset::text AS offset, max_version::text, replid
 FROM spillway.drain_fence WHERE buffer = $1 FOR UPDATE`,
@@ -188,17 +194,17 @@ ON CONFLICT (buffer) DO UPDATE SET token = EXCLUDED.token, epoch = EXCLUDED.epoc
   async apply(prepared: PreparedBatch, fenceToken: string, timeoutMs: number): Promise<void> {
     const { batch, statements } = prepared;
     if (batch.rejection !== undefined) throw new RejectedChangeError(batch.rejection, undefined);
-    await this.transaction(timeoutMs, async (query) => {
+    await this.transaction({ timeoutMs }, async (query) => {
       const fence = await query(FENCE_SQL, [this.options.buffer, fenceToken, prepared.maxVersion]);
       if (fence.rowCount === 0) {
         throw new FencedError(`drainer with token ${fenceToken} was superseded by a newer one`);
       }
       for (const statement of statements) {
-        const result = await query(statement.text, statement.values);
+        const result = await query<{ row_key: string }>(statement.text, statement.values);
         if (statement.op === 'patch' && result.rows.length > 0) {
-          const missing = result.rows.map((r: { row_key: string }) => r.row_key).join(', ');
+          const missing = result.rows.map((r) => r.row_key).join(', ');
           throw new RejectedChangeError(
-            `patch of a row that does not exist: ${statement.table} ${missing}`,
+            boundText(`patch of a row that does not exist: ${statement.table} ${missing}`),
             undefined,
           );
         }
@@ -219,24 +225,23 @@ ON CONFLICT (buffer) DO UPDATE SET token = EXCLUDED.token, epoch = EXCLUDED.epoc
     const def = this.options.registry.get(table);
     if (def === undefined) throw new Error(`no table definition for ${table}`);
     const on = def.primaryKey.map((c, i) => `t.${ident(c)} = $${i + 3}`).join(' AND ');
-    try {
-      // Bounded like ping(): during an outage `read` answers from the overlay or fails fast.
-      const result = await this.pool.query({
-        text: `SELECT rv.version::text AS "${VERSION_COLUMN}", t.* FROM (SELECT 1) AS one
+    // Bounded like ping(): during an outage `read` answers from the overlay or fails fast, and
+    // behind a lock the server gives up too, instead of leaving a backend waiting (G7).
+    const found = await this.transaction({ timeoutMs }, async (query) => {
+      const result = await query(
+        `SELECT rv.version::text AS "${VERSION_COLUMN}", t.* FROM (SELECT 1) AS one
 LEFT JOIN ${qualifiedName(this.options.schema, table)} AS t ON ${on}
 LEFT JOIN spillway.row_versions AS rv ON rv.table_name = $1 AND rv.row_key = $2`,
-        values: [`${this.options.schema}.${table}`, rowKey, ...def.primaryKey.map((c) => key[c])],
-        query_timeout: timeoutMs,
-      } as QueryConfig);
-      const { [VERSION_COLUMN]: version, ...row } = result.rows[0] as Record<string, unknown>;
-      const exists = def.primaryKey.every((c) => row[c] !== null && row[c] !== undefined);
-      return {
-        record: exists ? toJsonRow(row) : null,
-        version: (version as string | null) ?? null,
-      };
-    } catch (error) {
-      throw toDatabaseError(error);
-    }
+        [`${this.options.schema}.${table}`, rowKey, ...def.primaryKey.map((c) => key[c])],
+      );
+      return result.rows[0] as Record<string, unknown>;
+    });
+    const { [VERSION_COLUMN]: version, ...row } = found;
+    const exists = def.primaryKey.every((c) => row[c] !== null && row[c] !== undefined);
+    return {
+      record: exists ? toJsonRow(row) : null,
+      version: (version as string | null) ?? null,
+    };
   }
 
   /**
@@ -245,17 +250,14 @@ LEFT JOIN spillway.row_versions AS rv ON rv.table_name = $1 AND rv.row_key = $2`
    * many went.
    */
   async pruneTombstones(belowVersion: string, limit = 10_000, timeoutMs = 10_000): Promise<number> {
-    try {
-      const result = await this.pool.query({
-        text: `DELETE FROM spillway.row_versions WHERE ctid IN (
+    return await this.transaction({ timeoutMs }, async (query) => {
+      const result = await query(
+        `DELETE FROM spillway.row_versions WHERE ctid IN (
   SELECT ctid FROM spillway.row_versions WHERE deleted AND version < $1 LIMIT $2)`,
-        values: [belowVersion, limit],
-        query_timeout: timeoutMs,
-      } as QueryConfig);
+        [belowVersion, limit],
+      );
       return result.rowCount ?? 0;
-    } catch (error) {
-      throw toDatabaseError(error);
-    }
+    });
   }
 
   /** A round trip through the same path the drainer uses (see pingDatabase). */
@@ -263,67 +265,28 @@ LEFT JOIN spillway.row_versions AS rv ON rv.table_name = $1 AND rv.row_key = $2`
     return pingDatabase(this.pool, timeoutMs);
   }
 
-  /**
-   * Run `work` in one transaction that must finish within `timeoutMs`. A proxy that has lost its
-   * database holds queries instead of failing them (RDS Proxy and PgBouncer both wait for a
-   * server connection), so every query carries a client-side timeout.
-   */
-  private async transaction(
-    timeoutMs: number,
-    work: (
-      query: (text: string, values?: readonly unknown[]) => Promise<QueryResult>,
-    ) => Promise<void>,
-  ): Promise<void> {
-    const until = Date.now() + timeoutMs;
-    let client: PoolClient;
+  /** inTransaction with the sink's error classification. */
+  private async transaction<T>(
+    bounds: TransactionBounds,
+    work: (query: TransactionQuery) => Promise<T>,
+  ): Promise<T> {
     try {
-      client = await this.pool.connect();
+      return await inTransaction(this.pool, bounds, work);
     } catch (error) {
       throw toDatabaseError(error);
-    }
-    const query = (text: string, values: readonly unknown[] = []): Promise<QueryResult> =>
-      // pg honours query_timeout per query; its types only know it per client.
-      client.query({
-        text,
-        values: [...values],
-        query_timeout: Math.max(1, until - Date.now()),
-      } as QueryConfig);
-    let broken = false;
-    // A connection that dies mid-transaction also emits 'error' on the client: the failing query
-    // reports it, so the event only marks the client as not reusable.
-    const onError = (): void => {
-      broken = true;
-    };
-    client.on('error', onError);
-    try {
-      await query('BEGIN');
-      await work(query);
-      await query('COMMIT');
-    } catch (error) {
-      broken = true;
-      try {
-        await query('ROLLBACK');
-        broken = false;
-      } catch {
-        // The connection is gone or timed out; release(true) below discards it.
-      }
-      throw toDatabaseError(error);
-    } finally {
-      client.off('error', onError);
-      client.release(broken);
     }
   }
 }
 
 /**
- * `SELECT 1` through `pool` within `timeoutMs`: a proxy that lost its database holds the query
- * (RDS Proxy up to its borrow timeout, 30 s), and `health` must answer `degraded` well within its
- * own timeout. @throws UnavailableError('database'), or SystemicDatabaseError (authentication)
+ * `SELECT 1` through `pool` within `timeoutMs`, bounded on the server too: a proxy that lost its
+ * database holds the query (RDS Proxy up to its borrow timeout, 30 s), and `health` must answer
+ * `degraded` well within its own timeout. @throws UnavailableError('database'), or
+ * SystemicDatabaseError (authentication)
  */
 export async function pingDatabase(pool: Pool, timeoutMs = 3_000): Promise<void> {
   try {
-    // pg honours query_timeout per query; its types only know it per client.
-    await pool.query({ text: 'SELECT 1', query_timeout: timeoutMs } as QueryConfig);
+    await inTransaction(pool, { timeoutMs }, (query) => query('SELECT 1'));
   } catch (error) {
     throw toDatabaseError(error);
   }

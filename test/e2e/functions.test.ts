@@ -40,7 +40,11 @@ describe('the local runner serves the contract', () => {
       {},
     );
     expect(result.applied).toEqual([]);
-    expect(result.skipped).toEqual(['0000_spillway_bookkeeping', '0001_pipeline_tables']);
+    expect(result.skipped).toEqual([
+      '0000_spillway_bookkeeping',
+      '0001_pipeline_tables',
+      '0002_spillway_epochs',
+    ]);
   });
 
   it('migrate answers a custom resource provider: migrates on Create, leaves everything on Delete', async () => {
@@ -255,6 +259,25 @@ describe('the local runner serves the contract', () => {
       errorType: 'NotFoundError',
       errorMessage: expect.stringContaining('no-such-id'),
     });
+  });
+
+  it('process-document lands a text of control characters and one unbroken megabyte, whatever their encoded size', async () => {
+    const controls = Array.from({ length: 400 }, () => '\u0001'.repeat(1_000)).join(' ');
+    const word = 'x'.repeat(1_048_576);
+    for (const text of [controls, word]) {
+      const processed = await call<{ document_uuid: string; chunks: unknown[] }>(
+        local.lambda,
+        'process-document',
+        { filename: `${randomUUID()}.txt`, text },
+      );
+      await call(local.lambda, 'sync', {});
+      const { rows } = await local.direct.query<{ n: number; longest: number }>(
+        'SELECT count(*)::int AS n, max(length(text))::int AS longest FROM document_chunks WHERE document_uuid = $1',
+        [processed.document_uuid],
+      );
+      expect(rows[0]).toEqual({ n: processed.chunks.length, longest: 1_000 });
+      expect(await documentRow(processed.document_uuid)).toMatchObject({ status: 'completed' });
+    }
   });
 
   it('an unknown function is a 404 ResourceNotFoundException, as AWS answers', async () => {

@@ -71,7 +71,7 @@ describe('classifying database failures', () => {
     expect(letters).toHaveLength(1);
     expect(letters[0]).toMatchObject({
       sqlState: 'P0001',
-      reason: `document ${poison} is quarantined`,
+      reason: `document ${poison} is quarantined (SQLSTATE P0001)`,
     });
     expect((await spillway.health()).status).toBe('ok');
   });

@@ -189,7 +189,11 @@ describe('runMigrations through PgBouncer in transaction mode', () => {
     const pool = await freshDatabase();
     const result = await runMigrations(pool, {});
     expect(result).toEqual({ applied: await shippedIds(), skipped: [] });
-    expect(result.applied).toEqual(['0000_spillway_bookkeeping', '0001_pipeline_tables']);
+    expect(result.applied).toEqual([
+      '0000_spillway_bookkeeping',
+      '0001_pipeline_tables',
+      '0002_spillway_epochs',
+    ]);
 
     const recorded = await pool.query<{ id: string; checksum: string }>(
       'SELECT id, checksum FROM spillway.schema_migrations ORDER BY id',
@@ -216,7 +220,7 @@ describe('runMigrations through PgBouncer in transaction mode', () => {
     const second = await runMigrations(pool);
     expect(second).toEqual({ applied: [], skipped: await shippedIds() });
     const { rows } = await pool.query('SELECT count(*)::int AS n FROM spillway.schema_migrations');
-    expect(rows[0]).toEqual({ n: 2 });
+    expect(rows[0]).toEqual({ n: 3 });
   });
 
   it('applies each migration exactly once when ten runners start at the same time', async () => {

@@ -38,11 +38,15 @@ process.on('exit', () => {
 
 /**
  * Starts `spillway local` against the given services (`REDIS_URL`, `DATABASE_URL` and any other
- * setting in `env`) on a free port, and resolves once it printed its ready line.
+ * setting in `env`) on a free port, and resolves once it printed its ready line. `command` runs
+ * another script instead (with tsx), which must print `ready at <url>` and serve on `PORT`.
  */
-export async function startRunnerProcess(env: Record<string, string>): Promise<RunnerProcess> {
+export async function startRunnerProcess(
+  env: Record<string, string>,
+  command: readonly string[] = [CLI, 'local'],
+): Promise<RunnerProcess> {
   const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'local'], {
+  const child = spawn(process.execPath, ['--import', 'tsx', ...command], {
     env: {
       PATH: process.env.PATH ?? '/usr/bin:/bin',
       HOME: process.env.HOME ?? '/tmp',

@@ -50,4 +50,21 @@ describe('parseAdminRequest', () => {
     expect(error.path).toBe(path);
     expect(error.name).toBe('ValidationError');
   });
+
+  it.each([
+    ['limit', { action: 'list', limit: deeplyNested() }, 'limit'],
+    ['action', { action: deeplyNested() }, 'action'],
+    ['a changeset id', { action: 'replay', changesetIds: [deeplyNested()] }, 'changesetIds[0]'],
+    ['all', { action: 'purge', all: deeplyNested() }, 'all'],
+  ])(
+    'answers a ValidationError, not a stack overflow, for %s nested 10,000 levels deep',
+    (_label, input, path) => {
+      expect(problem(input).path).toBe(path);
+    },
+  );
 });
+
+/** `[[[...]]]` 10,000 levels deep, as JSON.parse makes it of an invocation's payload. */
+function deeplyNested(): unknown {
+  return JSON.parse(`${'['.repeat(10_000)}${']'.repeat(10_000)}`);
+}

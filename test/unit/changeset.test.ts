@@ -819,7 +819,19 @@ describe('validateChangeset accepts and normalises valid changesets', () => {
       { changes: [{ op: 'upsert', table: 'samples', record }] },
       S,
     );
-    expect(change).toMatchObject({ record, rowKey: JSON.stringify(['acme', DOC]) });
+    // The largest real, as PostgreSQL prints it: the shortest decimal of that float4.
+    expect(change).toMatchObject({
+      record: { ...record, ratio: 3.4028235e38 },
+      rowKey: JSON.stringify(['acme', DOC]),
+    });
+  });
+
+  it('rounds a real to what PostgreSQL stores and returns: 0.9999999999 is 1, 1/3 is 0.33333334', () => {
+    const ratios = [0.9999999999, 1 / 3, 0.1, 1e-30, 0].map((ratio) => {
+      const [change] = validateChangeset(upsertSample({ ratio }), S);
+      return change?.op === 'upsert' ? change.record.ratio : undefined;
+    });
+    expect(ratios).toEqual([1, 0.33333334, 0.1, 1e-30, 0]);
   });
 
   it('accepts the bounds of CHECK constraints: confidence 0 and 1, page_count 0', () => {

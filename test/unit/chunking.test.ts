@@ -69,18 +69,23 @@ describe('chunkText', () => {
     ]);
   });
 
-  it('keeps a word longer than the size whole, in a chunk of its own', () => {
+  it('splits a word longer than the size into pieces of at most the size', () => {
     const text = 'see pneumonoultramicroscopicsilicovolcanoconiosis now';
-    expect(chunkText(text, { size: 10, overlap: 5 })).toEqual([
-      { chunk_index: 0, text: 'see', char_start: 0, char_end: 3 },
-      {
-        chunk_index: 1,
-        text: 'pneumonoultramicroscopicsilicovolcanoconiosis',
-        char_start: 4,
-        char_end: 49,
-      },
-      { chunk_index: 2, text: 'now', char_start: 50, char_end: 53 },
+    expect(chunkText(text, { size: 20, overlap: 5 }).map((c) => c.text)).toEqual([
+      'see',
+      'pneumonoultramicrosc',
+      'opicsilicovolcanocon',
+      'iosis now',
     ]);
+  });
+
+  it('cuts one unbroken megabyte into chunks of the size, never inside a surrogate pair', () => {
+    const word = 'ab😀'.repeat(262_144);
+    const chunks = chunkText(word, { size: 999, overlap: 100 });
+    expect(Math.max(...chunks.map((c) => c.text.length))).toBeLessThanOrEqual(999);
+    expect(chunks.map((c) => c.text).join('')).toBe(word);
+    const loneSurrogate = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+    expect(chunks.filter((c) => loneSurrogate.test(c.text))).toEqual([]);
   });
 
   it('keeps line breaks inside a chunk and drops leading and trailing whitespace', () => {
@@ -115,12 +120,15 @@ describe('chunkText', () => {
       );
     });
 
-    it('no chunk starts or ends inside a word, or on whitespace', () => {
+    it('no chunk starts or ends inside a word no longer than the size, or on whitespace', () => {
       fc.assert(
         fc.property(textArb, optionsArb, (text, options) => {
+          const words = wordsOf(text);
+          const insideLongWord = (at: number) =>
+            words.some((w) => w.start < at && at < w.end && w.end - w.start > options.size);
           for (const { char_start: s, char_end: e } of chunkText(text, options)) {
-            expect(s === 0 || isSpace(text[s - 1])).toBe(true);
-            expect(e === text.length || isSpace(text[e])).toBe(true);
+            expect(s === 0 || isSpace(text[s - 1]) || insideLongWord(s)).toBe(true);
+            expect(e === text.length || isSpace(text[e]) || insideLongWord(e)).toBe(true);
             expect(isSpace(text[s])).toBe(false);
             expect(isSpace(text[e - 1])).toBe(false);
           }
@@ -128,14 +136,19 @@ describe('chunkText', () => {
       );
     });
 
-    it('chunks cover every word of the text, in order', () => {
+    it('chunks cover every word of the text (a long one in pieces), in order', () => {
       fc.assert(
         fc.property(textArb, optionsArb, (text, options) => {
           const chunks = chunkText(text, options);
+          const covers = (from: number, to: number) =>
+            chunks.some((c) => c.char_start <= from && to <= c.char_end);
           for (const word of wordsOf(text)) {
-            expect(chunks.some((c) => c.char_start <= word.start && word.end <= c.char_end)).toBe(
-              true,
-            );
+            if (word.end - word.start <= options.size) {
+              expect(covers(word.start, word.end)).toBe(true);
+            } else {
+              // A word longer than the size is split: each of its characters is in a chunk.
+              for (let at = word.start; at < word.end; at++) expect(covers(at, at + 1)).toBe(true);
+            }
           }
           for (let i = 1; i < chunks.length; i++) {
             const [prev, next] = [chunks[i - 1] as Chunk, chunks[i] as Chunk];
@@ -146,12 +159,11 @@ describe('chunkText', () => {
       );
     });
 
-    it('respects the size, except for a single word longer than it', () => {
+    it('respects the size', () => {
       fc.assert(
         fc.property(textArb, optionsArb, (text, options) => {
           for (const chunk of chunkText(text, options)) {
-            const length = chunk.char_end - chunk.char_start;
-            if (length > options.size) expect(chunk.text).toMatch(/^\S+$/);
+            expect(chunk.char_end - chunk.char_start).toBeLessThanOrEqual(options.size);
           }
         }),
       );

@@ -55,6 +55,7 @@ describe('loadConfig', () => {
       syncIdleWaitMs: 10_000,
       syncDeadlineMarginMs: 5_000,
       syncLeaseMs: 30_000,
+      migrationTimeoutMs: 240_000,
       chunkSize: 1_000,
       chunkOverlap: 100,
     });

@@ -96,15 +96,20 @@ describe('classifying database failures', () => {
     });
   });
 
-  it('turns each kind into its error, keeping the SQLSTATE, the detail and the table', () => {
+  it('turns each kind into its error, keeping the SQLSTATE, the detail and the table, but not the row', () => {
     const refused = toDatabaseError(
       reported('23514', 'violates check constraint', { detail: 'Failing row contains (1).' }),
     );
     expect(refused).toBeInstanceOf(RejectedChangeError);
     expect(refused).toMatchObject({
-      message: 'violates check constraint (Failing row contains (1).)',
+      message: 'violates check constraint (SQLSTATE 23514)',
       sqlState: '23514',
     });
+    expect(
+      toDatabaseError(
+        reported('23505', 'duplicate key', { detail: 'Key (id)=(7) already exists.' }),
+      ).message,
+    ).toBe('duplicate key (SQLSTATE 23505) Key (id)=(7) already exists.');
 
     const systemic = toDatabaseError(
       reported('42501', 'permission denied for table t', { table: 't' }),

@@ -3,6 +3,7 @@ import { ValidationError } from '../../lambdas/core/errors.js';
 import {
   chunkRows,
   entityRows,
+  packChangesets,
   parseDocumentInput,
   parseEntitiesInput,
 } from '../../lambdas/core/pipeline.js';
@@ -88,5 +89,26 @@ describe('the example pipeline', () => {
       }),
     ).toThrow(/chunks\[1\]\.chunk_uuid/);
     expect(() => parseEntitiesInput({ document_uuid: DOC })).toThrow(/chunks/);
+  });
+
+  it('packs changesets by their measured JSON size, escapes included, never past the limits', () => {
+    // A control character takes 6 bytes once JSON-escaped: 1,000 of them, 6,000 bytes.
+    const changes = Array.from({ length: 10 }, (_, i) => ({ i, text: '\u0001'.repeat(1_000) }));
+    const packed = packChangesets(changes, { maxChanges: 1_000, maxBytes: 20_000 });
+    for (const changeset of packed) {
+      expect(Buffer.byteLength(JSON.stringify(changeset))).toBeLessThanOrEqual(20_000);
+    }
+    expect(packed.map((c) => c.changes.length)).toEqual([3, 3, 3, 1]);
+    expect(packed.flatMap((c) => c.changes)).toEqual(changes);
+    expect(packChangesets(changes, { maxChanges: 4, maxBytes: 1_000_000 }).length).toBe(3);
+  });
+
+  it('refuses, naming it, a change too large for any changeset', () => {
+    expect(() =>
+      packChangesets([{ text: 'a' }, { text: 'b'.repeat(200) }], { maxChanges: 10, maxBytes: 100 }),
+    ).toThrow(ValidationError);
+    expect(() =>
+      packChangesets([{ text: 'a' }, { text: 'b'.repeat(200) }], { maxChanges: 10, maxBytes: 100 }),
+    ).toThrow(/changes\[1\]/);
   });
 });

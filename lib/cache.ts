@@ -65,9 +65,8 @@ export class SpillwayCache extends Construct {
       removalPolicy: RemovalPolicy.DESTROY,
     });
 
-    const family = `${settings.engine}${settings.engineVersion.split('.')[0]}`;
     const parameterGroup = new elasticache.CfnParameterGroup(this, 'Parameters', {
-      cacheParameterGroupFamily: family,
+      cacheParameterGroupFamily: settings.parameterGroupFamily,
       description: 'Spillway: never evict a buffered change',
       properties: { 'maxmemory-policy': 'noeviction' },
     });
@@ -90,8 +89,11 @@ export class SpillwayCache extends Construct {
       automaticFailoverEnabled: true,
       multiAzEnabled: true,
       port: settings.port,
+      // TLS only. TransitEncryptionMode is left out on purpose: AWS documents it for moving a
+      // running group to TLS in two steps (`preferred`, then `required`), and a creation that asks
+      // for `required` at once can fail. Created with TransitEncryptionEnabled and no mode, the
+      // group accepts TLS connections only.
       transitEncryptionEnabled: true,
-      transitEncryptionMode: 'required',
       atRestEncryptionEnabled: true,
       authToken: this.authTokenSecret.secretValue.unsafeUnwrap(),
       cacheParameterGroupName: parameterGroup.ref,

@@ -68,6 +68,8 @@ export interface CacheSettings {
   readonly engine: 'valkey' | 'redis';
   /** @default '8.0' for Valkey, '7.1' for Redis OSS */
   readonly engineVersion: string;
+  /** The parameter-group family of `engine` and `engineVersion` (`valkey8`, `redis6.x`, ...). */
+  readonly parameterGroupFamily: string;
   /** @default 'cache.t4g.micro' */
   readonly nodeType: string;
   /** Replicas next to the primary; at least one for Multi-AZ failover. @default 1 */
@@ -203,6 +205,34 @@ const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 const STACK_NAME = /^[A-Za-z][A-Za-z0-9-]{0,127}$/;
 const KEY_PREFIX = /^[A-Za-z0-9:_-]+$/;
 
+/**
+ * ElastiCache's parameter-group families by engine and major.minor version. The family is not
+ * derivable from the version by one rule (`redis5.0`, `redis6.x`, `redis7`, `valkey7`), so only
+ * versions listed here are accepted. Every one has streams with consumer groups (Redis 5.0+),
+ * which the buffer needs.
+ */
+export const CACHE_FAMILIES: Readonly<
+  Record<CacheSettings['engine'], Readonly<Record<string, string>>>
+> = {
+  redis: {
+    '5.0': 'redis5.0',
+    '6.0': 'redis6.x',
+    '6.2': 'redis6.x',
+    '7.0': 'redis7',
+    '7.1': 'redis7',
+  },
+  valkey: { '7.2': 'valkey7', '8.0': 'valkey8', '8.1': 'valkey8' },
+};
+
+/** The parameter-group family of an engine version (`6.2` → `redis6.x`); undefined when unknown. */
+export function cacheParameterGroupFamily(
+  engine: CacheSettings['engine'],
+  engineVersion: string,
+): string | undefined {
+  const majorMinor = engineVersion.split('.').slice(0, 2).join('.');
+  return CACHE_FAMILIES[engine][majorMinor];
+}
+
 /** CloudWatch Logs retention values accepted by CloudFormation. */
 const LOG_RETENTION_DAYS = [
   1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288,
@@ -323,14 +353,25 @@ export function readSettings(read: ContextReader): SpillwaySettings {
   const engine = p.oneOf('cacheEngine', ['valkey', 'redis'] as const, 'valkey');
   const cachePort = p.integer('cachePort', 6380, 1024, 65535);
   if (cachePort === 6379) p.problem('cachePort', 'must not be the default 6379 (cdk-nag AEC5)');
+  const engineVersion = p.matching(
+    'cacheEngineVersion',
+    /^\d+\.\d+(\.\d+)?$/,
+    'a major.minor version (5.0.6 for Redis OSS 5.0)',
+    engine === 'valkey' ? '8.0' : '7.1',
+  );
+  const parameterGroupFamily = cacheParameterGroupFamily(engine, engineVersion);
+  if (parameterGroupFamily === undefined) {
+    p.problem(
+      'cacheEngineVersion',
+      `${engine} ${engineVersion} has no parameter group family Spillway knows; use one of ${Object.keys(
+        CACHE_FAMILIES[engine],
+      ).join(', ')}`,
+    );
+  }
   const cache: CacheSettings = {
     engine,
-    engineVersion: p.matching(
-      'cacheEngineVersion',
-      /^\d+\.\d+$/,
-      'a major.minor version',
-      engine === 'valkey' ? '8.0' : '7.1',
-    ),
+    engineVersion,
+    parameterGroupFamily: parameterGroupFamily ?? '',
     nodeType: p.matching(
       'cacheNodeType',
       /^cache\.[a-z0-9]+\.[a-z0-9]+$/,

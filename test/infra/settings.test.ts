@@ -126,6 +126,27 @@ describe('settings from CDK context', () => {
     ]);
   });
 
+  it('derives the cache parameter-group family as ElastiCache names it, per engine and version', () => {
+    const family = (cacheEngine: string, cacheEngineVersion: string) =>
+      settingsFrom({ cacheEngine, cacheEngineVersion }).cache.parameterGroupFamily;
+    expect(family('redis', '5.0.6')).toBe('redis5.0');
+    expect(family('redis', '6.0')).toBe('redis6.x');
+    expect(family('redis', '6.2')).toBe('redis6.x');
+    expect(family('redis', '7.1')).toBe('redis7');
+    expect(family('valkey', '7.2')).toBe('valkey7');
+    expect(family('valkey', '8.0')).toBe('valkey8');
+    expect(family('valkey', '8.1')).toBe('valkey8');
+  });
+
+  it('refuses a cache version whose parameter-group family it does not know', () => {
+    expect(problemsOf({ cacheEngine: 'redis', cacheEngineVersion: '4.0' })).toEqual([
+      'cacheEngineVersion: redis 4.0 has no parameter group family Spillway knows; use one of 5.0, 6.0, 6.2, 7.0, 7.1',
+    ]);
+    expect(problemsOf({ cacheEngine: 'valkey', cacheEngineVersion: '9.0' })).toEqual([
+      'cacheEngineVersion: valkey 9.0 has no parameter group family Spillway knows; use one of 7.2, 8.0, 8.1',
+    ]);
+  });
+
   it('sync must stop idling before its own timeout', () => {
     expect(problemsOf({ syncTimeoutSeconds: 60, syncIdleWaitMs: 60_000 })).toEqual([
       'syncIdleWaitMs: must be less than syncTimeoutSeconds (60 s)',

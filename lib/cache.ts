@@ -36,10 +36,12 @@ export class SpillwayCache extends Construct {
   readonly cacheClusterIds: readonly string[];
 
   private readonly clientSecurityGroup: ec2.ISecurityGroup;
+  private readonly network: SpillwayNetwork;
 
   constructor(scope: Construct, id: string, props: SpillwayCacheProps) {
     super(scope, id);
     const { settings, network } = props;
+    this.network = network;
     this.clientSecurityGroup = network.functionsSecurityGroup;
     this.port = settings.port;
     this.replicaAcks = settings.replicaAcks;
@@ -126,6 +128,11 @@ export class SpillwayCache extends Construct {
       );
     }
     this.authTokenSecret.grantRead(fn);
+    // The function reads the AUTH token on its first invocation, which may come during this very
+    // deployment (migrate, the schedule's first sync): the way to Secrets Manager must be there.
+    if (this.network.secretsManagerDependencies.length > 0) {
+      fn.node.addDependency(...this.network.secretsManagerDependencies);
+    }
     fn.addEnvironment('REDIS_HOST', this.endpointAddress);
     fn.addEnvironment('REDIS_PORT', String(this.port));
     fn.addEnvironment('REDIS_TLS', 'true');

@@ -81,8 +81,19 @@ export class SpillwayDatabaseUser extends Construct {
         MasterSecretArn: database.masterSecret.secretArn,
       },
     });
-    // The database and both ends of the security group rule must exist before the role can be
-    // created; depending on the constructs covers rules CDK places under either group.
-    this.resource.node.addDependency(database, this.securityGroup);
+    // The instance and both ends of the security group rule must exist before the role can be
+    // created (depending on the groups' constructs covers rules CDK places under either group),
+    // and the function reads the master secret through the Secrets Manager endpoint. Not the
+    // whole database construct: the proxy's target group waits for this role instead (see
+    // SpillwayStack), so that the proxy registers a target whose IAM user exists.
+    this.resource.node.addDependency(
+      database.instanceSecurityGroup,
+      this.securityGroup,
+      ...network.secretsManagerDependencies,
+    );
+    if (database.instance) this.resource.node.addDependency(database.instance);
+    if (network.secretsManagerDependencies.length > 0) {
+      this.function.node.addDependency(...network.secretsManagerDependencies);
+    }
   }
 }

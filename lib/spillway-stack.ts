@@ -193,6 +193,12 @@ export class SpillwayStack extends Stack {
         })
       : undefined;
 
+    if (this.databaseUser && settings.database.kind === 'new') {
+      // A new proxy target registers as soon as its target group exists; with the role not there
+      // yet, IAM authentication to it fails until the proxy retries. Register it after the role.
+      this.database.proxyTargetGroup.node.addDependency(this.databaseUser.resource);
+    }
+
     this.migrations = new SpillwayMigrations(this, 'Migrations', {
       migrateFunction: this.functions.migrate,
       logRetention,
@@ -212,6 +218,11 @@ export class SpillwayStack extends Stack {
       writeFunction: this.functions.write,
       readFunction: this.functions.read,
       functions: this.functions,
+      writerFunctions: [
+        this.functions.write,
+        this.functions['process-document'],
+        this.functions['extract-entities'],
+      ],
       cacheClusterIds: this.cache.cacheClusterIds,
       backlogLimit: f.backlogLimit,
       oldestPendingMinutes: settings.alarms.oldestPendingMinutes,

@@ -5,6 +5,7 @@ import * as cr from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
 import type { SpillwayDatabase } from './database.js';
 import { SpillwayFunction } from './function.js';
+import { RDS_CA_BUNDLE_FILE } from './handlers/rds-ca-bundle.js';
 import type { SpillwayNetwork } from './network.js';
 
 export interface SpillwayDatabaseUserProps {
@@ -59,6 +60,10 @@ export class SpillwayDatabaseUser extends Construct {
       },
       timeout: Duration.minutes(2),
       memorySize: 256,
+      // It connects straight to the instance, whose certificate chains to the RDS CAs.
+      afterBundling: (inputDir, outputDir) => [
+        `cp "${inputDir}/lib/handlers/${RDS_CA_BUNDLE_FILE}" "${outputDir}/${RDS_CA_BUNDLE_FILE}"`,
+      ],
     });
     database.masterSecret.grantRead(this.function);
 

@@ -5,6 +5,7 @@ import type { IConstruct } from 'constructs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { pipelineTables } from '../../lambdas/schema/tables.js';
 import { LUA_SOURCE, PROJECT_ROOT } from '../../lib/function.js';
+import { RDS_CA_BUNDLE_FILE } from '../../lib/handlers/rds-ca-bundle.js';
 import { hashMigrations, hashTableDefinitions, MIGRATIONS_SOURCE } from '../../lib/migrations.js';
 import { DATABASE_FUNCTIONS, FUNCTION_NAMES } from '../../lib/spillway-stack.js';
 import {
@@ -470,6 +471,20 @@ describe('new shape: schedule, migrations and the database user', () => {
         'Fn::GetAtt': [Match.stringLikeRegexp('^DatabaseInstance'), 'MasterUserSecret.SecretArn'],
       },
     });
+  });
+});
+
+describe('new shape: the database user bootstrap bundle', () => {
+  it('carries the Amazon RDS CA bundle beside the handler', () => {
+    const user = s.stack.databaseUser;
+    if (!user) throw new Error('expected the database user bootstrap');
+    const shipped = readFileSync(
+      join(assetDirectory(logicalIdOf(s.stack, user.function)), RDS_CA_BUNDLE_FILE),
+      'utf8',
+    );
+    expect(shipped).toBe(
+      readFileSync(join(PROJECT_ROOT, 'lib/handlers', RDS_CA_BUNDLE_FILE), 'utf8'),
+    );
   });
 });
 

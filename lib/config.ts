@@ -4,8 +4,23 @@
  * them are reported at once so that one `cdk synth` says everything that needs fixing.
  */
 
-/** The two shapes a deployment can take. */
-export type Shape = 'new' | 'existing';
+/**
+ * The shapes a deployment can take: `new` and `existing` in AWS; `localstack`, the functions
+ * alone (no VPC, cache, database or schedule) for LocalStack, against a Valkey and a PostgreSQL
+ * behind PgBouncer that run beside it (`localstack/compose.yaml`).
+ */
+export type Shape = 'new' | 'existing' | 'localstack';
+
+/** Where the LocalStack shape's functions find the services running beside LocalStack. */
+export interface LocalStackSettings {
+  /** `REDIS_URL`. @default 'redis://valkey:6379' (the compose file's Valkey) */
+  readonly redisUrl: string;
+  /**
+   * `DATABASE_URL`, through PgBouncer in transaction mode (standing in for RDS Proxy).
+   * @default 'postgres://spillway:spillway@pgbouncer:6432/spillway'
+   */
+  readonly databaseUrl: string;
+}
 
 /** A new VPC over two Availability Zones, isolated subnets only, no NAT gateway. */
 export interface NewNetworkSettings {
@@ -129,6 +144,8 @@ export interface SpillwaySettings {
   readonly cache: CacheSettings;
   readonly functions: FunctionSettings;
   readonly alarms: AlarmSettings;
+  /** @default - undefined unless shape is `localstack` */
+  readonly localstack: LocalStackSettings | undefined;
 }
 
 /** Every context key Spillway reads, for documentation and for rejecting typos. */
@@ -173,6 +190,8 @@ export const SETTING_NAMES = [
   'syncMemoryMb',
   'alarmEmail',
   'alarmOldestPendingMinutes',
+  'localRedisUrl',
+  'localDatabaseUrl',
 ] as const;
 
 export type SettingName = (typeof SETTING_NAMES)[number];
@@ -246,7 +265,7 @@ const LOG_RETENTION_DAYS = [
 export function readSettings(read: ContextReader): SpillwaySettings {
   const p = new Parser(read);
 
-  const shape = p.oneOf('shape', ['new', 'existing'] as const, 'new');
+  const shape = p.oneOf('shape', ['new', 'existing', 'localstack'] as const, 'new');
   const stackName = p.matching('stackName', STACK_NAME, 'a CloudFormation stack name', 'Spillway');
   const serviceName = p.matching(
     'serviceName',
@@ -415,6 +434,26 @@ export function readSettings(read: ContextReader): SpillwaySettings {
     oldestPendingMinutes: p.integer('alarmOldestPendingMinutes', 10, 1, 1440),
   };
 
+  let localstack: LocalStackSettings | undefined;
+  if (shape === 'localstack') {
+    localstack = {
+      redisUrl: p.matching(
+        'localRedisUrl',
+        /^rediss?:\/\/\S+$/,
+        'a redis:// URL',
+        'redis://valkey:6379',
+      ),
+      databaseUrl: p.matching(
+        'localDatabaseUrl',
+        /^postgres(ql)?:\/\/\S+$/,
+        'a postgres:// URL',
+        'postgres://spillway:spillway@pgbouncer:6432/spillway',
+      ),
+    };
+  } else {
+    p.rejectForShape(shape, ['localRedisUrl', 'localDatabaseUrl']);
+  }
+
   p.finish();
   return {
     shape,
@@ -429,6 +468,7 @@ export function readSettings(read: ContextReader): SpillwaySettings {
     cache,
     functions,
     alarms,
+    localstack,
   };
 }
 

@@ -155,7 +155,7 @@ describe('settings from CDK context', () => {
 
   it('the error message tells where settings come from', () => {
     expect(() => settingsFrom({ shape: 'old' })).toThrow(
-      /Invalid Spillway settings \(CDK context; set them in cdk.json or with -c name=value\):\n {2}- shape: must be one of "new", "existing", got "old"/,
+      /Invalid Spillway settings \(CDK context; set them in cdk.json or with -c name=value\):\n {2}- shape: must be one of "new", "existing", "localstack", got "old"/,
     );
   });
 });

@@ -120,6 +120,21 @@ describe('settings from CDK context', () => {
     ]);
   });
 
+  it('the LocalStack shape reads where its services are; other shapes refuse those settings', () => {
+    expect(
+      settingsFrom({ shape: 'localstack', localRedisUrl: 'redis://cache.local:6380' }).localstack,
+    ).toEqual({
+      redisUrl: 'redis://cache.local:6380',
+      databaseUrl: 'postgres://spillway:spillway@pgbouncer:6432/spillway',
+    });
+    expect(problemsOf({ localDatabaseUrl: 'postgres://x@y/z' })).toEqual([
+      'localDatabaseUrl: does not apply when shape is "new"; remove it or set shape',
+    ]);
+    expect(problemsOf({ shape: 'localstack', localRedisUrl: 'valkey:6379' })).toEqual([
+      'localRedisUrl: must be a redis:// URL, got "valkey:6379"',
+    ]);
+  });
+
   it('cannot ask more replicas to confirm a write than there are', () => {
     expect(problemsOf({ cacheReplicas: 1, redisReplicaAcks: 2 })).toEqual([
       'redisReplicaAcks: must not exceed cacheReplicas (1): WAIT could never be satisfied',

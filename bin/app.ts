@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 /**
- * The CDK app: one Spillway stack, configured from CDK context (cdk.json, `-c name=value`),
- * checked with the cdk-nag AwsSolutions pack. Synthesis needs no AWS credentials in either shape.
+ * The CDK app: one Spillway stack (`-c shape=new|existing|localstack`), configured from CDK
+ * context (cdk.json, `-c name=value`), checked with the cdk-nag AwsSolutions pack. Synthesis needs
+ * no AWS credentials in any shape.
  */
 import { App } from 'aws-cdk-lib';
-import { addSpillway } from '../lib/app.js';
+import { addSpillwayApp } from '../lib/app.js';
 
-addSpillway(new App());
+addSpillwayApp(new App());

@@ -36,10 +36,12 @@ export class SpillwayCache extends Construct {
   readonly cacheClusterIds: readonly string[];
 
   private readonly clientSecurityGroup: ec2.ISecurityGroup;
+  private readonly network: SpillwayNetwork;
 
   constructor(scope: Construct, id: string, props: SpillwayCacheProps) {
     super(scope, id);
     const { settings, network } = props;
+    this.network = network;
     this.clientSecurityGroup = network.functionsSecurityGroup;
     this.port = settings.port;
     this.replicaAcks = settings.replicaAcks;
@@ -65,9 +67,8 @@ export class SpillwayCache extends Construct {
       removalPolicy: RemovalPolicy.DESTROY,
     });
 
-    const family = `${settings.engine}${settings.engineVersion.split('.')[0]}`;
     const parameterGroup = new elasticache.CfnParameterGroup(this, 'Parameters', {
-      cacheParameterGroupFamily: family,
+      cacheParameterGroupFamily: settings.parameterGroupFamily,
       description: 'Spillway: never evict a buffered change',
       properties: { 'maxmemory-policy': 'noeviction' },
     });
@@ -90,8 +91,11 @@ export class SpillwayCache extends Construct {
       automaticFailoverEnabled: true,
       multiAzEnabled: true,
       port: settings.port,
+      // TLS only. TransitEncryptionMode is left out on purpose: AWS documents it for moving a
+      // running group to TLS in two steps (`preferred`, then `required`), and a creation that asks
+      // for `required` at once can fail. Created with TransitEncryptionEnabled and no mode, the
+      // group accepts TLS connections only.
       transitEncryptionEnabled: true,
-      transitEncryptionMode: 'required',
       atRestEncryptionEnabled: true,
       authToken: this.authTokenSecret.secretValue.unsafeUnwrap(),
       cacheParameterGroupName: parameterGroup.ref,
@@ -124,6 +128,11 @@ export class SpillwayCache extends Construct {
       );
     }
     this.authTokenSecret.grantRead(fn);
+    // The function reads the AUTH token on its first invocation, which may come during this very
+    // deployment (migrate, the schedule's first sync): the way to Secrets Manager must be there.
+    if (this.network.secretsManagerDependencies.length > 0) {
+      fn.node.addDependency(...this.network.secretsManagerDependencies);
+    }
     fn.addEnvironment('REDIS_HOST', this.endpointAddress);
     fn.addEnvironment('REDIS_PORT', String(this.port));
     fn.addEnvironment('REDIS_TLS', 'true');

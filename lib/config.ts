@@ -4,8 +4,23 @@
  * them are reported at once so that one `cdk synth` says everything that needs fixing.
  */
 
-/** The two shapes a deployment can take. */
-export type Shape = 'new' | 'existing';
+/**
+ * The shapes a deployment can take: `new` and `existing` in AWS; `localstack`, the functions
+ * alone (no VPC, cache, database or schedule) for LocalStack, against a Valkey and a PostgreSQL
+ * behind PgBouncer that run beside it (`localstack/compose.yaml`).
+ */
+export type Shape = 'new' | 'existing' | 'localstack';
+
+/** Where the LocalStack shape's functions find the services running beside LocalStack. */
+export interface LocalStackSettings {
+  /** `REDIS_URL`. @default 'redis://valkey:6379' (the compose file's Valkey) */
+  readonly redisUrl: string;
+  /**
+   * `DATABASE_URL`, through PgBouncer in transaction mode (standing in for RDS Proxy).
+   * @default 'postgres://spillway:spillway@pgbouncer:6432/spillway'
+   */
+  readonly databaseUrl: string;
+}
 
 /** A new VPC over two Availability Zones, isolated subnets only, no NAT gateway. */
 export interface NewNetworkSettings {
@@ -68,6 +83,8 @@ export interface CacheSettings {
   readonly engine: 'valkey' | 'redis';
   /** @default '8.0' for Valkey, '7.1' for Redis OSS */
   readonly engineVersion: string;
+  /** The parameter-group family of `engine` and `engineVersion` (`valkey8`, `redis6.x`, ...). */
+  readonly parameterGroupFamily: string;
   /** @default 'cache.t4g.micro' */
   readonly nodeType: string;
   /** Replicas next to the primary; at least one for Multi-AZ failover. @default 1 */
@@ -82,11 +99,33 @@ export interface CacheSettings {
   readonly replicaAcks: number;
 }
 
+/**
+ * Memory of ElastiCache node types (AWS's "Supported node types" table), for the default
+ * `backlogLimitBytes`: half of it leaves room for ElastiCache's reserved memory (25% by default)
+ * and for the replication and client buffers.
+ */
+const GIB = 1024 ** 3;
+export const CACHE_NODE_MEMORY_BYTES: Readonly<Record<string, number>> = {
+  'cache.t4g.micro': 0.5 * GIB,
+  'cache.t4g.small': 1.37 * GIB,
+  'cache.t4g.medium': 3.09 * GIB,
+  'cache.m7g.large': 6.38 * GIB,
+  'cache.m7g.xlarge': 12.93 * GIB,
+  'cache.r7g.large': 13.07 * GIB,
+  'cache.r7g.xlarge': 26.32 * GIB,
+};
+
 export interface FunctionSettings {
   /** @default 30 */
   readonly logRetentionDays: number;
   /** `BACKLOG_LIMIT`. @default 1000000 */
   readonly backlogLimit: number;
+  /**
+   * `BACKLOG_LIMIT_BYTES`: what the backlog may cost Redis, so that backpressure comes before the
+   * cache runs out of memory (G5). @default half the memory of `cacheNodeType` (for a node type
+   * Spillway does not know, the setting is required)
+   */
+  readonly backlogLimitBytes: number;
   /** `CHANGESET_MAX_CHANGES`. @default 1000 */
   readonly changesetMaxChanges: number;
   /** `CHANGESET_MAX_BYTES`. @default 1048576 */
@@ -127,6 +166,8 @@ export interface SpillwaySettings {
   readonly cache: CacheSettings;
   readonly functions: FunctionSettings;
   readonly alarms: AlarmSettings;
+  /** @default - undefined unless shape is `localstack` */
+  readonly localstack: LocalStackSettings | undefined;
 }
 
 /** Every context key Spillway reads, for documentation and for rejecting typos. */
@@ -163,6 +204,7 @@ export const SETTING_NAMES = [
   'redisReplicaAcks',
   'logRetentionDays',
   'backlogLimit',
+  'backlogLimitBytes',
   'changesetMaxChanges',
   'changesetMaxBytes',
   'syncBatchSize',
@@ -171,6 +213,8 @@ export const SETTING_NAMES = [
   'syncMemoryMb',
   'alarmEmail',
   'alarmOldestPendingMinutes',
+  'localRedisUrl',
+  'localDatabaseUrl',
 ] as const;
 
 export type SettingName = (typeof SETTING_NAMES)[number];
@@ -203,6 +247,34 @@ const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 const STACK_NAME = /^[A-Za-z][A-Za-z0-9-]{0,127}$/;
 const KEY_PREFIX = /^[A-Za-z0-9:_-]+$/;
 
+/**
+ * ElastiCache's parameter-group families by engine and major.minor version. The family is not
+ * derivable from the version by one rule (`redis5.0`, `redis6.x`, `redis7`, `valkey7`), so only
+ * versions listed here are accepted. Every one has streams with consumer groups (Redis 5.0+),
+ * which the buffer needs.
+ */
+export const CACHE_FAMILIES: Readonly<
+  Record<CacheSettings['engine'], Readonly<Record<string, string>>>
+> = {
+  redis: {
+    '5.0': 'redis5.0',
+    '6.0': 'redis6.x',
+    '6.2': 'redis6.x',
+    '7.0': 'redis7',
+    '7.1': 'redis7',
+  },
+  valkey: { '7.2': 'valkey7', '8.0': 'valkey8', '8.1': 'valkey8' },
+};
+
+/** The parameter-group family of an engine version (`6.2` → `redis6.x`); undefined when unknown. */
+export function cacheParameterGroupFamily(
+  engine: CacheSettings['engine'],
+  engineVersion: string,
+): string | undefined {
+  const majorMinor = engineVersion.split('.').slice(0, 2).join('.');
+  return CACHE_FAMILIES[engine][majorMinor];
+}
+
 /** CloudWatch Logs retention values accepted by CloudFormation. */
 const LOG_RETENTION_DAYS = [
   1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288,
@@ -216,7 +288,7 @@ const LOG_RETENTION_DAYS = [
 export function readSettings(read: ContextReader): SpillwaySettings {
   const p = new Parser(read);
 
-  const shape = p.oneOf('shape', ['new', 'existing'] as const, 'new');
+  const shape = p.oneOf('shape', ['new', 'existing', 'localstack'] as const, 'new');
   const stackName = p.matching('stackName', STACK_NAME, 'a CloudFormation stack name', 'Spillway');
   const serviceName = p.matching(
     'serviceName',
@@ -323,14 +395,25 @@ export function readSettings(read: ContextReader): SpillwaySettings {
   const engine = p.oneOf('cacheEngine', ['valkey', 'redis'] as const, 'valkey');
   const cachePort = p.integer('cachePort', 6380, 1024, 65535);
   if (cachePort === 6379) p.problem('cachePort', 'must not be the default 6379 (cdk-nag AEC5)');
+  const engineVersion = p.matching(
+    'cacheEngineVersion',
+    /^\d+\.\d+(\.\d+)?$/,
+    'a major.minor version (5.0.6 for Redis OSS 5.0)',
+    engine === 'valkey' ? '8.0' : '7.1',
+  );
+  const parameterGroupFamily = cacheParameterGroupFamily(engine, engineVersion);
+  if (parameterGroupFamily === undefined) {
+    p.problem(
+      'cacheEngineVersion',
+      `${engine} ${engineVersion} has no parameter group family Spillway knows; use one of ${Object.keys(
+        CACHE_FAMILIES[engine],
+      ).join(', ')}`,
+    );
+  }
   const cache: CacheSettings = {
     engine,
-    engineVersion: p.matching(
-      'cacheEngineVersion',
-      /^\d+\.\d+$/,
-      'a major.minor version',
-      engine === 'valkey' ? '8.0' : '7.1',
-    ),
+    engineVersion,
+    parameterGroupFamily: parameterGroupFamily ?? '',
     nodeType: p.matching(
       'cacheNodeType',
       /^cache\.[a-z0-9]+\.[a-z0-9]+$/,
@@ -357,9 +440,23 @@ export function readSettings(read: ContextReader): SpillwaySettings {
   if (syncIdleWaitMs >= syncTimeoutSeconds * 1000) {
     p.problem('syncIdleWaitMs', `must be less than syncTimeoutSeconds (${syncTimeoutSeconds} s)`);
   }
+  const nodeBytes = CACHE_NODE_MEMORY_BYTES[cache.nodeType];
+  const backlogLimitBytes = p.integer(
+    'backlogLimitBytes',
+    nodeBytes === undefined ? 0 : Math.floor(nodeBytes / 2),
+    0,
+    Number.MAX_SAFE_INTEGER,
+  );
+  if (backlogLimitBytes === 0) {
+    p.problem(
+      'backlogLimitBytes',
+      `is required for cache node type ${cache.nodeType}, whose memory Spillway does not know: set it to about half the node's memory in bytes (known types: ${Object.keys(CACHE_NODE_MEMORY_BYTES).join(', ')})`,
+    );
+  }
   const functions: FunctionSettings = {
     logRetentionDays,
     backlogLimit: p.integer('backlogLimit', 1_000_000, 1, Number.MAX_SAFE_INTEGER),
+    backlogLimitBytes,
     changesetMaxChanges: p.integer('changesetMaxChanges', 1_000, 1, 100_000),
     // A Lambda request payload is at most 6 MB; a larger changeset could never arrive.
     changesetMaxBytes: p.integer('changesetMaxBytes', 1_048_576, 1, 6_291_456),
@@ -373,6 +470,26 @@ export function readSettings(read: ContextReader): SpillwaySettings {
     email: p.optionalMatching('alarmEmail', EMAIL, 'an e-mail address'),
     oldestPendingMinutes: p.integer('alarmOldestPendingMinutes', 10, 1, 1440),
   };
+
+  let localstack: LocalStackSettings | undefined;
+  if (shape === 'localstack') {
+    localstack = {
+      redisUrl: p.matching(
+        'localRedisUrl',
+        /^rediss?:\/\/\S+$/,
+        'a redis:// URL',
+        'redis://valkey:6379',
+      ),
+      databaseUrl: p.matching(
+        'localDatabaseUrl',
+        /^postgres(ql)?:\/\/\S+$/,
+        'a postgres:// URL',
+        'postgres://spillway:spillway@pgbouncer:6432/spillway',
+      ),
+    };
+  } else {
+    p.rejectForShape(shape, ['localRedisUrl', 'localDatabaseUrl']);
+  }
 
   p.finish();
   return {
@@ -388,6 +505,7 @@ export function readSettings(read: ContextReader): SpillwaySettings {
     cache,
     functions,
     alarms,
+    localstack,
   };
 }
 

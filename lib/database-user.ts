@@ -5,6 +5,7 @@ import * as cr from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
 import type { SpillwayDatabase } from './database.js';
 import { SpillwayFunction } from './function.js';
+import { RDS_CA_BUNDLE_FILE } from './handlers/rds-ca-bundle.js';
 import type { SpillwayNetwork } from './network.js';
 
 export interface SpillwayDatabaseUserProps {
@@ -59,6 +60,10 @@ export class SpillwayDatabaseUser extends Construct {
       },
       timeout: Duration.minutes(2),
       memorySize: 256,
+      // It connects straight to the instance, whose certificate chains to the RDS CAs.
+      afterBundling: (inputDir, outputDir) => [
+        `cp "${inputDir}/lib/handlers/${RDS_CA_BUNDLE_FILE}" "${outputDir}/${RDS_CA_BUNDLE_FILE}"`,
+      ],
     });
     database.masterSecret.grantRead(this.function);
 
@@ -81,8 +86,19 @@ export class SpillwayDatabaseUser extends Construct {
         MasterSecretArn: database.masterSecret.secretArn,
       },
     });
-    // The database and both ends of the security group rule must exist before the role can be
-    // created; depending on the constructs covers rules CDK places under either group.
-    this.resource.node.addDependency(database, this.securityGroup);
+    // The instance and both ends of the security group rule must exist before the role can be
+    // created (depending on the groups' constructs covers rules CDK places under either group),
+    // and the function reads the master secret through the Secrets Manager endpoint. Not the
+    // whole database construct: the proxy's target group waits for this role instead (see
+    // SpillwayStack), so that the proxy registers a target whose IAM user exists.
+    this.resource.node.addDependency(
+      database.instanceSecurityGroup,
+      this.securityGroup,
+      ...network.secretsManagerDependencies,
+    );
+    if (database.instance) this.resource.node.addDependency(database.instance);
+    if (network.secretsManagerDependencies.length > 0) {
+      this.function.node.addDependency(...network.secretsManagerDependencies);
+    }
   }
 }

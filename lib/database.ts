@@ -34,6 +34,8 @@ export interface SpillwayDatabaseProps {
  */
 export class SpillwayDatabase extends Construct {
   readonly proxy: rds.DatabaseProxy;
+  /** The proxy's target group: registering it makes the proxy connect to the database. */
+  readonly proxyTargetGroup: rds.CfnDBProxyTargetGroup;
   readonly proxySecurityGroup: ec2.SecurityGroup;
   /** The role the proxy signs in to PostgreSQL with (end-to-end IAM). */
   readonly proxyRole: iam.Role;
@@ -198,6 +200,11 @@ export class SpillwayDatabase extends Construct {
       maxConnectionsPercent: 50,
       borrowTimeout: Duration.seconds(30),
     });
+    const targetGroup = this.proxy.node.children.find(
+      (child): child is rds.CfnDBProxyTargetGroup => child instanceof rds.CfnDBProxyTargetGroup,
+    );
+    if (!targetGroup) throw new Error(`${this.proxy.node.path} has no target group`);
+    this.proxyTargetGroup = targetGroup;
   }
 
   /**

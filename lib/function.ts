@@ -66,6 +66,12 @@ export class SpillwayFunction extends nodejs.NodejsFunction {
    * network interfaces when it has any, and holds what grants add.
    */
   readonly executionRole: iam.Role;
+  /**
+   * The EC2 network-interface statement of a VPC function, in a policy of its own so that its
+   * `Resource: *` can be acknowledged (cdk-nag IAM5) without acknowledging the whole role.
+   * @default - undefined outside a VPC
+   */
+  readonly vpcAccessPolicy: iam.Policy | undefined;
   readonly inVpc: boolean;
 
   constructor(scope: Construct, id: string, props: SpillwayFunctionProps) {
@@ -91,22 +97,25 @@ export class SpillwayFunction extends nodejs.NodejsFunction {
         resources: [logGroup.logGroupArn],
       }),
     );
-    if (inVpc) {
-      // What AWSLambdaVPCAccessExecutionRole grants; these EC2 actions take no narrower resource.
-      role.addToPolicy(
-        new iam.PolicyStatement({
-          actions: [
-            'ec2:CreateNetworkInterface',
-            'ec2:DescribeNetworkInterfaces',
-            'ec2:DescribeSubnets',
-            'ec2:DeleteNetworkInterface',
-            'ec2:AssignPrivateIpAddresses',
-            'ec2:UnassignPrivateIpAddresses',
+    const vpcAccessPolicy = inVpc
+      ? new iam.Policy(scope, `${id}VpcAccess`, {
+          roles: [role],
+          statements: [
+            // What AWSLambdaVPCAccessExecutionRole grants; these EC2 actions take no narrower resource.
+            new iam.PolicyStatement({
+              actions: [
+                'ec2:CreateNetworkInterface',
+                'ec2:DescribeNetworkInterfaces',
+                'ec2:DescribeSubnets',
+                'ec2:DeleteNetworkInterface',
+                'ec2:AssignPrivateIpAddresses',
+                'ec2:UnassignPrivateIpAddresses',
+              ],
+              resources: ['*'],
+            }),
           ],
-          resources: ['*'],
-        }),
-      );
-    }
+        })
+      : undefined;
     // Every function reaches the buffer, whose Lua scripts are read from `lua/` beside the bundle.
     const afterBundling = (inputDir: string, outputDir: string): string[] => [
       ...copyLuaScripts(inputDir, outputDir),
@@ -161,7 +170,11 @@ export class SpillwayFunction extends nodejs.NodejsFunction {
     });
     this.logGroupResource = logGroup;
     this.executionRole = role;
+    this.vpcAccessPolicy = vpcAccessPolicy;
     this.inVpc = inVpc !== undefined;
+    // Lambda checks at creation that the role may create the network interfaces; CDK orders the
+    // role's default policy before the function, but not a separate policy.
+    if (vpcAccessPolicy) this.node.addDependency(vpcAccessPolicy);
   }
 }
 

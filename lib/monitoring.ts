@@ -22,8 +22,18 @@ export interface SpillwayMonitoringProps {
   readonly readFunction: lambda.IFunction;
   /** Every function, for the dashboard's error row. */
   readonly functions: Readonly<Record<string, lambda.IFunction>>;
-  /** The cache's node ids, for memory alarms. */
+  /**
+   * The functions that buffer changesets (`write` and the pipeline steps): writes arriving while
+   * `sync` is not invoked at all means the drain has stopped.
+   */
+  readonly writerFunctions: readonly lambda.IFunction[];
+  /** The cache's node ids, for memory alarms. None: no cache memory alarm (LocalStack shape). */
   readonly cacheClusterIds: readonly string[];
+  /**
+   * Encrypt the alarm topic with a customer-managed KMS key (CloudWatch cannot publish to a topic
+   * under the AWS-managed key). @default true
+   */
+  readonly encryptTopic?: boolean;
   readonly backlogLimit: number;
   readonly oldestPendingMinutes: number;
   /** @default - no subscription */
@@ -43,8 +53,12 @@ export class SpillwayMonitoring extends Construct {
     readonly syncErrors: cloudwatch.Alarm;
     readonly breakerOpen: cloudwatch.Alarm;
     readonly systemicFault: cloudwatch.Alarm;
-    readonly backlogNearLimit: cloudwatch.Alarm;
-    readonly cacheMemory: cloudwatch.Alarm;
+    readonly bufferNearFull: cloudwatch.Alarm;
+    readonly unhealthy: cloudwatch.Alarm;
+    readonly cacheDataLost: cloudwatch.Alarm;
+    readonly syncStalled: cloudwatch.Alarm;
+    /** @default - undefined without cache nodes (LocalStack shape) */
+    readonly cacheMemory: cloudwatch.Alarm | undefined;
   };
 
   constructor(scope: Construct, id: string, props: SpillwayMonitoringProps) {
@@ -52,16 +66,19 @@ export class SpillwayMonitoring extends Construct {
 
     // CloudWatch cannot publish to a topic under the AWS-managed SNS key: it needs a key whose
     // policy admits it.
-    const key = new kms.Key(this, 'TopicKey', {
-      description: 'Spillway alarm topic',
-      enableKeyRotation: true,
-      removalPolicy: RemovalPolicy.DESTROY,
-    });
-    key.grant(
-      new iam.ServicePrincipal('cloudwatch.amazonaws.com'),
-      'kms:Decrypt',
-      'kms:GenerateDataKey*',
-    );
+    let key: kms.Key | undefined;
+    if (props.encryptTopic ?? true) {
+      key = new kms.Key(this, 'TopicKey', {
+        description: 'Spillway alarm topic',
+        enableKeyRotation: true,
+        removalPolicy: RemovalPolicy.DESTROY,
+      });
+      key.grant(
+        new iam.ServicePrincipal('cloudwatch.amazonaws.com'),
+        'kms:Decrypt',
+        'kms:GenerateDataKey*',
+      );
+    }
     this.topic = new sns.Topic(this, 'Topic', {
       displayName: 'Spillway alarms',
       masterKey: key,
@@ -91,14 +108,49 @@ export class SpillwayMonitoring extends Construct {
 
     const thresholdMs = props.oldestPendingMinutes * 60_000;
     const oldestPendingAge = new cloudwatch.Alarm(this, 'OldestPendingAge', {
-      alarmDescription: `The oldest pending change has waited more than ${props.oldestPendingMinutes} minutes for the database, or sync has published nothing for ${minutes(2)} (is it running?).`,
+      alarmDescription: `The oldest pending change has waited more than ${props.oldestPendingMinutes} minutes for the database.`,
       metric: metric('OldestPendingAgeMs', 'Maximum', window),
       threshold: thresholdMs,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
       evaluationPeriods: 2,
       datapointsToAlarm: 2,
-      // sync publishes the backlog gauges on every run, zeros included: silence means no drain.
-      treatMissingData: cloudwatch.TreatMissingData.BREACHING,
+      // Only sync publishes this gauge, so silence says nothing about the lag: it is silent before
+      // the first drain (during the first deployment) and whenever the schedule is off on purpose.
+      // Counting silence as breaching alarmed on both; counting it as not breaching would turn a
+      // lag alarm OK just because sync stopped. Missing data keeps the alarm's state, and a
+      // stopped drain is the SyncStalled alarm's to report.
+      treatMissingData: cloudwatch.TreatMissingData.MISSING,
+    });
+
+    const writerInvocations = Object.fromEntries(
+      props.writerFunctions.map((fn, i) => [
+        `writes${i}`,
+        fn.metricInvocations({ period: window, statistic: 'Sum' }),
+      ]),
+    );
+    const syncStalled = new cloudwatch.Alarm(this, 'SyncStalled', {
+      alarmDescription: `Changesets were written but sync was not invoked in ${minutes(2)}: the backlog grows and nothing drains it. Is the schedule enabled, is sync throttled or failing to start?`,
+      metric: new cloudwatch.MathExpression({
+        label: 'writes without a sync invocation',
+        // Quiet (no writes, e.g. the first deployment or a schedule turned off while nothing is
+        // written) is 0, not an alarm; writes with no sync invocation in the window are 1.
+        expression: `IF((${Object.keys(writerInvocations)
+          .map((id) => `FILL(${id}, 0)`)
+          .join(' + ')}) > 0 AND FILL(syncInvocations, 0) == 0, 1, 0)`,
+        usingMetrics: {
+          ...writerInvocations,
+          syncInvocations: props.syncFunction.metricInvocations({
+            period: window,
+            statistic: 'Sum',
+          }),
+        },
+        period: window,
+      }),
+      threshold: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      evaluationPeriods: 2,
+      datapointsToAlarm: 2,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     });
 
     const deadLetters = new cloudwatch.Alarm(this, 'DeadLetters', {
@@ -149,10 +201,30 @@ export class SpillwayMonitoring extends Construct {
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     });
 
-    const backlogNearLimit = new cloudwatch.Alarm(this, 'BacklogNearLimit', {
-      alarmDescription: `The backlog passed 80% of BACKLOG_LIMIT (${props.backlogLimit}); at the limit, write fails with BackpressureError.`,
-      metric: metric('BacklogSize', 'Maximum', window),
-      threshold: Math.floor(props.backlogLimit * 0.8),
+    const bufferNearFull = new cloudwatch.Alarm(this, 'BufferNearFull', {
+      alarmDescription: `The buffer passed 80% of its limit (BACKLOG_LIMIT ${props.backlogLimit} changes, or BACKLOG_LIMIT_BYTES); at the limit, write fails with BackpressureError.`,
+      metric: metric('BufferPercentFull', 'Maximum', window),
+      threshold: 80,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+
+    const unhealthy = new cloudwatch.Alarm(this, 'Unhealthy', {
+      alarmDescription: `health was not ok in two ${minutes(1)} windows running: the backlog is not draining, the drainer is fenced, the breaker is open, the buffer is filling, the cache lost its data, or a systemic fault stops the drain. The health function and the sync log say which.`,
+      metric: metric('Unhealthy', 'Maximum', window),
+      threshold: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      evaluationPeriods: 2,
+      datapointsToAlarm: 2,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+
+    const cacheDataLost = new cloudwatch.Alarm(this, 'CacheDataLost', {
+      alarmDescription:
+        'The cache lost its data (a node replaced, a failover to an empty replica, a restore, FLUSHALL): changes it held that were not yet drained, and its dead letters, are gone. New writes drain normally. Acknowledge with the admin action acknowledge-cache-loss.',
+      metric: metric('CacheDataLost', 'Maximum', window),
+      threshold: 1,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       evaluationPeriods: 1,
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
@@ -170,20 +242,23 @@ export class SpillwayMonitoring extends Construct {
         }),
       ]),
     );
-    const cacheMemory = new cloudwatch.Alarm(this, 'CacheMemory', {
-      alarmDescription:
-        'Cache memory above 80% on a node. With noeviction a full cache refuses writes: drain, or choose a larger cacheNodeType.',
-      metric: new cloudwatch.MathExpression({
-        label: 'highest node memory %',
-        expression: `MAX([${Object.keys(memoryMetrics).join(', ')}])`,
-        usingMetrics: memoryMetrics,
-        period: Duration.minutes(5),
-      }),
-      threshold: 80,
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-      evaluationPeriods: 1,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-    });
+    const cacheMemory =
+      props.cacheClusterIds.length === 0
+        ? undefined
+        : new cloudwatch.Alarm(this, 'CacheMemory', {
+            alarmDescription:
+              'Cache memory above 80% on a node. With noeviction a full cache refuses writes: drain, or choose a larger cacheNodeType.',
+            metric: new cloudwatch.MathExpression({
+              label: 'highest node memory %',
+              expression: `MAX([${Object.keys(memoryMetrics).join(', ')}])`,
+              usingMetrics: memoryMetrics,
+              period: Duration.minutes(5),
+            }),
+            threshold: 80,
+            comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            evaluationPeriods: 1,
+            treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+          });
 
     this.alarms = {
       oldestPendingAge,
@@ -191,11 +266,15 @@ export class SpillwayMonitoring extends Construct {
       syncErrors,
       breakerOpen,
       systemicFault,
-      backlogNearLimit,
+      bufferNearFull,
+      unhealthy,
+      cacheDataLost,
+      syncStalled,
       cacheMemory,
     };
+    const alarms = Object.values(this.alarms).filter((a): a is cloudwatch.Alarm => a !== undefined);
     const action = new actions.SnsAction(this.topic);
-    for (const alarm of Object.values(this.alarms)) {
+    for (const alarm of alarms) {
       alarm.addAlarmAction(action);
       alarm.addOkAction(action);
     }
@@ -208,7 +287,7 @@ export class SpillwayMonitoring extends Construct {
     this.dashboard.addWidgets(
       new cloudwatch.AlarmStatusWidget({
         title: 'Alarms',
-        alarms: Object.values(this.alarms),
+        alarms,
         width: 24,
         height: 3,
       }),

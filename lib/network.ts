@@ -1,7 +1,7 @@
 import { Fn, RemovalPolicy } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as logs from 'aws-cdk-lib/aws-logs';
-import { Construct } from 'constructs';
+import { Construct, type IDependable } from 'constructs';
 import type { ExistingNetworkSettings, NewNetworkSettings } from './config.js';
 
 export interface SpillwayNetworkProps {
@@ -32,6 +32,11 @@ export class SpillwayNetwork extends Construct {
   readonly databaseClientsSecurityGroup: ec2.SecurityGroup;
   /** @default - none when the existing VPC brings its own way to Secrets Manager */
   readonly secretsManagerEndpoint: ec2.InterfaceVpcEndpoint | undefined;
+  /**
+   * What a resource that calls Secrets Manager during a deployment must wait for: the endpoint
+   * and its security group with the rules that admit the clients. Empty without an endpoint.
+   */
+  readonly secretsManagerDependencies: readonly IDependable[];
 
   constructor(scope: Construct, id: string, props: SpillwayNetworkProps) {
     super(scope, id);
@@ -90,23 +95,31 @@ export class SpillwayNetwork extends Construct {
     );
 
     const wantsEndpoint = settings.kind === 'new' || settings.createSecretsManagerEndpoint;
-    this.secretsManagerEndpoint = wantsEndpoint
-      ? new ec2.InterfaceVpcEndpoint(this, 'SecretsManagerEndpoint', {
+    if (wantsEndpoint) {
+      const endpointSecurityGroup = new ec2.SecurityGroup(
+        this,
+        'SecretsManagerEndpointSecurityGroup',
+        {
           vpc: this.vpc,
-          service: ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER,
-          subnets: this.functionSubnets,
-          privateDnsEnabled: true,
-          // Not open to the whole VPC: allowSecretsManager admits each client group by name.
-          open: false,
-          securityGroups: [
-            new ec2.SecurityGroup(this, 'SecretsManagerEndpointSecurityGroup', {
-              vpc: this.vpc,
-              description: 'Secrets Manager endpoint: admits Spillway functions on 443',
-              allowAllOutbound: false,
-            }),
-          ],
-        })
-      : undefined;
+          description: 'Secrets Manager endpoint: admits Spillway functions on 443',
+          allowAllOutbound: false,
+        },
+      );
+      this.secretsManagerEndpoint = new ec2.InterfaceVpcEndpoint(this, 'SecretsManagerEndpoint', {
+        vpc: this.vpc,
+        service: ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER,
+        subnets: this.functionSubnets,
+        privateDnsEnabled: true,
+        // Not open to the whole VPC: allowSecretsManager admits each client group by name.
+        open: false,
+        securityGroups: [endpointSecurityGroup],
+      });
+      // The admitting rules are created under the endpoint's security group.
+      this.secretsManagerDependencies = [this.secretsManagerEndpoint, endpointSecurityGroup];
+    } else {
+      this.secretsManagerEndpoint = undefined;
+      this.secretsManagerDependencies = [];
+    }
     this.allowSecretsManager(this.functionsSecurityGroup);
   }
 

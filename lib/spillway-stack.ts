@@ -4,7 +4,7 @@ import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 import { SpillwayCache } from './cache.js';
-import type { SpillwaySettings } from './config.js';
+import type { FunctionSettings, SpillwaySettings } from './config.js';
 import { SpillwayDatabase } from './database.js';
 import { SpillwayDatabaseUser } from './database-user.js';
 import { copySqlFiles, SpillwayFunction } from './function.js';
@@ -35,6 +35,58 @@ export const DATABASE_FUNCTIONS: readonly FunctionName[] = [
   'migrate',
   'admin',
 ];
+
+/** What differs between the functions, whatever the shape. */
+export interface FunctionSpec {
+  readonly description: string;
+  readonly timeout: Duration;
+  readonly memorySize?: number;
+  readonly reservedConcurrentExecutions?: number;
+  readonly environment?: Record<string, string>;
+  readonly afterBundling?: (inputDir: string, outputDir: string) => string[];
+}
+
+/** Every function's description, timeout and extras, from the settings. */
+export function functionSpecs(f: FunctionSettings): Record<FunctionName, FunctionSpec> {
+  return {
+    write: { description: 'Spillway: buffer a changeset', timeout: Duration.seconds(15) },
+    // read overlays pending changes on the synced row, so it needs the database as well as Redis (G4).
+    read: {
+      description: 'Spillway: read the latest acknowledged state of a key',
+      timeout: Duration.seconds(15),
+    },
+    // Reserved concurrency 1: the drainer holds a Redis lease, so a second invocation could only
+    // wait for it; 4-minute timeout: one drain spans several ticks and idles for new work in between.
+    sync: {
+      description: 'Spillway: drain the buffer into the database',
+      timeout: Duration.seconds(f.syncTimeoutSeconds),
+      memorySize: f.syncMemoryMb,
+      reservedConcurrentExecutions: 1,
+    },
+    health: {
+      description: 'Spillway: health of the buffer, the database and the drain',
+      timeout: Duration.seconds(20),
+    },
+    migrate: {
+      description: 'Spillway: apply SQL migrations',
+      timeout: Duration.minutes(5),
+      environment: { MIGRATIONS_DIR },
+      afterBundling: copySqlFiles(MIGRATIONS_SOURCE),
+    },
+    admin: {
+      description: 'Spillway: dead letters (list, replay, purge) and operator actions',
+      timeout: Duration.seconds(60),
+    },
+    'process-document': {
+      description: 'Spillway example pipeline step: register a document and its chunks',
+      timeout: Duration.seconds(60),
+    },
+    'extract-entities': {
+      description: 'Spillway example pipeline step: extract entities and relationships from chunks',
+      timeout: Duration.seconds(60),
+    },
+  };
+}
 
 export interface SpillwayStackProps extends StackProps {
   readonly settings: SpillwaySettings;
@@ -90,6 +142,7 @@ export class SpillwayStack extends Stack {
       SPILLWAY_PREFIX: settings.keyPrefix,
       SPILLWAY_DB_SCHEMA: settings.dbSchema,
       BACKLOG_LIMIT: String(f.backlogLimit),
+      BACKLOG_LIMIT_BYTES: String(f.backlogLimitBytes),
       CHANGESET_MAX_CHANGES: String(f.changesetMaxChanges),
       CHANGESET_MAX_BYTES: String(f.changesetMaxBytes),
       SYNC_BATCH_SIZE: String(f.syncBatchSize),
@@ -103,17 +156,7 @@ export class SpillwayStack extends Stack {
       environment,
     };
 
-    const coreFunction = (
-      name: FunctionName,
-      options: {
-        readonly description: string;
-        readonly timeout: Duration;
-        readonly memorySize?: number;
-        readonly reservedConcurrentExecutions?: number;
-        readonly environment?: Record<string, string>;
-        readonly afterBundling?: (inputDir: string, outputDir: string) => string[];
-      },
-    ): SpillwayFunction => {
+    const coreFunction = (name: FunctionName, options: FunctionSpec): SpillwayFunction => {
       const reachesDatabase = DATABASE_FUNCTIONS.includes(name);
       const fn = new SpillwayFunction(this, pascal(name), {
         entry: `${handlers}/${name}.ts`,
@@ -141,46 +184,16 @@ export class SpillwayStack extends Stack {
         description,
       });
 
+    const specs = functionSpecs(f);
     this.functions = {
-      write: coreFunction('write', {
-        description: 'Spillway: buffer a changeset',
-        timeout: Duration.seconds(15),
-      }),
-      // read overlays pending changes on the synced row, so it needs the database as well as Redis (G4).
-      read: coreFunction('read', {
-        description: 'Spillway: read the latest acknowledged state of a key',
-        timeout: Duration.seconds(15),
-      }),
-      // Reserved concurrency 1: the drainer holds a Redis lease, so a second invocation could only
-      // wait for it; 4-minute timeout: one drain spans several ticks and idles for new work in between.
-      sync: coreFunction('sync', {
-        description: 'Spillway: drain the buffer into the database',
-        timeout: Duration.seconds(f.syncTimeoutSeconds),
-        memorySize: f.syncMemoryMb,
-        reservedConcurrentExecutions: 1,
-      }),
-      health: coreFunction('health', {
-        description: 'Spillway: health of the buffer, the database and the drain',
-        timeout: Duration.seconds(20),
-      }),
-      migrate: coreFunction('migrate', {
-        description: 'Spillway: apply SQL migrations',
-        timeout: Duration.minutes(5),
-        environment: { MIGRATIONS_DIR },
-        afterBundling: copySqlFiles(MIGRATIONS_SOURCE),
-      }),
-      admin: coreFunction('admin', {
-        description: 'Spillway: dead letters (list, replay, purge) and operator actions',
-        timeout: Duration.seconds(60),
-      }),
-      'process-document': pipelineStep(
-        'process-document',
-        'Spillway example pipeline step: register a document and its chunks',
-      ),
-      'extract-entities': pipelineStep(
-        'extract-entities',
-        'Spillway example pipeline step: extract entities and relationships from chunks',
-      ),
+      write: coreFunction('write', specs.write),
+      read: coreFunction('read', specs.read),
+      sync: coreFunction('sync', specs.sync),
+      health: coreFunction('health', specs.health),
+      migrate: coreFunction('migrate', specs.migrate),
+      admin: coreFunction('admin', specs.admin),
+      'process-document': pipelineStep('process-document', specs['process-document'].description),
+      'extract-entities': pipelineStep('extract-entities', specs['extract-entities'].description),
     };
 
     this.databaseUser = settings.bootstrapDbUser
@@ -192,6 +205,12 @@ export class SpillwayStack extends Stack {
           logRetention,
         })
       : undefined;
+
+    if (this.databaseUser && settings.database.kind === 'new') {
+      // A new proxy target registers as soon as its target group exists; with the role not there
+      // yet, IAM authentication to it fails until the proxy retries. Register it after the role.
+      this.database.proxyTargetGroup.node.addDependency(this.databaseUser.resource);
+    }
 
     this.migrations = new SpillwayMigrations(this, 'Migrations', {
       migrateFunction: this.functions.migrate,
@@ -212,6 +231,11 @@ export class SpillwayStack extends Stack {
       writeFunction: this.functions.write,
       readFunction: this.functions.read,
       functions: this.functions,
+      writerFunctions: [
+        this.functions.write,
+        this.functions['process-document'],
+        this.functions['extract-entities'],
+      ],
       cacheClusterIds: this.cache.cacheClusterIds,
       backlogLimit: f.backlogLimit,
       oldestPendingMinutes: settings.alarms.oldestPendingMinutes,
@@ -279,7 +303,7 @@ export class SpillwayStack extends Stack {
 }
 
 /** `process-document` → `ProcessDocument`. */
-function pascal(name: string): string {
+export function pascal(name: string): string {
   return name
     .split('-')
     .map((part) => part.charAt(0).toUpperCase() + part.slice(1))

@@ -8,6 +8,8 @@
  * never drops the role: the role owns Spillway's tables.
  */
 import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import pg from 'pg';
 import {
@@ -15,9 +17,23 @@ import {
   type CustomResourceResult,
   stringProperty,
 } from './custom-resource.js';
+// The Amazon RDS certificate authorities, shipped beside the bundle (`lib/handlers/
+// rds-ca-bundle.pem` says where they come from). Not the runtime's `/var/runtime/ca-cert.pem`,
+// which AWS documents for Node.js 20 but not by name for later runtimes.
+import { RDS_CA_BUNDLE_FILE } from './rds-ca-bundle.js';
 
-/** The Amazon RDS certificate authorities shipped with the Lambda Node.js runtime. */
-const RDS_CA_BUNDLE = '/var/runtime/ca-cert.pem';
+/** TLS errors that mean the server's certificate did not verify against the CAs given. */
+const VERIFICATION_FAILURES = new Set([
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_UNTRUSTED',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
 
 const secrets = new SecretsManagerClient({});
 
@@ -29,18 +45,13 @@ export async function handler(event: CustomResourceEvent): Promise<CustomResourc
   const database = stringProperty(event, 'DatabaseName');
   const schema = stringProperty(event, 'Schema');
   const master = await masterCredentials(stringProperty(event, 'MasterSecretArn'));
-  const client = new pg.Client({
+  const client = await connectVerified({
     host: stringProperty(event, 'Host'),
     port: Number(stringProperty(event, 'Port')),
     database,
     user: master.username,
     password: master.password,
-    // Verified TLS to the instance itself (not the proxy): that needs the RDS CA bundle.
-    ssl: { rejectUnauthorized: true, ca: readFileSync(RDS_CA_BUNDLE, 'utf8') },
-    connectionTimeoutMillis: 15_000,
-    statement_timeout: 30_000,
   });
-  await client.connect();
   try {
     const role = client.escapeIdentifier(user);
     const exists = await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [user]);
@@ -82,4 +93,57 @@ async function masterCredentials(
     return { username: parsed.username, password: parsed.password };
   }
   throw new Error(`secret ${secretArn} is not JSON with a username and a password`);
+}
+
+export interface DirectConnection {
+  readonly host: string;
+  readonly port: number;
+  readonly database: string;
+  readonly user: string;
+  readonly password: string;
+  /** The CA bundle file. @default the bundle shipped beside this function */
+  readonly caFile?: string;
+}
+
+/**
+ * Connects to the instance itself (not the proxy) with TLS verified against the RDS CA bundle.
+ * @throws Error saying which bundle failed to verify which host, and what to do, when the
+ *   certificate does not verify; or that the bundle is missing from the function.
+ */
+export async function connectVerified(connection: DirectConnection): Promise<pg.Client> {
+  const caFile =
+    connection.caFile ?? join(dirname(fileURLToPath(import.meta.url)), RDS_CA_BUNDLE_FILE);
+  let ca: string;
+  try {
+    ca = readFileSync(caFile, 'utf8');
+  } catch (error) {
+    throw new Error(
+      `the RDS CA bundle ${caFile} is missing from the function (the bundling step copies lib/handlers/${RDS_CA_BUNDLE_FILE}): ${String(error)}`,
+      { cause: error },
+    );
+  }
+  const client = new pg.Client({
+    host: connection.host,
+    port: connection.port,
+    database: connection.database,
+    user: connection.user,
+    password: connection.password,
+    ssl: { rejectUnauthorized: true, ca },
+    connectionTimeoutMillis: 15_000,
+    statement_timeout: 30_000,
+  });
+  try {
+    await client.connect();
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    if (typeof code === 'string' && VERIFICATION_FAILURES.has(code)) {
+      throw new Error(
+        `cannot verify the TLS certificate of ${connection.host}:${connection.port} against the Amazon RDS CA bundle shipped with this function (${caFile}): ${code}. ` +
+          "Check the instance's certificate authority (rds-ca-rsa2048-g1 by default) and, if it is newer than the bundle, replace lib/handlers/rds-ca-bundle.pem with AWS's current global-bundle.pem and deploy again",
+        { cause: error },
+      );
+    }
+    throw error;
+  }
+  return client;
 }

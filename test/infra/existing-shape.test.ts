@@ -136,7 +136,7 @@ describe('existing shape: settings that change the template', () => {
     s.template.hasResourceProperties('AWS::ElastiCache::ReplicationGroup', {
       Engine: 'redis',
       EngineVersion: '7.1',
-      TransitEncryptionMode: 'required',
+      TransitEncryptionEnabled: true,
     });
     s.template.hasResourceProperties('AWS::ElastiCache::ParameterGroup', {
       CacheParameterGroupFamily: 'redis7',

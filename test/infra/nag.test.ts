@@ -1,10 +1,11 @@
 import { Validations } from 'aws-cdk-lib';
 import { Annotations, Match } from 'aws-cdk-lib/assertions';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
 import { describe, expect, it } from 'vitest';
-import { EXISTING_SHAPE, synthesize } from './support.js';
+import { EXISTING_SHAPE, logicalIdOf, synthesize } from './support.js';
 
 /** Unacknowledged AwsSolutions findings, as `rule at path` lines (empty when clean). */
 function findings(scope: IConstruct): string[] {
@@ -55,6 +56,27 @@ describe('cdk-nag AwsSolutions', () => {
     ]);
     // The plugin bin/app.ts registers turns the finding into a failed synthesis.
     expect(() => s.app.synth({ force: true })).toThrow(/AwsSolutions-EC23/);
+  }, 60_000);
+
+  it('acknowledges the wildcard of the VPC network-interface statement only: a wildcard granted to the role later fails', () => {
+    const s = synthesize({ bundle: false });
+    expect(findings(s.app)).toEqual([]);
+    s.stack.functions.write.addToRolePolicy(
+      new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: ['*'] }),
+    );
+    expect(findings(s.app)).toEqual([
+      'error AwsSolutions-IAM5[Resource::*] at Spillway/WriteRole/DefaultPolicy/Resource',
+    ]);
+  }, 60_000);
+
+  it('a VPC function waits for the policy that lets Lambda create its network interfaces', () => {
+    const s = synthesize({ bundle: false });
+    const resources = s.template.toJSON().Resources as Record<string, { DependsOn?: string[] }>;
+    for (const fn of Object.values(s.stack.functions)) {
+      if (!fn.vpcAccessPolicy) throw new Error(`${fn.node.path} has no VPC access policy`);
+      const policyId = logicalIdOf(s.stack, fn.vpcAccessPolicy);
+      expect(resources[logicalIdOf(s.stack, fn)]?.DependsOn, fn.node.path).toContain(policyId);
+    }
   }, 60_000);
 
   it('acknowledges each finding on the construct it concerns, with a reason, never stack-wide', () => {

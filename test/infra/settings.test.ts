@@ -37,6 +37,24 @@ describe('settings from CDK context', () => {
     });
   });
 
+  it('limits the backlog in bytes to half the memory of the cache node type it creates, and asks for the limit for a node type it does not know', () => {
+    expect(settingsFrom(cdkJsonContext()).functions.backlogLimitBytes).toBe(268_435_456);
+    expect(
+      settingsFrom({ ...cdkJsonContext(), cacheNodeType: 'cache.m7g.large' }).functions
+        .backlogLimitBytes,
+    ).toBe(Math.floor((6.38 * 1024 ** 3) / 2));
+    expect(
+      settingsFrom({
+        ...cdkJsonContext(),
+        cacheNodeType: 'cache.x9.huge',
+        backlogLimitBytes: 1_000,
+      }).functions.backlogLimitBytes,
+    ).toBe(1_000);
+    expect(problemsOf({ ...cdkJsonContext(), cacheNodeType: 'cache.x9.huge' })).toContainEqual(
+      expect.stringMatching(/^backlogLimitBytes: is required for cache node type cache\.x9\.huge/),
+    );
+  });
+
   it('every key in cdk.json is a setting Spillway reads, a CDK feature flag or a CLI switch', () => {
     const unknown = Object.keys(cdkJsonContext()).filter(
       (key) =>
@@ -120,9 +138,45 @@ describe('settings from CDK context', () => {
     ]);
   });
 
+  it('the LocalStack shape reads where its services are; other shapes refuse those settings', () => {
+    expect(
+      settingsFrom({ shape: 'localstack', localRedisUrl: 'redis://cache.local:6380' }).localstack,
+    ).toEqual({
+      redisUrl: 'redis://cache.local:6380',
+      databaseUrl: 'postgres://spillway:spillway@pgbouncer:6432/spillway',
+    });
+    expect(problemsOf({ localDatabaseUrl: 'postgres://x@y/z' })).toEqual([
+      'localDatabaseUrl: does not apply when shape is "new"; remove it or set shape',
+    ]);
+    expect(problemsOf({ shape: 'localstack', localRedisUrl: 'valkey:6379' })).toEqual([
+      'localRedisUrl: must be a redis:// URL, got "valkey:6379"',
+    ]);
+  });
+
   it('cannot ask more replicas to confirm a write than there are', () => {
     expect(problemsOf({ cacheReplicas: 1, redisReplicaAcks: 2 })).toEqual([
       'redisReplicaAcks: must not exceed cacheReplicas (1): WAIT could never be satisfied',
+    ]);
+  });
+
+  it('derives the cache parameter-group family as ElastiCache names it, per engine and version', () => {
+    const family = (cacheEngine: string, cacheEngineVersion: string) =>
+      settingsFrom({ cacheEngine, cacheEngineVersion }).cache.parameterGroupFamily;
+    expect(family('redis', '5.0.6')).toBe('redis5.0');
+    expect(family('redis', '6.0')).toBe('redis6.x');
+    expect(family('redis', '6.2')).toBe('redis6.x');
+    expect(family('redis', '7.1')).toBe('redis7');
+    expect(family('valkey', '7.2')).toBe('valkey7');
+    expect(family('valkey', '8.0')).toBe('valkey8');
+    expect(family('valkey', '8.1')).toBe('valkey8');
+  });
+
+  it('refuses a cache version whose parameter-group family it does not know', () => {
+    expect(problemsOf({ cacheEngine: 'redis', cacheEngineVersion: '4.0' })).toEqual([
+      'cacheEngineVersion: redis 4.0 has no parameter group family Spillway knows; use one of 5.0, 6.0, 6.2, 7.0, 7.1',
+    ]);
+    expect(problemsOf({ cacheEngine: 'valkey', cacheEngineVersion: '9.0' })).toEqual([
+      'cacheEngineVersion: valkey 9.0 has no parameter group family Spillway knows; use one of 7.2, 8.0, 8.1',
     ]);
   });
 
@@ -134,7 +188,7 @@ describe('settings from CDK context', () => {
 
   it('the error message tells where settings come from', () => {
     expect(() => settingsFrom({ shape: 'old' })).toThrow(
-      /Invalid Spillway settings \(CDK context; set them in cdk.json or with -c name=value\):\n {2}- shape: must be one of "new", "existing", got "old"/,
+      /Invalid Spillway settings \(CDK context; set them in cdk.json or with -c name=value\):\n {2}- shape: must be one of "new", "existing", "localstack", got "old"/,
     );
   });
 });

@@ -5,7 +5,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { App, CfnElement } from 'aws-cdk-lib';
+import { App, CfnElement, type Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import type { IConstruct } from 'constructs';
 import { afterAll } from 'vitest';
@@ -81,7 +81,7 @@ export function resourcesOfType(template: Template, type: string): Resources {
 }
 
 /** The logical id of a construct's CloudFormation resource. */
-export function logicalIdOf(stack: SpillwayStack, construct: IConstruct): string {
+export function logicalIdOf(stack: Stack, construct: IConstruct): string {
   const element = CfnElement.isCfnElement(construct) ? construct : construct.node.defaultChild;
   if (!element || !CfnElement.isCfnElement(element)) {
     throw new Error(`${construct.node.path} has no CloudFormation resource`);

@@ -154,6 +154,8 @@ export interface LocalRunner {
  * runner with a client, set up in `beforeAll` and closed in `afterAll`.
  */
 export function useLocalRunner(options: LocalRunnerOptions): LocalRunner {
+  const endpoint = process.env.LAMBDA_ENDPOINT?.trim();
+  if (endpoint) return useLambdaEndpoint(endpoint);
   const services = useServices(options.services);
   const runners: RunnerProcess[] = [];
   let state:
@@ -229,6 +231,56 @@ export function useLocalRunner(options: LocalRunnerOptions): LocalRunner {
       return runnerStarted().lambda;
     },
     startRunner,
+  };
+}
+
+/**
+ * With `LAMBDA_ENDPOINT` set (`npm run test:localstack`): no services and no runner; `lambda`
+ * talks to that endpoint, whose functions are named by their logical names, and `direct` to
+ * `LAMBDA_DATABASE_URL`, the database behind them. Only what a test of deployed functions can use
+ * is there.
+ */
+function useLambdaEndpoint(endpoint: string): LocalRunner {
+  let state: { direct: pg.Pool; lambda: LambdaClient } | undefined;
+  beforeAll(() => {
+    const url = process.env.LAMBDA_DATABASE_URL?.trim();
+    if (!url) throw new Error('LAMBDA_ENDPOINT is set: set LAMBDA_DATABASE_URL too');
+    state = {
+      direct: new pg.Pool({ connectionString: url, max: 2 }),
+      lambda: lambdaClient(endpoint),
+    };
+  });
+  afterAll(async () => {
+    state?.lambda.destroy();
+    await state?.direct.end();
+  });
+  const ready = () => {
+    if (state === undefined) throw new Error('useLocalRunner(): inside tests and hooks only');
+    return state;
+  };
+  const absent = (what: string): never => {
+    throw new Error(`useLocalRunner(): no ${what} with LAMBDA_ENDPOINT set`);
+  };
+  return {
+    get services() {
+      return absent('services');
+    },
+    get database() {
+      return absent('database');
+    },
+    get direct() {
+      return ready().direct;
+    },
+    get env() {
+      return absent('runner settings');
+    },
+    get runner() {
+      return absent('runner');
+    },
+    get lambda() {
+      return ready().lambda;
+    },
+    startRunner: async () => absent('runner'),
   };
 }
 

@@ -8,7 +8,7 @@ export const ADMIN_MAX_LIMIT = 1_000;
 /** What `list` and `peek` return without a `limit`. */
 export const ADMIN_DEFAULT_LIMIT = 100;
 
-const ACTIONS = ['list', 'replay', 'purge', 'peek'] as const;
+const ACTIONS = ['list', 'replay', 'purge', 'peek', 'acknowledge-cache-loss'] as const;
 
 /** Which dead letters `replay` and `purge` apply to. */
 export type AdminSelection = { readonly changesetIds: readonly string[] } | { readonly all: true };
@@ -21,7 +21,9 @@ export type AdminRequest =
   /** Delete dead letters for good. */
   | { readonly action: 'purge'; readonly selection: AdminSelection }
   /** The oldest changesets waiting in the backlog. */
-  | { readonly action: 'peek'; readonly limit: number };
+  | { readonly action: 'peek'; readonly limit: number }
+  /** An operator has seen that the cache lost its data: `health` stops reporting it. */
+  | { readonly action: 'acknowledge-cache-loss' };
 
 /**
  * `{ action: 'list' | 'peek', limit? }` or `{ action: 'replay' | 'purge', changesetIds | all: true }`.
@@ -39,7 +41,12 @@ export function parseAdminRequest(input: unknown): AdminRequest {
       `expected one of ${ACTIONS.map((a) => `'${a}'`).join(', ')}, got ${describe(action)}`,
     );
   }
-  const allowed = action === 'list' || action === 'peek' ? ['limit'] : ['changesetIds', 'all'];
+  const allowed =
+    action === 'list' || action === 'peek'
+      ? ['limit']
+      : action === 'acknowledge-cache-loss'
+        ? []
+        : ['changesetIds', 'all'];
   for (const name of Object.keys(fields)) {
     if (name !== 'action' && !allowed.includes(name)) {
       throw new ValidationError(name, `not a field of the '${action}' action`);
@@ -49,6 +56,8 @@ export function parseAdminRequest(input: unknown): AdminRequest {
     case 'list':
     case 'peek':
       return { action, limit: limitOf(fields.limit) };
+    case 'acknowledge-cache-loss':
+      return { action };
     default:
       return { action: action as 'replay' | 'purge', selection: selectionOf(fields) };
   }

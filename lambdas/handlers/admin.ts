@@ -4,6 +4,8 @@
  * - `{ action: 'replay', changesetIds | all: true }` → `{ replayed }` (ids)
  * - `{ action: 'purge', changesetIds | all: true }` → `{ purged }` (ids)
  * - `{ action: 'peek', limit? }` → `{ pending }`, the oldest changesets waiting to be drained
+ * - `{ action: 'acknowledge-cache-loss' }` → `{ acknowledged: true }`: `health` stops reporting a
+ *   loss of the cache's data the drainer detected
  * Anything else is a ValidationError; an unknown changeset id is a NotFoundError.
  */
 import { parseAdminRequest } from '../core/admin-request.js';
@@ -24,6 +26,10 @@ export const handler = lambdaHandler(async (event) => {
       logger.info('dead letters replayed', { changesetIds: replayed });
       return { replayed };
     }
+    case 'acknowledge-cache-loss':
+      await spillway.acknowledgeCacheLoss();
+      logger.info('loss of the cache data acknowledged');
+      return { acknowledged: true };
     case 'purge': {
       const purged = await spillway.purgeDeadLetters(request.selection);
       logger.info('dead letters purged', { changesetIds: purged });

@@ -21,6 +21,15 @@ describe('parseAdminRequest', () => {
     expect(parseAdminRequest({ action: 'peek', limit: 5 })).toEqual({ action: 'peek', limit: 5 });
   });
 
+  it('reads acknowledge-cache-loss, which takes no other field', () => {
+    expect(parseAdminRequest({ action: 'acknowledge-cache-loss' })).toEqual({
+      action: 'acknowledge-cache-loss',
+    });
+    expect(problem({ action: 'acknowledge-cache-loss', all: true }).message).toBe(
+      "all: not a field of the 'acknowledge-cache-loss' action",
+    );
+  });
+
   it('reads replay and purge of some ids, once each, or of all', () => {
     expect(parseAdminRequest({ action: 'replay', changesetIds: ['a', 'b', 'a'] })).toEqual({
       action: 'replay',

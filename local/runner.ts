@@ -24,7 +24,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Handler, LambdaContext } from '../lambdas/io/invocation.js';
-import { logger } from '../lambdas/io/telemetry.js';
+import { loggableError, logger } from '../lambdas/io/telemetry.js';
 import { currentRequestId, installInvokeStore, withInvocation } from './invoke-store.js';
 
 /** One function the runner serves. */
@@ -110,7 +110,10 @@ function crashed(error: Error): void {
     end(error);
     return;
   }
-  logger.error('local runner: a failure outside any running invocation', { error, requestId });
+  logger.error('local runner: a failure outside any running invocation', {
+    error: loggableError(error),
+    requestId,
+  });
 }
 
 function listenForCrashes(): () => void {
@@ -214,7 +217,7 @@ export async function startRunner(options: RunnerOptions): Promise<Runner> {
 
   const server = createServer((request, response) => {
     handle(request, response).catch((error: unknown) => {
-      logger.error('local runner: request failed', { error });
+      logger.error('local runner: request failed', { error: loggableError(error) });
       if (!response.headersSent) sendError(response, 500, 'ServiceException', 'internal error');
       else response.destroy();
     });

@@ -15,7 +15,7 @@ import { entityRows, parseEntitiesInput, taskId } from '../core/pipeline.js';
 import { getBufferConfig } from '../io/config.js';
 import { getWriter } from '../io/container.js';
 import { lambdaHandler } from '../io/invocation.js';
-import { logger } from '../io/telemetry.js';
+import { loggableError, logger } from '../io/telemetry.js';
 
 const TASK_TYPE = 'extract-entities';
 
@@ -85,7 +85,10 @@ export const handler = lambdaHandler(async (event) => {
       });
     } catch (recordError) {
       // Redis is out of reach too: the caller's retry will record the run.
-      logger.warn('could not record the failed task', { task_id, error: recordError });
+      logger.warn('could not record the failed task', {
+        task_id,
+        error: loggableError(recordError),
+      });
     }
     throw error;
   }

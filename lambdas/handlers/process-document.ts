@@ -16,7 +16,7 @@ import { chunkRows, packChangesets, parseDocumentInput } from '../core/pipeline.
 import { getBufferConfig } from '../io/config.js';
 import { getWriter, type Writer } from '../io/container.js';
 import { lambdaHandler } from '../io/invocation.js';
-import { logger } from '../io/telemetry.js';
+import { loggableError, logger } from '../io/telemetry.js';
 
 export const handler = lambdaHandler(async (event) => {
   const input = parseDocumentInput(event);
@@ -94,6 +94,9 @@ async function recordFailure(writer: Writer, document_uuid: string, error: unkno
   try {
     await setStatus(writer, document_uuid, 'failed', message.slice(0, 2_000));
   } catch (recordError) {
-    logger.warn('could not mark the document failed', { document_uuid, error: recordError });
+    logger.warn('could not mark the document failed', {
+      document_uuid,
+      error: loggableError(recordError),
+    });
   }
 }

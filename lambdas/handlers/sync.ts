@@ -9,6 +9,7 @@ import { getSpillway } from '../io/container.js';
 import { drainUntilIdle } from '../io/drain-loop.js';
 import { lambdaHandler } from '../io/invocation.js';
 import {
+  loggableError,
   logger,
   publishBacklogMetrics,
   publishDrainMetrics,
@@ -34,7 +35,9 @@ export const handler = lambdaHandler(async (_event, context) => {
   const tombstonesPruned =
     result.stoppedBy === 'empty'
       ? await spillway.pruneTombstones().catch((error: unknown) => {
-          logger.warn('could not prune tombstones; the next sync tries again', { error });
+          logger.warn('could not prune tombstones; the next sync tries again', {
+            error: loggableError(error),
+          });
           return 0;
         })
       : 0;

@@ -13,7 +13,7 @@ import { createBuffer, type RedisBuffer, Spillway, type WriteResult } from '../s
 import { type BufferConfig, getBufferConfig, getConfig } from './config.js';
 import { createPool } from './postgres.js';
 import { createRedis } from './redis.js';
-import { changesetLogger, logger } from './telemetry.js';
+import { changesetLogger, loggableError, logger } from './telemetry.js';
 
 /** All a function that only writes needs: `write` and the pipeline steps have no database. */
 export interface Writer {
@@ -89,7 +89,10 @@ export async function getSpillway(): Promise<Spillway> {
     leaseMs: config.syncLeaseMs,
     drainHooks: {
       onTransientError: (error, attempt) =>
-        logger.warn('transient error while draining; retrying', { attempt, error }),
+        logger.warn('transient error while draining; retrying', {
+          attempt,
+          error: loggableError(error),
+        }),
       onDeadLetter: (changeset, reason) =>
         changesetLogger(changeset.changesetId).error('changeset dead-lettered', {
           reason,

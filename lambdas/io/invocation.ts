@@ -4,7 +4,7 @@
  */
 import { SpillwayError } from '../core/errors.js';
 import { isRedisUnavailable, toUnavailable } from './redis.js';
-import { logger } from './telemetry.js';
+import { loggableError, logger } from './telemetry.js';
 
 /**
  * The part of the Lambda context Spillway uses. The Node.js runtime passes more; the local runner
@@ -52,7 +52,7 @@ function reported(error: unknown): Error {
     });
     return typed;
   }
-  logger.error('invocation failed unexpectedly', { error: typed });
+  logger.error('invocation failed unexpectedly', { error: loggableError(typed) });
   return typed instanceof Error ? typed : new Error(String(typed));
 }
 

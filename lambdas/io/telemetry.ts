@@ -5,6 +5,7 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { METRICS_NAMESPACE, MetricName } from '../core/metric-names.js';
+import { boundText } from '../core/reasons.js';
 import type { BreakerStatus, DrainResult } from '../spillway.js';
 
 export { METRICS_NAMESPACE, MetricName };
@@ -17,6 +18,25 @@ export const logger = new Logger({ serviceName });
 
 /** The metrics of this container, in the `Spillway` namespace with a `service` dimension. */
 export const metrics = new Metrics({ namespace: METRICS_NAMESPACE, serviceName });
+
+/**
+ * An error as Spillway logs it: its name, its message cut short, and what classifies it (SQLSTATE,
+ * a system error code), but none of the properties that carry row data or command arguments
+ * (pg's `detail` "Failing row contains ...", ioredis's `command.args`), nor its `cause`, which
+ * Powertools would log whole. The stack stays, for unexpected errors.
+ */
+export function loggableError(error: unknown): Record<string, string> {
+  if (!(error instanceof Error)) return { name: 'Error', message: boundText(String(error)) };
+  const code =
+    (error as { code?: unknown; sqlState?: unknown }).sqlState ??
+    (error as { code?: unknown }).code;
+  return {
+    name: error.name,
+    message: boundText(error.message),
+    ...(typeof code === 'string' ? { code } : {}),
+    ...(error.stack ? { stack: boundText(error.stack, 2_000) } : {}),
+  };
+}
 
 /** A logger whose every line carries the changeset id, for everything said about one changeset. */
 export function changesetLogger(changesetId: string, parent: Logger = logger): Logger {

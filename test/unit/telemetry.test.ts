@@ -196,6 +196,24 @@ describe('telemetry', () => {
     expect(lines.find((line) => '_aws' in line)).toMatchObject({ service: 'spillway-sync' });
   });
 
+  it('logs an error without the row data or command arguments its properties and cause carry', () => {
+    const pgError = Object.assign(new Error('new row violates check constraint "c"'), {
+      code: '23514',
+      detail: 'Failing row contains (secret-ssn-123-45-6789).',
+    });
+    const redisError = Object.assign(new Error('Command timed out'), {
+      command: { name: 'evalsha', args: ['sha', '1', 'secret-ssn-123-45-6789'] },
+    });
+    const wrapped = new Error('database unavailable: timeout', { cause: pgError });
+    for (const error of [pgError, redisError, wrapped]) {
+      telemetry.logger.error('failed', { error: telemetry.loggableError(error) });
+    }
+    const lines = jsonLinesOf(write, writeErr).filter((l) => l.message === 'failed');
+    expect(lines).toHaveLength(3);
+    expect(JSON.stringify(lines)).not.toContain('secret-ssn');
+    expect(lines[0]).toMatchObject({ error: { name: 'Error', code: '23514' } });
+  });
+
   it('logs structured JSON, and a changeset logger puts the changeset id on every line', () => {
     const log = telemetry.changesetLogger('cs-0001');
     log.info('buffered', { changes: 3 });

@@ -56,6 +56,15 @@ export interface SpillwayConfig {
   readonly changesetMaxBytes: number;
   /** Changesets per drain transaction (`SYNC_BATCH_SIZE`). @default 500 */
   readonly syncBatchSize: number;
+  /** Changes per drain transaction (`SYNC_BATCH_CHANGES`). @default 10_000 */
+  readonly syncBatchChanges: number;
+  /** What one drain transaction's changesets may cost Redis, in bytes (`SYNC_BATCH_BYTES`). @default 8_388_608 */
+  readonly syncBatchBytes: number;
+  /**
+   * `health` reports the backlog as not draining after this long without progress while changes
+   * wait (`HEALTH_STALL_MS`). @default 180_000
+   */
+  readonly healthStallMs: number;
   /** How long `sync` waits for new work when the backlog is empty (`SYNC_IDLE_WAIT_MS`); 0 returns at once. @default 10_000 */
   readonly syncIdleWaitMs: number;
   /** `sync` stops this long before the Lambda timeout (`SYNC_DEADLINE_MARGIN_MS`). @default 5_000 */
@@ -161,6 +170,9 @@ function load<D extends DatabaseTarget | undefined>(
     changesetMaxChanges: positiveInteger(env, 'CHANGESET_MAX_CHANGES', 1_000),
     changesetMaxBytes: positiveInteger(env, 'CHANGESET_MAX_BYTES', 1_048_576),
     syncBatchSize: positiveInteger(env, 'SYNC_BATCH_SIZE', 500),
+    syncBatchChanges: positiveInteger(env, 'SYNC_BATCH_CHANGES', 10_000),
+    syncBatchBytes: positiveInteger(env, 'SYNC_BATCH_BYTES', 8 * 1024 * 1024),
+    healthStallMs: positiveInteger(env, 'HEALTH_STALL_MS', 180_000),
     syncIdleWaitMs: nonNegativeInteger(env, 'SYNC_IDLE_WAIT_MS', 10_000),
     syncDeadlineMarginMs: positiveInteger(env, 'SYNC_DEADLINE_MARGIN_MS', 5_000),
     syncLeaseMs: positiveInteger(env, 'SYNC_LEASE_MS', 30_000),

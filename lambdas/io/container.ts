@@ -86,6 +86,9 @@ export async function getSpillway(): Promise<Spillway> {
     maxChangesPerChangeset: config.changesetMaxChanges,
     maxChangesetBytes: config.changesetMaxBytes,
     batchSize: config.syncBatchSize,
+    batchChanges: config.syncBatchChanges,
+    batchBytes: config.syncBatchBytes,
+    stallAfterMs: config.healthStallMs,
     leaseMs: config.syncLeaseMs,
     drainHooks: {
       onTransientError: (error, attempt) =>

@@ -336,7 +336,11 @@ interface Refusal {
  * The refusal every changeset of a run of `runLength` (two or more) met alike, as a systemic
  * fault; undefined when any changeset passed or met something else. Only a refusal of the
  * database's (with a SQLSTATE) counts: Spillway's own, such as a change to a table the
- * definitions no longer include, are the changes' own.
+ * definitions no longer include, are the changes' own. Data and integrity errors (classes 22
+ * and 23) never count: they are about the values, and two changes that name the same missing
+ * parent or break the same constraint alike are each refused, not a fault of the system
+ * (applying them one at a time would dead-letter both, G2). What counts is a routine refusing
+ * everything (a trigger's RAISE, P0001, and the other routine classes).
  */
 function sharedRefusal(
   refused: readonly Refusal[],
@@ -346,6 +350,7 @@ function sharedRefusal(
   if (runLength < 2 || refused.length !== runLength || first?.sqlState === undefined) {
     return undefined;
   }
+  if (first.sqlState.startsWith('22') || first.sqlState.startsWith('23')) return undefined;
   const alike = refused.every(
     ({ error }) => error.sqlState === first.sqlState && error.message === first.message,
   );

@@ -341,6 +341,18 @@ export class Spillway {
   }
 
   /**
+   * One page of dead letters in original order, bounded by `limit` and by `maxBytes` of JSON
+   * (so an `admin` answer fits Lambda's response limit); pass `nextCursor` to get the next page.
+   */
+  pageDeadLetters(options: {
+    limit: number;
+    cursor?: string;
+    maxBytes: number;
+  }): Promise<{ deadLetters: DeadLetter[]; nextCursor: string | null }> {
+    return this.buffer.pageDeadLetters(options);
+  }
+
+  /**
    * Put dead letters back into the backlog in their original order, with their original
    * versions, so that nothing written after them is overwritten (G2). Each is validated again
    * against today's table definitions first; if one fails, none is replayed (ValidationError

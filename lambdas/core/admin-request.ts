@@ -7,6 +7,12 @@ import { ValidationError } from './errors.js';
 export const ADMIN_MAX_LIMIT = 1_000;
 /** What `list` and `peek` return without a `limit`. */
 export const ADMIN_DEFAULT_LIMIT = 100;
+/**
+ * Most bytes of dead letters one `list` answer carries: Lambda's synchronous response limit is
+ * 6 MB, and the answer's envelope needs some of it. A page stops before this (but holds at least
+ * one letter, which is at most CHANGESET_MAX_BYTES plus its reason).
+ */
+export const ADMIN_MAX_LIST_BYTES = 5 * 1024 * 1024;
 
 const ACTIONS = ['list', 'replay', 'purge', 'peek', 'acknowledge-cache-loss'] as const;
 
@@ -14,8 +20,8 @@ const ACTIONS = ['list', 'replay', 'purge', 'peek', 'acknowledge-cache-loss'] as
 export type AdminSelection = { readonly changesetIds: readonly string[] } | { readonly all: true };
 
 export type AdminRequest =
-  /** The dead letters, oldest first. */
-  | { readonly action: 'list'; readonly limit: number }
+  /** The dead letters, oldest first, one page after `cursor` (a `nextCursor` of an earlier page). */
+  | { readonly action: 'list'; readonly limit: number; readonly cursor?: string }
   /** Put dead letters back into the backlog, in their original order and versions. */
   | { readonly action: 'replay'; readonly selection: AdminSelection }
   /** Delete dead letters for good. */
@@ -42,18 +48,23 @@ export function parseAdminRequest(input: unknown): AdminRequest {
     );
   }
   const allowed =
-    action === 'list' || action === 'peek'
-      ? ['limit']
-      : action === 'acknowledge-cache-loss'
-        ? []
-        : ['changesetIds', 'all'];
+    action === 'list'
+      ? ['limit', 'cursor']
+      : action === 'peek'
+        ? ['limit']
+        : action === 'acknowledge-cache-loss'
+          ? []
+          : ['changesetIds', 'all'];
   for (const name of Object.keys(fields)) {
     if (name !== 'action' && !allowed.includes(name)) {
       throw new ValidationError(name, `not a field of the '${action}' action`);
     }
   }
   switch (action) {
-    case 'list':
+    case 'list': {
+      const cursor = cursorOf(fields.cursor);
+      return { action, limit: limitOf(fields.limit), ...(cursor === undefined ? {} : { cursor }) };
+    }
     case 'peek':
       return { action, limit: limitOf(fields.limit) };
     case 'acknowledge-cache-loss':
@@ -61,6 +72,17 @@ export function parseAdminRequest(input: unknown): AdminRequest {
     default:
       return { action: action as 'replay' | 'purge', selection: selectionOf(fields) };
   }
+}
+
+function cursorOf(value: unknown): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || !/^[A-Za-z0-9_-]{1,400}$/.test(value)) {
+    throw new ValidationError(
+      'cursor',
+      `expected the nextCursor of an earlier list answer, got ${describe(value)}`,
+    );
+  }
+  return value;
 }
 
 function limitOf(value: unknown): number {

@@ -1,6 +1,8 @@
 /**
  * `admin`: operator actions on the buffer.
- * - `{ action: 'list', limit? }` → `{ deadLetters }`
+ * - `{ action: 'list', limit?, cursor? }` → `{ deadLetters, nextCursor }`: one page, at most
+ *   `limit` letters and ADMIN_MAX_LIST_BYTES of them; `nextCursor` (null after the last page)
+ *   asks for the next
  * - `{ action: 'replay', changesetIds | all: true }` → `{ replayed }` (ids)
  * - `{ action: 'purge', changesetIds | all: true }` → `{ purged }` (ids)
  * - `{ action: 'peek', limit? }` → `{ pending }`, the oldest changesets waiting to be drained
@@ -8,7 +10,7 @@
  *   loss of the cache's data the drainer detected
  * Anything else is a ValidationError; an unknown changeset id is a NotFoundError.
  */
-import { parseAdminRequest } from '../core/admin-request.js';
+import { ADMIN_MAX_LIST_BYTES, parseAdminRequest } from '../core/admin-request.js';
 import { getSpillway } from '../io/container.js';
 import { lambdaHandler } from '../io/invocation.js';
 import { logger } from '../io/telemetry.js';
@@ -18,7 +20,11 @@ export const handler = lambdaHandler(async (event) => {
   const spillway = await getSpillway();
   switch (request.action) {
     case 'list':
-      return { deadLetters: await spillway.listDeadLetters({ limit: request.limit }) };
+      return await spillway.pageDeadLetters({
+        limit: request.limit,
+        maxBytes: ADMIN_MAX_LIST_BYTES,
+        ...(request.cursor === undefined ? {} : { cursor: request.cursor }),
+      });
     case 'peek':
       return { pending: await spillway.buffer.peek(request.limit) };
     case 'replay': {

@@ -444,6 +444,62 @@ export class RedisBuffer {
     }
   }
 
+  /**
+   * One page of dead letters in original order, after `cursor` (from the oldest without one):
+   * at most `limit`, and no more than `maxBytes` of JSON (but always one, when any is left), so
+   * that an answer stays within Lambda's 6 MB response limit whatever the letters' size. The
+   * next page starts at `nextCursor`, null after the last.
+   */
+  async pageDeadLetters(options: {
+    readonly limit: number;
+    readonly cursor?: string;
+    readonly maxBytes: number;
+  }): Promise<{ deadLetters: DeadLetter[]; nextCursor: string | null }> {
+    const start =
+      options.cursor === undefined
+        ? '-'
+        : `(${Buffer.from(options.cursor, 'base64url').toString('utf8')}`;
+    let members: string[];
+    let values: (string | null)[];
+    try {
+      members = await this.redis.zrangebylex(
+        this.keys.deadLetterIndex,
+        start,
+        '+',
+        'LIMIT',
+        0,
+        options.limit + 1,
+      );
+      const page = members.slice(0, options.limit);
+      values =
+        page.length === 0
+          ? []
+          : await this.redis.hmget(
+              this.keys.deadLetters,
+              ...page.map((m) => m.slice(m.indexOf(':') + 1)),
+            );
+    } catch (error) {
+      throw toUnavailable(error);
+    }
+    const deadLetters: DeadLetter[] = [];
+    let bytes = 0;
+    let last: string | undefined;
+    for (const [i, value] of values.entries()) {
+      const member = members[i] as string;
+      if (value !== null) {
+        bytes += Buffer.byteLength(value);
+        if (deadLetters.length > 0 && bytes > options.maxBytes) break;
+        deadLetters.push(JSON.parse(value) as DeadLetter);
+      }
+      last = member;
+    }
+    const more = last !== undefined && last !== members.at(-1);
+    return {
+      deadLetters,
+      nextCursor: more ? Buffer.from(last as string, 'utf8').toString('base64url') : null,
+    };
+  }
+
   /** Remove dead letters (after replay, or on an operator's purge). Returns how many existed. */
   async removeDeadLetters(letters: readonly DeadLetter[]): Promise<number> {
     if (letters.length === 0) return 0;

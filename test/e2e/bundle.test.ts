@@ -311,7 +311,10 @@ describe('the synthesized bundles, run as Lambda runs them', () => {
       deadLetters: 0,
       checks: { redis: { ok: true }, database: { ok: true } },
     });
-    expect(await invoke('admin', { action: 'list' })).toEqual({ deadLetters: [] });
+    expect(await invoke('admin', { action: 'list' })).toEqual({
+      deadLetters: [],
+      nextCursor: null,
+    });
   });
 
   it("process-document's output feeds extract-entities, and sync lands all of it in PostgreSQL", async () => {

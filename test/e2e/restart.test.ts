@@ -106,7 +106,10 @@ describe('a crash of the local runner', () => {
       if (actual.get(id) === pages) expected.set(id, pages);
     }
     expect(actual).toEqual(expected);
-    expect(await call(again, 'admin', { action: 'list' })).toEqual({ deadLetters: [] });
+    expect(await call(again, 'admin', { action: 'list' })).toEqual({
+      deadLetters: [],
+      nextCursor: null,
+    });
     again.destroy();
   });
 });

@@ -3,6 +3,7 @@
  * commands (G5), and backpressure by bytes comes before Redis runs out of memory.
  */
 import { describe, expect, it } from 'vitest';
+import { ADMIN_MAX_LIST_BYTES } from '../../lambdas/core/admin-request.js';
 import { BackpressureError } from '../../lambdas/core/errors.js';
 import { chunk, countRows, document, drainAll, useTestEngines, uuid } from '../support/engine.js';
 
@@ -97,5 +98,50 @@ describe('backpressure by bytes', () => {
     }
     await drainAll(spillway);
     expect((await spillway.buffer.stats()).backlogBytes).toBe(0);
+  });
+});
+
+describe('listing dead letters', () => {
+  it('pages large dead letters so that no answer exceeds the admin limit, and reaches every one through the cursor', async () => {
+    const { spillway } = await engine('dead-pages');
+    const missingDocument = uuid();
+    const written: string[] = [];
+    for (let i = 0; i < 8; i += 1) {
+      const c = chunk(missingDocument, i);
+      const result = await spillway.write({
+        changes: [{ ...c, record: { ...c.record, text: 'x'.repeat(900_000) } }],
+      });
+      written.push(result.changesetId);
+    }
+    await drainAll(spillway);
+
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    let pages = 0;
+    for (;;) {
+      const page = await spillway.pageDeadLetters({
+        limit: 100,
+        maxBytes: ADMIN_MAX_LIST_BYTES,
+        ...(cursor === undefined ? {} : { cursor }),
+      });
+      pages += 1;
+      expect(Buffer.byteLength(JSON.stringify(page))).toBeLessThan(ADMIN_MAX_LIST_BYTES + 4_096);
+      seen.push(...page.deadLetters.map((letter) => letter.changesetId));
+      if (page.nextCursor === null) break;
+      cursor = page.nextCursor;
+    }
+    expect(pages).toBeGreaterThan(1);
+    expect(seen).toEqual(written);
+
+    // A limit pages too: one letter at a time, in order.
+    const first = await spillway.pageDeadLetters({ limit: 1, maxBytes: ADMIN_MAX_LIST_BYTES });
+    const second = await spillway.pageDeadLetters({
+      limit: 1,
+      maxBytes: ADMIN_MAX_LIST_BYTES,
+      cursor: first.nextCursor ?? '',
+    });
+    expect([...first.deadLetters, ...second.deadLetters].map((l) => l.changesetId)).toEqual(
+      written.slice(0, 2),
+    );
   });
 });

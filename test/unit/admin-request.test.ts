@@ -21,6 +21,20 @@ describe('parseAdminRequest', () => {
     expect(parseAdminRequest({ action: 'peek', limit: 5 })).toEqual({ action: 'peek', limit: 5 });
   });
 
+  it('reads a list cursor, and refuses one that no list answer could have given', () => {
+    expect(parseAdminRequest({ action: 'list', cursor: 'MDAwMToy' })).toEqual({
+      action: 'list',
+      limit: ADMIN_DEFAULT_LIMIT,
+      cursor: 'MDAwMToy',
+    });
+    expect(problem({ action: 'list', cursor: 'a b' }).message).toMatch(
+      /^cursor: expected the nextCursor/,
+    );
+    expect(problem({ action: 'peek', cursor: 'MDAw' }).message).toBe(
+      "cursor: not a field of the 'peek' action",
+    );
+  });
+
   it('reads acknowledge-cache-loss, which takes no other field', () => {
     expect(parseAdminRequest({ action: 'acknowledge-cache-loss' })).toEqual({
       action: 'acknowledge-cache-loss',

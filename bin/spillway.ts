@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+import { parseArgs } from 'node:util';
+import { ConfigError, SpillwayError } from '../lambdas/core/errors.js';
 /**
  * The Spillway command line.
  *
@@ -12,8 +14,7 @@
  * Every command but `local` calls the engine directly with `REDIS_URL` and `DATABASE_URL`;
  * unset, they point at the services `spillway local` starts.
  */
-import { parseArgs } from 'node:util';
-import { ConfigError, SpillwayError } from '../lambdas/core/errors.js';
+import { parseStatusRequest } from '../lambdas/core/status-request.js';
 import { closeContainer, getSpillway } from '../lambdas/io/container.js';
 import { LOCAL_DATABASE, LOCAL_PORTS, startLocal } from '../local/start.js';
 
@@ -21,6 +22,9 @@ const USAGE = `usage:
   spillway local                          serve every function at http://127.0.0.1:$PORT (default 3001)
   spillway status                         health: backlog, oldest pending change, dead letters, breaker
   spillway drain [--timeout-ms N]         drain the backlog into the database now
+  spillway wait [--timeout-ms N] VERSION...  wait until these changesets (the versions write
+                                          returned) are applied or dead-lettered; exit 1 if
+                                          any is still pending when the time is up
   spillway dead-letters list [--limit N]
   spillway dead-letters replay (--all | CHANGESET_ID...)
   spillway dead-letters purge (--all | CHANGESET_ID...)
@@ -43,6 +47,8 @@ async function main(argv: readonly string[]): Promise<number> {
       return await drain(rest);
     case 'dead-letters':
       return await deadLetters(rest);
+    case 'wait':
+      return await wait(rest);
     case undefined:
     case 'help':
     case '--help':
@@ -104,6 +110,34 @@ async function drain(args: readonly string[]): Promise<number> {
     const stats = await spillway.buffer.stats();
     print({ ...result, backlog: stats.backlog, deadLetters: stats.deadLetters });
     return result.stoppedBy === 'empty' ? 0 : 1;
+  });
+}
+
+async function wait(args: readonly string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: [...args],
+    allowPositionals: true,
+    options: { 'timeout-ms': { type: 'string', default: '60000' } },
+  });
+  const timeoutMs = positive('--timeout-ms', values['timeout-ms']);
+  let versions: string[];
+  try {
+    versions = parseStatusRequest({ changesets: positionals });
+  } catch (error) {
+    console.error(`wait: ${error instanceof Error ? error.message : String(error)}\n${USAGE}`);
+    return 2;
+  }
+  return await withEngine(async (spillway) => {
+    const until = Date.now() + timeoutMs;
+    for (;;) {
+      const statuses = await spillway.changesetStatus(versions);
+      const pending = statuses.some((s) => s.status === 'pending');
+      if (!pending || Date.now() >= until) {
+        print(statuses);
+        return pending ? 1 : 0;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
   });
 }
 

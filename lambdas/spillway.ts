@@ -11,9 +11,14 @@ import type { SchemaRegistry, TableDef } from './core/schema.js';
 import { type BreakerPolicy, type BreakerStatus, DrainControl } from './io/drain-control.js';
 import { Drainer, type DrainHooks, type DrainResult } from './io/drainer.js';
 import { PostgresSink } from './io/postgres-sink.js';
-import { type BufferStats, type DeadLetter, RedisBuffer } from './io/redis-buffer.js';
+import {
+  type BufferStats,
+  type ChangesetStatus,
+  type DeadLetter,
+  RedisBuffer,
+} from './io/redis-buffer.js';
 
-export type { BreakerStatus, BufferStats, DeadLetter, DrainResult, RedisBuffer };
+export type { BreakerStatus, BufferStats, ChangesetStatus, DeadLetter, DrainResult, RedisBuffer };
 
 export interface SpillwayOptions {
   readonly redis: Redis;
@@ -66,6 +71,8 @@ export interface SpillwayOptions {
 export interface WriteResult {
   readonly accepted: number;
   readonly changesetId: string;
+  /** The changeset's version (its stream id): ask `changesetStatus` where it stands. */
+  readonly version: string;
 }
 
 export interface ReadResult {
@@ -209,6 +216,11 @@ export class Spillway {
       throw error;
     }
     return { record: resolveRow(def, stored, layers, offset), pending };
+  }
+
+  /** Where changesets stand, by the versions `write` returned (see `RedisBuffer.changesetStatus`). */
+  changesetStatus(versions: readonly string[]): Promise<ChangesetStatus[]> {
+    return this.buffer.changesetStatus(versions);
   }
 
   /** Drain until the backlog is empty or `deadline` (epoch ms) passes. */

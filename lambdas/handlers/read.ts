@@ -1,11 +1,18 @@
 /**
- * `read`: `{ table, key }` → `{ record, pending }`, the latest acknowledged state of the row,
- * synced or not (G4).
+ * `read`: `{ table, key }` → `{ record, pending }`, the latest acknowledged state of one row,
+ * synced or not (G4); or `{ changesets: [version, ...] }` → `{ changesets: [{ version, status,
+ * reason? }] }`, where changesets stand by the versions `write` returned.
  */
+import { isStatusRequest, parseStatusRequest } from '../core/status-request.js';
 import { getSpillway } from '../io/container.js';
 import { lambdaHandler } from '../io/invocation.js';
 
 export const handler = lambdaHandler(async (event) => {
+  if (isStatusRequest(event)) {
+    const versions = parseStatusRequest(event);
+    const spillway = await getSpillway();
+    return { changesets: await spillway.changesetStatus(versions) };
+  }
   const spillway = await getSpillway();
   return await spillway.read(event);
 });

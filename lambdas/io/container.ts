@@ -9,7 +9,13 @@
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import { pipelineRegistry } from '../schema/tables.js';
-import { createBuffer, type RedisBuffer, Spillway, type WriteResult } from '../spillway.js';
+import {
+  type ChangesetStatus,
+  createBuffer,
+  type RedisBuffer,
+  Spillway,
+  type WriteResult,
+} from '../spillway.js';
 import { type BufferConfig, getBufferConfig, getConfig } from './config.js';
 import { createPool } from './postgres.js';
 import { createRedis } from './redis.js';
@@ -19,6 +25,8 @@ import { changesetLogger, loggableError, logger } from './telemetry.js';
 export interface Writer {
   /** Buffers one changeset; resolves once Redis holds it (G1, G5, G6). */
   write(input: unknown): Promise<WriteResult>;
+  /** Where changesets stand, by the versions `write` returned. */
+  changesetStatus(versions: readonly string[]): Promise<ChangesetStatus[]>;
 }
 
 export interface ContainerOptions {

@@ -77,6 +77,16 @@ export interface DeadLetter {
   readonly writtenAt: string;
 }
 
+/** Where one changeset stands (see `RedisBuffer.changesetStatus`). */
+export interface ChangesetStatus {
+  readonly version: string;
+  readonly status: 'pending' | 'applied' | 'dead-lettered' | 'unknown';
+  /** With `dead-lettered`: the changeset and the database's reason. */
+  readonly changesetId?: string;
+  readonly reason?: string;
+  readonly sqlState?: string | null;
+}
+
 export interface BufferStats {
   readonly backlog: number;
   /** What the pending changesets cost Redis, in bytes (estimated). */
@@ -103,11 +113,71 @@ export class RedisBuffer {
   }
 
   /** Validate and append one changeset; resolves once Redis holds it (the acknowledgement). */
-  async write(input: unknown): Promise<{ accepted: number; changesetId: string }> {
+  async write(input: unknown): Promise<{ accepted: number; changesetId: string; version: string }> {
     const changes = validateChangeset(input, this.options.registry, this.options.limits);
     const changesetId = randomUUID();
-    await this.append(changes, { changesetId });
-    return { accepted: changes.length, changesetId };
+    const version = await this.append(changes, { changesetId });
+    return { accepted: changes.length, changesetId, version };
+  }
+
+  /**
+   * Where each changeset stands, by the version `write` returned (its stream id), in O(log n)
+   * per version and without keeping anything per changeset beyond the backlog and the dead
+   * letters: `pending` while the backlog holds it, `dead-lettered` (with the reason) while the
+   * dead-letter store does, `applied` once neither does, and `unknown` for a version older than
+   * the cache's epoch (the cache lost its data since: whether it was drained before cannot be
+   * told) or newer than anything written. A replayed dead letter is pending again under a new
+   * version, which `replay` does not return: its old version reads `applied`.
+   */
+  async changesetStatus(versions: readonly string[]): Promise<ChangesetStatus[]> {
+    let replies: [unknown, unknown][];
+    try {
+      const batch = this.redis.multi().hget(this.keys.meta, 'since').xinfo('STREAM', this.keys.log);
+      for (const version of versions) {
+        const member = sortableVersion(versionOf(version));
+        batch
+          .xrange(this.keys.log, version, version, 'COUNT', 1)
+          .zrangebylex(this.keys.deadLetterIndex, `[${member}:`, `[${member};`, 'LIMIT', 0, 1);
+      }
+      replies = ((await batch.exec()) ?? []) as [unknown, unknown][];
+    } catch (error) {
+      throw toUnavailable(error);
+    }
+    const [[, since], [infoError, info]] = replies as [
+      [unknown, string | null],
+      [unknown, unknown[]],
+    ];
+    const lastIndex = Array.isArray(info) ? info.indexOf('last-generated-id') : -1;
+    const lastId = infoError === null && lastIndex >= 0 ? String(info[lastIndex + 1]) : '0-0';
+    const deadIds: (string | undefined)[] = [];
+    const statuses: ChangesetStatus[] = versions.map((version, i) => {
+      const [, entries] = replies[2 + 2 * i] as [unknown, unknown[]];
+      const [, dead] = replies[3 + 2 * i] as [unknown, string[]];
+      const member = dead[0];
+      deadIds.push(member === undefined ? undefined : member.slice(member.indexOf(':') + 1));
+      if (entries.length > 0) return { version, status: 'pending' };
+      if (member !== undefined) return { version, status: 'dead-lettered' };
+      const v = BigInt(versionOf(version));
+      if (since === null || v < BigInt(versionOf(since)) || v > BigInt(versionOf(lastId))) {
+        return { version, status: 'unknown' };
+      }
+      return { version, status: 'applied' };
+    });
+    const dead = deadIds.filter((id): id is string => id !== undefined);
+    if (dead.length === 0) return statuses;
+    const letters = await this.listDeadLetters({ changesetIds: dead });
+    const reasons = new Map(letters.map((l) => [l.changesetId, l]));
+    return statuses.map((status, i) => {
+      const letter = reasons.get(deadIds[i] ?? '');
+      return status.status === 'dead-lettered' && letter !== undefined
+        ? {
+            ...status,
+            changesetId: letter.changesetId,
+            reason: letter.reason,
+            sqlState: letter.sqlState,
+          }
+        : status;
+    });
   }
 
   /**

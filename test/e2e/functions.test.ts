@@ -33,6 +33,40 @@ async function documentRow(id: string): Promise<Record<string, unknown> | undefi
 }
 
 describe('the local runner serves the contract', () => {
+  it('write waits for its changeset to be applied with waitForSyncMs, and read tells where changesets stand', async () => {
+    const id = randomUUID();
+    const [waited] = await Promise.all([
+      call<{ version: string; status: string }>(local.lambda, 'write', {
+        changes: [document(id)],
+        waitForSyncMs: 10_000,
+      }),
+      (async () => {
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        await call(local.lambda, 'sync', {});
+      })(),
+    ]);
+    expect(waited).toMatchObject({ accepted: 1, status: 'applied' });
+    const pending = await call<{ version: string }>(local.lambda, 'write', {
+      changes: [document(randomUUID())],
+      waitForSyncMs: 300,
+    });
+    expect(pending).toMatchObject({ status: 'pending' });
+    expect(
+      await call(local.lambda, 'read', { changesets: [waited.version, pending.version] }),
+    ).toEqual({
+      changesets: [
+        { version: waited.version, status: 'applied' },
+        { version: pending.version, status: 'pending' },
+      ],
+    });
+    const refused = await invoke(local.lambda, 'read', { changesets: ['not-a-version'] });
+    expect(refused.functionError).toBe('Unhandled');
+    expect(refused.payload).toMatchObject({
+      errorType: 'ValidationError',
+      errorMessage: expect.stringMatching(/^changesets\[0\]: expected a version/),
+    });
+  });
+
   it('migrate ran at start: a second run applies nothing and skips every migration', async () => {
     const result = await call<{ applied: string[]; skipped: string[] }>(
       local.lambda,

@@ -17,11 +17,14 @@ import { ConfigError, SpillwayError } from '../lambdas/core/errors.js';
 import { parseStatusRequest } from '../lambdas/core/status-request.js';
 import { closeContainer, getSpillway } from '../lambdas/io/container.js';
 import { LOCAL_DATABASE, LOCAL_PORTS, startLocal } from '../local/start.js';
+import { watch } from './watch.js';
 
 const USAGE = `usage:
   spillway local                          serve every function at http://127.0.0.1:$PORT (default 3001)
   spillway status                         health: backlog, oldest pending change, dead letters, breaker
   spillway drain [--timeout-ms N]         drain the backlog into the database now
+  spillway watch [--interval-ms N]        a live view: backlog, drain rate and time to empty,
+                                          oldest pending change, breaker, dead letters, errors
   spillway wait [--timeout-ms N] VERSION...  wait until these changesets (the versions write
                                           returned) are applied or dead-lettered; exit 1 if
                                           any is still pending when the time is up
@@ -49,6 +52,23 @@ async function main(argv: readonly string[]): Promise<number> {
       return await deadLetters(rest);
     case 'wait':
       return await wait(rest);
+    case 'watch': {
+      const { values } = parseArgs({
+        args: [...rest],
+        options: { 'interval-ms': { type: 'string', default: '1000' } },
+      });
+      const intervalMs = positive('--interval-ms', values['interval-ms']);
+      return await withEngine(async (spillway) => {
+        const stop = new AbortController();
+        process.once('SIGINT', () => stop.abort());
+        await watch(() => spillway.health(), {
+          intervalMs,
+          signal: stop.signal,
+          tty: process.stdout.isTTY === true,
+        });
+        return 0;
+      });
+    }
     case undefined:
     case 'help':
     case '--help':

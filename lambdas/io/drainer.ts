@@ -24,7 +24,7 @@ import {
 } from '../core/errors.js';
 import { type BackoffPolicy, backoffDelay } from '../core/policies.js';
 import type { DrainControl, SystemicFault } from './drain-control.js';
-import type { PostgresSink, PreparedBatch } from './postgres-sink.js';
+import type { PreparedBatch, Sink } from './sink.js';
 import type { RedisBuffer } from './redis-buffer.js';
 
 export interface DrainerOptions {
@@ -74,7 +74,7 @@ type Counts = {
 export class Drainer {
   constructor(
     private readonly buffer: RedisBuffer,
-    private readonly sink: PostgresSink,
+    private readonly sink: Sink,
     private readonly control: DrainControl,
     private readonly options: DrainerOptions,
   ) {}
@@ -377,7 +377,7 @@ interface PreparedRun {
 }
 
 function prepareRun(
-  sink: PostgresSink,
+  sink: Sink,
   changesets: readonly PendingChangeset[],
   offset: bigint,
 ): PreparedRun {
@@ -414,7 +414,7 @@ class BatchReader {
 
   constructor(
     private readonly buffer: RedisBuffer,
-    private readonly sink: PostgresSink,
+    private readonly sink: Sink,
     private readonly limits: Pick<DrainerOptions, 'batchSize' | 'batchChanges' | 'batchBytes'>,
     readonly offset: bigint,
   ) {}

@@ -24,8 +24,8 @@ import {
 } from '../core/errors.js';
 import { type BackoffPolicy, backoffDelay } from '../core/policies.js';
 import type { DrainControl, SystemicFault } from './drain-control.js';
-import type { PreparedBatch, Sink } from './sink.js';
 import type { RedisBuffer } from './redis-buffer.js';
+import type { PreparedBatch, Sink } from './sink.js';
 
 export interface DrainerOptions {
   /** Changesets per transaction. */

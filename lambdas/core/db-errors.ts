@@ -175,7 +175,12 @@ export function toDatabaseError(error: unknown): SpillwayError {
   // Bounded, and without the rows PostgreSQL quotes: the reason is stored and logged.
   const message =
     report !== undefined && isDataApiException(error)
-      ? databaseReason(Object.assign(new Error(report.message), { code: report.sqlState }))
+      ? databaseReason(
+          Object.assign(new Error(report.message), {
+            code: report.sqlState,
+            detail: report.detail,
+          }),
+        )
       : isDataApiException(error)
         ? dataApiReason(error)
         : databaseReason(error);

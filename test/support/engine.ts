@@ -25,7 +25,7 @@ export const testSink: 'pg' | 'data-api' = process.env.SINK === 'data-api' ? 'da
 /** The Data API's client as the engine uses it, through the local stand-in. */
 async function dataApiOptions(
   directUrl: string,
-): Promise<{ options: Partial<SpillwayOptions>; close: () => Promise<void> }> {
+): Promise<{ options: Pick<SpillwayOptions, 'pool' | 'sink'>; close: () => Promise<void> }> {
   const api = await startLocalDataApi({ postgresUrl: directUrl });
   const client = new RDSDataClient({
     endpoint: api.url,
@@ -55,6 +55,11 @@ export interface TestEngine {
   /** Straight to PostgreSQL, for assertions. */
   readonly direct: pg.Pool;
   readonly prefix: string;
+  /**
+   * How a Spillway reaches the database on this run's sink (`testSink`): `pool` and `sink`, for
+   * tests that build their own Spillway.
+   */
+  readonly sinkOptions: Pick<SpillwayOptions, 'pool' | 'sink'>;
   /** Another Spillway on the same buffer and database (a second drainer, say). */
   another(options?: Partial<SpillwayOptions>): Spillway;
   /**
@@ -114,6 +119,7 @@ export async function createTestEngine(
       pool,
       direct,
       prefix,
+      sinkOptions: { pool, ...viaDataApi?.options },
       another: (again = {}) => new Spillway({ ...base, ...again }),
       onRedis: (otherUrl, again = {}) => on(otherUrl, { ...more, ...again }),
       close,

@@ -3,27 +3,30 @@
  * Pass connected clients in; this module opens no connection of its own.
  */
 import type { Redis } from 'ioredis';
-import type { Pool } from 'pg';
 import { DEFAULT_LIMITS, type JsonValue, rowKeyOf, validateRowKey } from './core/changeset.js';
 import { NotFoundError, UnavailableError, ValidationError } from './core/errors.js';
 import { resolveRow, resolvesWithoutDatabase } from './core/overlay.js';
 import type { SchemaRegistry, TableDef } from './core/schema.js';
 import { type BreakerPolicy, type BreakerStatus, DrainControl } from './io/drain-control.js';
 import { Drainer, type DrainHooks, type DrainResult } from './io/drainer.js';
-import { PostgresSink } from './io/postgres-sink.js';
+import { PostgresSink, type SinkOptions } from './io/postgres-sink.js';
+import type { TransactionPool } from './io/postgres-transaction.js';
 import {
   type BufferStats,
   type ChangesetStatus,
   type DeadLetter,
   RedisBuffer,
 } from './io/redis-buffer.js';
+import type { Sink } from './io/sink.js';
 
 export type { BreakerStatus, BufferStats, ChangesetStatus, DeadLetter, DrainResult, RedisBuffer };
 
 export interface SpillwayOptions {
   readonly redis: Redis;
-  /** A pool reaching PostgreSQL through RDS Proxy (locally: PgBouncer). */
-  readonly pool: Pool;
+  /** A pool reaching PostgreSQL through RDS Proxy (locally: PgBouncer), or the Data API's. */
+  readonly pool: TransactionPool;
+  /** Builds the sink. @default a PostgresSink over `pool` */
+  readonly sink?: (options: SinkOptions) => Sink;
   readonly registry: SchemaRegistry;
   /** Prefix of every Redis key; also names the buffer in the database's fencing table. @default 'spillway' */
   readonly prefix?: string;
@@ -161,7 +164,7 @@ export function createBuffer(options: BufferOnlyOptions): RedisBuffer {
 
 export class Spillway {
   readonly buffer: RedisBuffer;
-  readonly sink: PostgresSink;
+  readonly sink: Sink;
   readonly control: DrainControl;
   private readonly drainer: Drainer;
   private readonly stallAfterMs: number;
@@ -169,11 +172,12 @@ export class Spillway {
   constructor(private readonly options: SpillwayOptions) {
     const prefix = options.prefix ?? 'spillway';
     this.buffer = createBuffer(options);
-    this.sink = new PostgresSink(options.pool, {
+    const sinkOptions: SinkOptions = {
       registry: options.registry,
       schema: options.dbSchema ?? 'public',
       buffer: prefix,
-    });
+    };
+    this.sink = options.sink?.(sinkOptions) ?? new PostgresSink(options.pool, sinkOptions);
     this.control = new DrainControl(
       options.redis,
       this.buffer.keys,
@@ -206,7 +210,7 @@ export class Spillway {
     const rowKey = rowKeyOf(def, key);
     const { layers, offset } = await this.buffer.overlay(def.name, rowKey);
     const pending = layers.length > 0;
-    let stored: Awaited<ReturnType<PostgresSink['fetchRow']>>;
+    let stored: Awaited<ReturnType<Sink['fetchRow']>>;
     try {
       stored = await this.sink.fetchRow(def.name, key, rowKey);
     } catch (error) {

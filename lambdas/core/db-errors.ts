@@ -26,6 +26,19 @@
  * | F0 | configuration file error | systemic | |
  * | anything else | | transient | uncertainty delays a change instead of dead-lettering it (G1) |
  *
+ * Through the RDS Data API (`DataApiSink`) PostgreSQL's own errors arrive as a
+ * `DatabaseErrorException` (older clusters: `BadRequestException`) whose message ends in
+ * `; SQLState: XXXXX`; they are classified by that SQLSTATE as above. The Data API's other
+ * exceptions, by name:
+ *
+ * | exception | kind | why |
+ * |---|---|---|
+ * | DatabaseResumingException | transient | an auto-paused Aurora Serverless v2 instance is waking up (seconds); the call started it |
+ * | StatementTimeoutException, TransactionNotFoundException | transient | the call or its transaction ran out of time (45 s a call, 3 minutes idle): the batch is tried again |
+ * | DatabaseUnavailableException, InternalServerErrorException, ServiceUnavailableError, throttling, network | transient | |
+ * | AccessDeniedException, ForbiddenException, HttpEndpointNotEnabledException, InvalidSecretException, SecretsErrorException, DatabaseNotFoundException, NotFoundException | systemic | grants, the secret or the cluster's settings: an operator must act |
+ * | BadRequestException, UnsupportedResultException without a SQLSTATE | systemic | the request itself is wrong (too large, unsupported type): the same for every try |
+ *
  * A refusal is the class's verdict on one statement; the drainer also asks bisection (a refusal
  * that every changeset of a batch meets alike is treated as systemic, see `drainer.ts`), and a
  * systemic fault is the verdict for everything it touches.
@@ -87,6 +100,7 @@ export interface DatabaseReport {
 
 export function databaseReportOf(error: unknown): DatabaseReport | undefined {
   if (!(error instanceof Error)) return undefined;
+  if (isDataApiException(error)) return dataApiReportOf(error);
   const { code, severity, detail, table } = error as Error & Record<string, unknown>;
   if (typeof code !== 'string' || !SQLSTATE.test(code) || typeof severity !== 'string') {
     return undefined;
@@ -101,7 +115,53 @@ export function databaseReportOf(error: unknown): DatabaseReport | undefined {
 
 /** The kind of any failure met while talking to the database. */
 export function classifyDatabaseError(error: unknown): DatabaseFailureKind {
-  return classifySqlState(databaseReportOf(error)?.sqlState);
+  const report = databaseReportOf(error);
+  if (report === undefined && isDataApiException(error)) {
+    return DATA_API_KINDS[error.name] ?? 'transient';
+  }
+  return classifySqlState(report?.sqlState);
+}
+
+/** The kinds of the Data API's exceptions that carry no SQLSTATE (see the table above). */
+const DATA_API_KINDS: Readonly<Record<string, DatabaseFailureKind>> = {
+  AccessDeniedException: 'systemic',
+  ForbiddenException: 'systemic',
+  HttpEndpointNotEnabledException: 'systemic',
+  InvalidSecretException: 'systemic',
+  SecretsErrorException: 'systemic',
+  DatabaseNotFoundException: 'systemic',
+  NotFoundException: 'systemic',
+  BadRequestException: 'systemic',
+  UnsupportedResultException: 'systemic',
+  DatabaseErrorException: 'transient',
+  DatabaseResumingException: 'transient',
+  StatementTimeoutException: 'transient',
+  TransactionNotFoundException: 'transient',
+};
+
+/**
+ * An exception of `@aws-sdk/client-rds-data` (a service exception carries `$fault` and
+ * `$metadata`). Recognised by shape and name so that this pure module needs no AWS SDK.
+ */
+function isDataApiException(error: unknown): error is Error & { $fault: string } {
+  return error instanceof Error && '$fault' in error && '$metadata' in error;
+}
+
+/** `; SQLState: 23505` at the end of a Data API message that relays PostgreSQL's error. */
+const DATA_API_SQLSTATE = /;\s*SQLState:\s*([0-9A-Z]{5})\s*$/;
+
+function dataApiReportOf(error: Error): DatabaseReport | undefined {
+  const match = DATA_API_SQLSTATE.exec(error.message);
+  if (match?.[1] === undefined) return undefined;
+  const text = error.message.slice(0, match.index).replace(/^ERROR:\s*/, '');
+  const [message = '', ...rest] = text.split(/\n\s*Detail:\s*/);
+  const detail = rest.join(' ').trim();
+  return {
+    sqlState: match[1],
+    message: message.trim(),
+    detail: detail || undefined,
+    table: undefined,
+  };
 }
 
 /**
@@ -113,8 +173,18 @@ export function toDatabaseError(error: unknown): SpillwayError {
   if (error instanceof SpillwayError) return error;
   const report = databaseReportOf(error);
   // Bounded, and without the rows PostgreSQL quotes: the reason is stored and logged.
-  const message = databaseReason(error);
-  switch (classifySqlState(report?.sqlState)) {
+  const message =
+    report !== undefined && isDataApiException(error)
+      ? databaseReason(
+          Object.assign(new Error(report.message), {
+            code: report.sqlState,
+            detail: report.detail,
+          }),
+        )
+      : isDataApiException(error)
+        ? dataApiReason(error)
+        : databaseReason(error);
+  switch (classifyDatabaseError(error)) {
     case 'refused':
       return new RejectedChangeError(message, report?.sqlState, { cause: error });
     case 'systemic':
@@ -122,4 +192,12 @@ export function toDatabaseError(error: unknown): SpillwayError {
     default:
       return new UnavailableError('database', message, { cause: error });
   }
+}
+
+/** What health and logs say of a Data API exception without a SQLSTATE. */
+function dataApiReason(error: Error): string {
+  if (error.name === 'DatabaseResumingException') {
+    return 'the Aurora Serverless v2 database is resuming from auto-pause (Data API DatabaseResumingException); drains retry until it answers, usually within 15 s';
+  }
+  return databaseReason(Object.assign(new Error(`Data API ${error.name}: ${error.message}`), {}));
 }

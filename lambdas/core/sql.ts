@@ -35,7 +35,7 @@ export function qualifiedName(schema: string, table: string): string {
  * wrote. It also records the largest version the transaction applies ($3), which a drain after
  * a loss of the cache's data starts its versions above (G2).
  */
-export const FENCE_SQL = `INSERT INTO spillway.drain_fence AS f (buffer, token, max_version) VALUES ($1, $2, $3)
+export const FENCE_SQL = `INSERT INTO spillway.drain_fence AS f (buffer, token, max_version) VALUES ($1, $2::bigint, $3::bigint)
 ON CONFLICT (buffer) DO UPDATE SET token = EXCLUDED.token,
   max_version = greatest(f.max_version, EXCLUDED.max_version)
 WHERE f.token <= EXCLUDED.token

@@ -24,8 +24,8 @@ import {
 } from '../core/errors.js';
 import { type BackoffPolicy, backoffDelay } from '../core/policies.js';
 import type { DrainControl, SystemicFault } from './drain-control.js';
-import type { PostgresSink, PreparedBatch } from './postgres-sink.js';
 import type { RedisBuffer } from './redis-buffer.js';
+import type { PreparedBatch, Sink } from './sink.js';
 
 export interface DrainerOptions {
   /** Changesets per transaction. */
@@ -74,7 +74,7 @@ type Counts = {
 export class Drainer {
   constructor(
     private readonly buffer: RedisBuffer,
-    private readonly sink: PostgresSink,
+    private readonly sink: Sink,
     private readonly control: DrainControl,
     private readonly options: DrainerOptions,
   ) {}
@@ -382,7 +382,7 @@ interface PreparedRun {
 }
 
 function prepareRun(
-  sink: PostgresSink,
+  sink: Sink,
   changesets: readonly PendingChangeset[],
   offset: bigint,
 ): PreparedRun {
@@ -419,7 +419,7 @@ class BatchReader {
 
   constructor(
     private readonly buffer: RedisBuffer,
-    private readonly sink: PostgresSink,
+    private readonly sink: Sink,
     private readonly limits: Pick<DrainerOptions, 'batchSize' | 'batchChanges' | 'batchBytes'>,
     readonly offset: bigint,
   ) {}

@@ -21,7 +21,7 @@ import { ConfigError, MigrationError, SpillwayError, UnavailableError } from '..
 import type { SchemaRegistry } from '../core/schema.js';
 import { pipelineRegistry } from '../schema/tables.js';
 import { DEFAULT_MIGRATION_TIMEOUT_MS } from './config.js';
-import { inTransaction } from './postgres-transaction.js';
+import { inTransaction, type TransactionPool } from './postgres-transaction.js';
 import { findSchemaProblems } from './schema-check.js';
 
 /** One migration file. */
@@ -105,7 +105,7 @@ export async function loadMigrations(directory: string): Promise<Migration[]> {
  * @throws UnavailableError when the database cannot be reached
  */
 export async function runMigrations(
-  pool: pg.Pool,
+  pool: TransactionPool,
   options: RunMigrationsOptions = {},
 ): Promise<MigrationResult> {
   const schema = options.schema ?? 'public';
@@ -128,7 +128,7 @@ export async function runMigrations(
 
 /** Fails with every mismatch between the registry's tables and the database at once. */
 async function verifyTables(
-  pool: pg.Pool,
+  pool: TransactionPool,
   schema: string,
   registry: SchemaRegistry,
   timeoutMs: number,
@@ -156,7 +156,7 @@ async function verifyTables(
 
 /** Applies one migration unless it is recorded; returns whether this call applied it. */
 async function applyMigration(
-  pool: pg.Pool,
+  pool: TransactionPool,
   schema: string,
   migration: Migration,
   timeoutMs: number,

@@ -2,7 +2,6 @@
  * The sink: applies coalesced batches to PostgreSQL through RDS Proxy (locally PgBouncer in
  * transaction mode), one transaction per batch (G3), fenced against stale drainers.
  */
-import type { Pool } from 'pg';
 import type { JsonValue } from '../core/changeset.js';
 import type { CoalescedBatch, RowWrite } from '../core/coalesce.js';
 import { toDatabaseError } from '../core/db-errors.js';
@@ -22,8 +21,10 @@ import { versionOf } from '../core/version.js';
 import {
   inTransaction,
   type TransactionBounds,
+  type TransactionPool,
   type TransactionQuery,
 } from './postgres-transaction.js';
+import type { Sink } from './sink.js';
 
 export interface SinkOptions {
   readonly registry: SchemaRegistry;
@@ -64,9 +65,9 @@ export type EpochAgreement =
   /** The database holds this token or a larger one: the cache lost its token counter. */
   | { readonly kind: 'token-behind'; readonly seen: string };
 
-export class PostgresSink {
+export class PostgresSink implements Sink {
   constructor(
-    private readonly pool: Pool,
+    private readonly pool: TransactionPool,
     private readonly options: SinkOptions,
   ) {}
 
@@ -162,7 +163,7 @@ FROM spillway.drain_fence WHERE buffer = $1 FOR UPDATE`,
         !cacheLost && row?.replid != null && cache.replid !== null && row.replid !== cache.replid;
       await query(
         `INSERT INTO spillway.drain_fence AS f (buffer, token, epoch, version_offset, max_version, replid, cache_lost_at, failover_at)
-VALUES ($1, $2, $3, $4, $5, $6, CASE WHEN $7 THEN now() END, CASE WHEN $8 THEN now() END)
+VALUES ($1, $2::bigint, $3, $4::bigint, $5::bigint, $6, CASE WHEN $7 THEN now() END, CASE WHEN $8 THEN now() END)
 ON CONFLICT (buffer) DO UPDATE SET token = EXCLUDED.token, epoch = EXCLUDED.epoch,
   version_offset = EXCLUDED.version_offset, replid = EXCLUDED.replid,
   cache_lost_at = coalesce(EXCLUDED.cache_lost_at, f.cache_lost_at),
@@ -224,7 +225,9 @@ ON CONFLICT (buffer) DO UPDATE SET token = EXCLUDED.token, epoch = EXCLUDED.epoc
   ): Promise<StoredRow> {
     const def = this.options.registry.get(table);
     if (def === undefined) throw new Error(`no table definition for ${table}`);
-    const on = def.primaryKey.map((c, i) => `t.${ident(c)} = $${i + 3}`).join(' AND ');
+    const on = def.primaryKey
+      .map((c, i) => `t.${ident(c)} = $${i + 3}::${def.columns[c]?.type ?? 'text'}`)
+      .join(' AND ');
     // Bounded like ping(): during an outage `read` answers from the overlay or fails fast, and
     // behind a lock the server gives up too, instead of leaving a backend waiting (G7).
     const found = await this.transaction({ timeoutMs }, async (query) => {
@@ -253,7 +256,7 @@ LEFT JOIN spillway.row_versions AS rv ON rv.table_name = $1 AND rv.row_key = $2`
     return await this.transaction({ timeoutMs }, async (query) => {
       const result = await query(
         `DELETE FROM spillway.row_versions WHERE ctid IN (
-  SELECT ctid FROM spillway.row_versions WHERE deleted AND version < $1 LIMIT $2)`,
+  SELECT ctid FROM spillway.row_versions WHERE deleted AND version < $1::bigint LIMIT $2)`,
         [belowVersion, limit],
       );
       return result.rowCount ?? 0;
@@ -284,7 +287,7 @@ LEFT JOIN spillway.row_versions AS rv ON rv.table_name = $1 AND rv.row_key = $2`
  * `degraded` well within its own timeout. @throws UnavailableError('database'), or
  * SystemicDatabaseError (authentication)
  */
-export async function pingDatabase(pool: Pool, timeoutMs = 3_000): Promise<void> {
+export async function pingDatabase(pool: TransactionPool, timeoutMs = 3_000): Promise<void> {
   try {
     await inTransaction(pool, { timeoutMs }, (query) => query('SELECT 1'));
   } catch (error) {

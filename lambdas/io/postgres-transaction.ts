@@ -16,7 +16,23 @@
  * server cancels first and the client's timeout only fires when the server cannot answer at all
  * (a proxy that lost its database holds queries instead of failing them).
  */
-import type { Pool, PoolClient, QueryConfig, QueryResult, QueryResultRow } from 'pg';
+import type { QueryConfig, QueryResult, QueryResultRow } from 'pg';
+
+/**
+ * The connection of a transaction: what `inTransaction` uses of a `pg.PoolClient`, so that the
+ * Data API's session (`data-api-connection.ts`) can stand in for one.
+ */
+export interface TransactionClient {
+  query<R extends QueryResultRow = QueryResultRow>(config: QueryConfig): Promise<QueryResult<R>>;
+  on(event: 'error', listener: (error: Error) => void): unknown;
+  off(event: 'error', listener: (error: Error) => void): unknown;
+  release(destroy?: boolean): void;
+}
+
+/** Where transactions get their connection: a `pg.Pool`, or the Data API's `DataApiPool`. */
+export interface TransactionPool {
+  connect(): Promise<TransactionClient>;
+}
 
 /** Runs one statement of the transaction; `values` are bind parameters (none: the simple protocol). */
 export type TransactionQuery = <R extends QueryResultRow = QueryResultRow>(
@@ -65,13 +81,13 @@ export function openingStatement(bounds: TransactionBounds): string {
  * connection) and rethrows the error as pg raised it: callers classify it.
  */
 export async function inTransaction<T>(
-  pool: Pool,
+  pool: TransactionPool,
   bounds: TransactionBounds,
   work: (query: TransactionQuery) => Promise<T>,
 ): Promise<T> {
   const opening = openingStatement(bounds);
   const until = Date.now() + clientTimeoutMs(bounds.timeoutMs);
-  const client: PoolClient = await pool.connect();
+  const client: TransactionClient = await pool.connect();
   const run = <R extends QueryResultRow>(
     text: string,
     values: readonly unknown[] | undefined,

@@ -3,13 +3,49 @@
  * The engine reaches PostgreSQL through PgBouncer in transaction mode, as it reaches RDS Proxy.
  */
 import { randomUUID } from 'node:crypto';
+import { RDSDataClient } from '@aws-sdk/client-rds-data';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll } from 'vitest';
+import { DataApiPool } from '../../lambdas/io/data-api-connection.js';
+import { DataApiSink } from '../../lambdas/io/data-api-sink.js';
 import { runMigrations } from '../../lambdas/io/migrator.js';
 import { pipelineRegistry } from '../../lambdas/schema/tables.js';
 import { Spillway, type SpillwayOptions } from '../../lambdas/spillway.js';
+import { startLocalDataApi } from '../../local/data-api/server.js';
 import { type Services, type TestServicesOptions, uniquePrefix, useServices } from './services.js';
+
+/**
+ * Which sink the engine drains through: `pg` (PgBouncer standing in for RDS Proxy) or
+ * `data-api` (the local Data API standing in for Aurora's), from `SINK`. The suites that run on
+ * both are listed in the README and in vitest.config.ts.
+ */
+export const testSink: 'pg' | 'data-api' = process.env.SINK === 'data-api' ? 'data-api' : 'pg';
+
+/** The Data API's client as the engine uses it, through the local stand-in. */
+async function dataApiOptions(
+  directUrl: string,
+): Promise<{ options: Pick<SpillwayOptions, 'pool' | 'sink'>; close: () => Promise<void> }> {
+  const api = await startLocalDataApi({ postgresUrl: directUrl });
+  const client = new RDSDataClient({
+    endpoint: api.url,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    maxAttempts: 1,
+  });
+  const dataApi = new DataApiPool(client, {
+    resourceArn: 'arn:aws:rds:us-east-1:123456789012:cluster:spillway-local',
+    secretArn: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:spillway-local',
+    database: new URL(directUrl).pathname.slice(1),
+  });
+  return {
+    options: { pool: dataApi, sink: (o) => new DataApiSink(dataApi, o) },
+    close: async () => {
+      client.destroy();
+      await api.close();
+    },
+  };
+}
 
 export interface TestEngine {
   readonly spillway: Spillway;
@@ -19,6 +55,11 @@ export interface TestEngine {
   /** Straight to PostgreSQL, for assertions. */
   readonly direct: pg.Pool;
   readonly prefix: string;
+  /**
+   * How a Spillway reaches the database on this run's sink (`testSink`): `pool` and `sink`, for
+   * tests that build their own Spillway.
+   */
+  readonly sinkOptions: Pick<SpillwayOptions, 'pool' | 'sink'>;
   /** Another Spillway on the same buffer and database (a second drainer, say). */
   another(options?: Partial<SpillwayOptions>): Spillway;
   /**
@@ -59,6 +100,7 @@ export async function createTestEngine(
   await runMigrations(pool);
   const prefix = uniquePrefix(label);
   const clients: Redis[] = [];
+  const viaDataApi = testSink === 'data-api' ? await dataApiOptions(database.directUrl) : undefined;
   const on = (url: string, more: Partial<SpillwayOptions>): TestEngine => {
     const redis = testRedis(url);
     clients.push(redis);
@@ -68,6 +110,7 @@ export async function createTestEngine(
       registry: pipelineRegistry,
       prefix,
       backoff: { baseMs: 5, maxMs: 50 },
+      ...viaDataApi?.options,
       ...more,
     };
     return {
@@ -76,6 +119,7 @@ export async function createTestEngine(
       pool,
       direct,
       prefix,
+      sinkOptions: { pool, ...viaDataApi?.options },
       another: (again = {}) => new Spillway({ ...base, ...again }),
       onRedis: (otherUrl, again = {}) => on(otherUrl, { ...more, ...again }),
       close,
@@ -83,7 +127,7 @@ export async function createTestEngine(
   };
   const close = async () => {
     for (const redis of clients) redis.disconnect();
-    await Promise.allSettled([pool.end(), direct.end()]);
+    await Promise.allSettled([pool.end(), direct.end(), viaDataApi?.close()]);
   };
   return on(services.redis.url, options);
 }

@@ -1,14 +1,18 @@
 /**
- * Drain benchmark: lands the same mixed workload in the shipped tables three ways and prints
- * the rates side by side, all measured in this one run on this machine.
+ * Drain benchmark: lands the same workloads in the shipped tables several ways and prints the
+ * rates side by side, all measured in this one run on this machine.
  *
- *   copy   raw PostgreSQL COPY of the final rows (the ceiling: no versions, no coalescing)
- *   drain  Spillway: changesets written to Redis, then drained through PgBouncer
- *   naive  one autocommitted statement per change, as a queue-per-row worker would do
+ *   copy       raw PostgreSQL COPY of the final rows (the ceiling: no versions, no coalescing)
+ *   drain      Spillway: changesets written to Redis, then drained through PgBouncer
+ *   naive      one autocommitted statement per change, as a queue-per-row worker would do
  *
- * Each approach gets a fresh database behind the same PgBouncer (transaction pooling, as RDS
- * Proxy). COPY and drain run in alternating rounds and the medians are compared.
- * Usage: npm run bench [-- --documents 2500 --batch 500 --rounds 3]
+ * Two workloads: `mixed` (a document pipeline's changesets, every op and table) and `single`
+ * (upserts of one table, 20 to a changeset). Each approach gets a fresh database behind the
+ * same PgBouncer (transaction pooling, as RDS Proxy). COPY and the drains run in alternating
+ * rounds and the medians are compared. It also reports the Redis memory per pending change
+ * (INFO memory before and after the buffer is filled) beside the changesets' JSON size.
+ * Results go to bench/results/*.json and a chart beside it (bench/chart.ts).
+ * Usage: npm run bench [-- --documents 2500 --batch 500 --rounds 3 --workload mixed|single|both --naive]
  */
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -22,18 +26,23 @@ import { from as copyFrom } from 'pg-copy-streams';
 import { runMigrations } from '../lambdas/io/migrator.js';
 import { pipelineRegistry } from '../lambdas/schema/tables.js';
 import { Spillway } from '../lambdas/spillway.js';
-import { startServices } from '../test/support/services.js';
+import { startServices } from '../local/services.js';
+import { timingApply } from './apply-timing.js';
+import { type DrainChartInput, drainChart } from './chart.js';
 
 const { values: args } = parseArgs({
   options: {
     documents: { type: 'string', default: '2500' },
     batch: { type: 'string', default: '500' },
     rounds: { type: 'string', default: '3' },
+    workload: { type: 'string', default: 'both' },
+    naive: { type: 'boolean', default: false },
   },
 });
 const DOCUMENTS = Number(args.documents);
 const BATCH = Number(args.batch);
 const ROUNDS = Number(args.rounds);
+const WORKLOADS = args.workload === 'both' ? ['mixed', 'single'] : [String(args.workload)];
 
 type Row = Record<string, unknown>;
 type Change =
@@ -145,6 +154,34 @@ function documentRun(d: number): Change[][] {
   return [first, second];
 }
 
+/**
+ * The single-table workload: as many changes as `documents` mixed runs make (40 each), all
+ * upserts of source_documents, 20 to a changeset.
+ */
+function singleTable(documents: number): Change[][] {
+  const changesets: Change[][] = [];
+  for (let c = 0; c < documents * 2; c++) {
+    const changeset: Change[] = [];
+    for (let i = 0; i < 20; i++) {
+      const n = c * 20 + i;
+      changeset.push({
+        op: 'upsert',
+        table: 'source_documents',
+        record: {
+          document_uuid: randomUUID(),
+          filename: `case-${n}.pdf`,
+          status: 'completed',
+          content_type: 'application/pdf',
+          page_count: 12,
+          metadata: { court: 'SDNY', n },
+        },
+      });
+    }
+    changesets.push(changeset);
+  }
+  return changesets;
+}
+
 /** The final rows the changes produce, per table, in foreign-key order (what COPY loads). */
 function finalRows(changesets: Change[][]): Map<string, Map<string, Row>> {
   const tables = new Map(pipelineRegistry.writeOrder.map((t) => [t, new Map<string, Row>()]));
@@ -173,13 +210,18 @@ function copyText(value: unknown): string {
     .replace(/\r/g, '\\r');
 }
 
+/** Peak RSS and heap of this process while it runs, and the RSS over time (for the chart). */
 class PeakMemory {
   rss = 0;
   heap = 0;
+  timeline: { ms: number; rssMiB: number }[] = [];
+  private started = 0;
   private timer: NodeJS.Timeout | undefined;
   start(): void {
     this.rss = 0;
     this.heap = 0;
+    this.timeline = [];
+    this.started = performance.now();
     this.sample();
     this.timer = setInterval(() => this.sample(), 20);
   }
@@ -192,6 +234,11 @@ class PeakMemory {
     const m = process.memoryUsage();
     this.rss = Math.max(this.rss, m.rss);
     this.heap = Math.max(this.heap, m.heapUsed);
+    const ms = Math.round(performance.now() - this.started);
+    const last = this.timeline.at(-1);
+    if (last === undefined || ms - last.ms >= 100) {
+      this.timeline.push({ ms, rssMiB: Math.round(m.rss / 2 ** 20) });
+    }
   }
 }
 
@@ -203,26 +250,46 @@ async function countAll(pool: pg.Pool): Promise<Record<string, number>> {
   return counts;
 }
 
+async function usedMemory(redis: Redis): Promise<number> {
+  const info = await redis.info('memory');
+  return Number(/used_memory:(\d+)/.exec(info)?.[1] ?? Number.NaN);
+}
+
 interface Measured {
   readonly ms: number;
   readonly memory: { rssMiB: number; heapMiB: number };
   readonly counts: Record<string, number>;
 }
 
+interface DrainMeasured extends Measured {
+  readonly writeMs: number;
+  /** Time inside PostgresSink.apply: the database's part, round trips included. */
+  readonly applyMs: number;
+  readonly batches: number;
+  readonly redisBytes: number;
+  readonly timeline: { ms: number; rssMiB: number }[];
+}
+
 const median = (values: readonly number[]): number => {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
 };
+const rate = (n: number, ms: number) => Math.round(n / (ms / 1000));
+const load = () =>
+  loadavg()
+    .map((l) => l.toFixed(1))
+    .join(' ');
+
+/** Cache nodes the report translates memory into, and the write rate it assumes. */
+const NODES: [string, number][] = [
+  ['0.5 GiB', 0.5 * 2 ** 30],
+  ['6 GiB', 6 * 2 ** 30],
+];
+const WRITE_RATE = 1_000;
+
+type Method = 'copy' | 'drain' | 'naive';
 
 async function main(): Promise<void> {
-  const changesets = Array.from({ length: DOCUMENTS }, (_, d) => documentRun(d)).flat();
-  const changes = changesets.reduce((n, c) => n + c.length, 0);
-  const final = finalRows(changesets);
-  const rows = [...final.values()].reduce((n, t) => n + t.size, 0);
-  console.log(
-    `workload: ${DOCUMENTS} documents, ${changesets.length} changesets, ${changes} changes -> ${rows} final rows; ${ROUNDS} rounds`,
-  );
-
   const services = await startServices({ redis: true });
   const memory = new PeakMemory();
   const pools: pg.Pool[] = [];
@@ -243,11 +310,12 @@ async function main(): Promise<void> {
   };
 
   // COPY: the final rows, table by table in one transaction.
-  const copy = () =>
+  const copy = (final: Map<string, Map<string, Row>>) =>
     measure(async (pool) => {
       const client = await pool.connect();
       await client.query('BEGIN');
       for (const [table, tableRows] of final) {
+        if (tableRows.size === 0) continue;
         const columns = Object.keys(pipelineRegistry.get(table)?.columns ?? {}).filter(
           (c) => c !== 'created_at',
         );
@@ -264,42 +332,55 @@ async function main(): Promise<void> {
     });
 
   // Spillway: every changeset written to Redis (acknowledged) first, untimed; then the drain.
-  let writeMs = 0;
-  let batches = 0;
-  const drain = async (round: number): Promise<Measured> => {
+  let prefixes = 0;
+  const drain = async (changesets: Change[][], changes: number): Promise<DrainMeasured> => {
     const pool = await freshPool();
     const redis = new Redis(services.redis.url);
     const spillway = new Spillway({
       redis,
       pool,
       registry: pipelineRegistry,
-      prefix: `bench-${round}`,
+      prefix: `bench-${prefixes++}`,
       batchSize: BATCH,
     });
+    const before = await usedMemory(redis);
     const w = performance.now();
     for (let i = 0; i < changesets.length; i += 64) {
       await Promise.all(changesets.slice(i, i + 64).map((c) => spillway.write({ changes: c })));
     }
-    writeMs = performance.now() - w;
+    const writeMs = performance.now() - w;
+    const redisBytes = (await usedMemory(redis)) - before;
     memory.start();
     const t = performance.now();
     let applied = 0;
-    batches = 0;
-    for (;;) {
-      const result = await spillway.drain(Date.now() + 600_000);
-      applied += result.applied;
-      batches += result.batches;
-      if (result.stoppedBy === 'empty') break;
-    }
+    let batches = 0;
+    const { applyMs } = await timingApply(async () => {
+      for (;;) {
+        const result = await spillway.drain(Date.now() + 600_000);
+        applied += result.applied;
+        batches += result.batches;
+        if (result.stoppedBy === 'empty') break;
+      }
+    });
     const ms = performance.now() - t;
     const peak = memory.stop();
+    const timeline = memory.timeline;
     redis.disconnect();
     if (applied !== changes) throw new Error(`drain applied ${applied} of ${changes} changes`);
-    return { ms, memory: peak, counts: await countAll(pool) };
+    return {
+      ms,
+      memory: peak,
+      counts: await countAll(pool),
+      writeMs,
+      applyMs,
+      batches,
+      redisBytes,
+      timeline,
+    };
   };
 
   // Naive: one statement per change, each its own transaction.
-  const naive = () =>
+  const naive = (changesets: Change[][]) =>
     measure(async (pool) => {
       for (const changeset of changesets) {
         for (const change of changeset) {
@@ -326,105 +407,130 @@ async function main(): Promise<void> {
       }
     });
 
+  const results: Record<string, unknown>[] = [];
   try {
-    // COPY and drain alternate, so that a busy moment of the machine hits both alike.
-    const copies: Measured[] = [];
-    const drains: Measured[] = [];
-    for (let round = 0; round < ROUNDS; round++) {
-      copies.push(await copy());
-      drains.push(await drain(round));
-      console.log(
-        `round ${round + 1}: copy ${Math.round(copies[round]?.ms ?? 0)} ms, drain ${Math.round(drains[round]?.ms ?? 0)} ms`,
+    for (const workload of WORKLOADS) {
+      const changesets =
+        workload === 'single'
+          ? singleTable(DOCUMENTS)
+          : Array.from({ length: DOCUMENTS }, (_, d) => documentRun(d)).flat();
+      const changes = changesets.reduce((n, c) => n + c.length, 0);
+      const jsonBytes = changesets.reduce(
+        (n, c) => n + Buffer.byteLength(JSON.stringify({ changes: c })),
+        0,
       );
-    }
-    const naiveRun = await naive();
-    const expected = JSON.stringify(copies[0]?.counts);
-    for (const [name, run] of [
-      ...drains.map((d) => ['drain', d] as const),
-      ['naive', naiveRun] as const,
-    ]) {
-      if (JSON.stringify(run.counts) !== expected) {
-        throw new Error(`${name} landed ${JSON.stringify(run.counts)}, COPY ${expected}`);
-      }
-    }
+      const final = finalRows(changesets);
+      const rows = [...final.values()].reduce((n, t) => n + t.size, 0);
+      console.log(
+        `\n${workload}: ${changesets.length} changesets, ${changes} changes -> ${rows} final rows; ${ROUNDS} rounds; load average ${load()}`,
+      );
 
-    const copyMs = median(copies.map((c) => c.ms));
-    const drainMs = median(drains.map((d) => d.ms));
-    const naiveMs = naiveRun.ms;
-    const rate = (n: number, ms: number) => Math.round(n / (ms / 1000));
-    const spread = (runs: Measured[]) => runs.map((r) => Math.round(r.ms));
-    const peak = (runs: Measured[]) => ({
-      rssMiB: Math.max(...runs.map((r) => r.memory.rssMiB)),
-      heapMiB: Math.max(...runs.map((r) => r.memory.heapMiB)),
-    });
-    const figures = {
-      measuredAt: new Date().toISOString(),
-      machine: { node: process.version, cpus: cpus().length, loadAverage: loadavg() },
-      workload: {
-        documents: DOCUMENTS,
+      // The methods alternate, so that a busy moment of the machine hits them alike.
+      const runs: Record<Method, (Measured | DrainMeasured)[]> = {
+        copy: [],
+        drain: [],
+        naive: [],
+      };
+      const drains: DrainMeasured[] = [];
+      for (let round = 0; round < ROUNDS; round++) {
+        runs.copy.push(await copy(final));
+        const drained = await drain(changesets, changes);
+        drains.push(drained);
+        runs.drain.push(drained);
+        const ms = (m: Method) => Math.round(runs[m][round]?.ms ?? 0);
+        console.log(
+          `round ${round + 1}: copy ${ms('copy')} ms, drain ${ms('drain')} ms (load ${load()})`,
+        );
+      }
+      if (args.naive && workload === 'mixed') runs.naive.push(await naive(changesets));
+      const expected = JSON.stringify(runs.copy[0]?.counts);
+      for (const [method, list] of Object.entries(runs)) {
+        for (const run of list) {
+          if (JSON.stringify(run.counts) !== expected) {
+            throw new Error(`${method} landed ${JSON.stringify(run.counts)}, COPY ${expected}`);
+          }
+        }
+      }
+
+      const copyMs = median(runs.copy.map((r) => r.ms));
+      const methods = (Object.keys(runs) as Method[])
+        .filter((m) => runs[m].length > 0)
+        .map((method) => {
+          const list = runs[method];
+          const ms = median(list.map((r) => r.ms));
+          return {
+            method,
+            medianMs: Math.round(ms),
+            runsMs: list.map((r) => Math.round(r.ms)),
+            rowsPerSecond: rate(rows, ms),
+            changesPerSecond: method === 'copy' ? null : rate(changes, ms),
+            ratioToCopy: Number((copyMs / ms).toFixed(2)),
+            // The share of the drain spent inside apply (waiting for the database).
+            applyShare: list.every((r) => 'applyMs' in r)
+              ? Number(median(list.map((r) => ('applyMs' in r ? r.applyMs / r.ms : 0))).toFixed(2))
+              : null,
+            peakMemory: {
+              rssMiB: Math.max(...list.map((r) => r.memory.rssMiB)),
+              heapMiB: Math.max(...list.map((r) => r.memory.heapMiB)),
+            },
+          };
+        });
+      const redisBytes = median(drains.map((d) => d.redisBytes));
+      const result = {
+        workload,
         changesets: changesets.length,
         changes,
         finalRows: rows,
         batchChangesets: BATCH,
         rounds: ROUNDS,
-      },
-      copy: {
-        medianMs: Math.round(copyMs),
-        runsMs: spread(copies),
-        rowsPerSecond: rate(rows, copyMs),
-        peakMemory: peak(copies),
-      },
-      drain: {
-        medianMs: Math.round(drainMs),
-        runsMs: spread(drains),
-        rowsPerSecond: rate(rows, drainMs),
-        changesPerSecond: rate(changes, drainMs),
-        batches,
-        ratioToCopy: Number((copyMs / drainMs).toFixed(2)),
-        peakMemory: peak(drains),
-        bufferWrite: { ms: Math.round(writeMs), changesPerSecond: rate(changes, writeMs) },
-      },
-      naive: {
-        ms: Math.round(naiveMs),
-        rowsPerSecond: rate(rows, naiveMs),
-        changesPerSecond: rate(changes, naiveMs),
-        ratioToCopy: Number((copyMs / naiveMs).toFixed(2)),
-        peakMemory: naiveRun.memory,
-      },
-      drainVsNaive: Number((naiveMs / drainMs).toFixed(1)),
-    };
-    const line = (name: string, ms: number, extra: string) =>
+        batches: drains[0]?.batches,
+        methods,
+        buffer: {
+          writeMs: Math.round(median(drains.map((d) => d.writeMs))),
+          changesPerSecond: rate(changes, median(drains.map((d) => d.writeMs))),
+          redisBytesPerChange: Math.round(redisBytes / changes),
+          jsonBytesPerChange: Math.round(jsonBytes / changes),
+          redisToJson: Number((redisBytes / jsonBytes).toFixed(2)),
+          // What a node absorbs: BACKLOG_LIMIT_BYTES defaults to half its memory.
+          absorbs: Object.fromEntries(
+            NODES.map(([name, bytes]) => {
+              const pending = Math.floor(bytes / 2 / (redisBytes / changes));
+              return [
+                name,
+                { changes: pending, outageMinutes: Math.round(pending / WRITE_RATE / 60) },
+              ];
+            }),
+          ),
+        },
+        drainRssTimeline: drains[0]?.timeline ?? [],
+        loadAverageAfter: loadavg(),
+      };
+      results.push(result);
+      for (const m of methods) {
+        console.log(
+          `${m.method.padEnd(10)} ${String(m.medianMs).padStart(7)} ms  ${String(m.rowsPerSecond).padStart(8)} rows/s  ${m.ratioToCopy.toFixed(2)} x COPY  runs ${m.runsMs.join('/')} ms${m.applyShare === null ? '' : `  in apply ${Math.round(m.applyShare * 100)}%`}  peak rss ${m.peakMemory.rssMiB} MiB`,
+        );
+      }
       console.log(
-        `${name.padEnd(7)} ${String(Math.round(ms)).padStart(7)} ms  ${String(rate(rows, ms)).padStart(8)} rows/s  ${extra}`,
+        `buffer: ${result.buffer.changesPerSecond} changes/s written; Redis ${result.buffer.redisBytesPerChange} B per pending change, JSON ${result.buffer.jsonBytesPerChange} B (${result.buffer.redisToJson} x)`,
       );
-    console.log('');
-    line(
-      'copy',
-      copyMs,
-      `1.00 x COPY   runs ${spread(copies).join('/')} ms   peak rss ${figures.copy.peakMemory.rssMiB} MiB`,
-    );
-    line(
-      'drain',
-      drainMs,
-      `${figures.drain.ratioToCopy.toFixed(2)} x COPY   runs ${spread(drains).join('/')} ms   ${figures.drain.changesPerSecond} changes/s   peak rss ${figures.drain.peakMemory.rssMiB} MiB, heap ${figures.drain.peakMemory.heapMiB} MiB`,
-    );
-    line(
-      'naive',
-      naiveMs,
-      `${figures.naive.ratioToCopy.toFixed(2)} x COPY   ${figures.naive.changesPerSecond} changes/s   peak rss ${naiveRun.memory.rssMiB} MiB`,
-    );
-    console.log(
-      `\ndrain is ${figures.drainVsNaive} x the naive rate; buffering the writes took ${Math.round(writeMs)} ms (${figures.drain.bufferWrite.changesPerSecond} changes/s); load average ${loadavg()
-        .map((l) => l.toFixed(1))
-        .join(' ')}`,
-    );
-    console.log(
-      '(medians of the rounds; peak memory is the whole process, which also holds the generated workload)',
-    );
+      for (const [name, a] of Object.entries(result.buffer.absorbs)) {
+        console.log(
+          `  a ${name} node (backlog limit half of it) holds ${a.changes} pending changes: ${a.outageMinutes} minutes of outage at ${WRITE_RATE} changes/s`,
+        );
+      }
+    }
+    const figures = {
+      measuredAt: new Date().toISOString(),
+      command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(),
+      machine: { node: process.version, cpus: cpus().length, loadAverage: loadavg() },
+      results,
+    };
     mkdirSync('bench/results', { recursive: true });
-    const file = `bench/results/drain-${figures.measuredAt.replace(/[:.]/g, '-')}.json`;
-    writeFileSync(file, `${JSON.stringify(figures, null, 2)}\n`);
-    console.log(`figures written to ${file}`);
+    const base = `bench/results/drain-${figures.measuredAt.replace(/[:.]/g, '-')}`;
+    writeFileSync(`${base}.json`, `${JSON.stringify(figures, null, 2)}\n`);
+    writeFileSync(`${base}.svg`, await drainChart(results as unknown as DrainChartInput[]));
+    console.log(`\nload average ${load()}; figures written to ${base}.json, chart ${base}.svg`);
   } finally {
     await Promise.allSettled(pools.map((p) => p.end()));
     await services.stop();

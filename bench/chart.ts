@@ -1,0 +1,77 @@
+/**
+ * Draws the benchmark's figures as one SVG with Vega-Lite (rendered headless by Vega, no
+ * browser): the drain rate by method and workload beside COPY, and the draining process's
+ * resident memory over the first drain of each workload.
+ */
+import { parse, View } from 'vega';
+import { compile, type TopLevelSpec } from 'vega-lite';
+
+/** What the chart needs of one workload's results (see drain.ts). */
+export interface DrainChartInput {
+  readonly workload: string;
+  readonly methods: readonly { method: string; rowsPerSecond: number; ratioToCopy: number }[];
+  readonly drainRssTimeline: readonly { ms: number; rssMiB: number }[];
+}
+
+export async function drainChart(results: readonly DrainChartInput[]): Promise<string> {
+  const rates = results.flatMap((r) =>
+    r.methods.map((m) => ({
+      workload: r.workload,
+      method: m.method,
+      rowsPerSecond: m.rowsPerSecond,
+      label: `${m.ratioToCopy.toFixed(2)} x COPY`,
+    })),
+  );
+  const memory = results.flatMap((r) =>
+    r.drainRssTimeline.map((p) => ({
+      workload: r.workload,
+      seconds: p.ms / 1000,
+      rssMiB: p.rssMiB,
+    })),
+  );
+  const spec: TopLevelSpec = {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    hconcat: [
+      {
+        title: 'Rows landed per second, by method',
+        data: { values: rates },
+        width: 320,
+        height: 220,
+        layer: [
+          {
+            mark: 'bar',
+            encoding: {
+              y: { field: 'method', type: 'nominal', title: null },
+              yOffset: { field: 'workload' },
+              x: { field: 'rowsPerSecond', type: 'quantitative', title: 'rows/s' },
+              color: { field: 'workload', type: 'nominal' },
+            },
+          },
+          {
+            mark: { type: 'text', align: 'left', dx: 3 },
+            encoding: {
+              y: { field: 'method', type: 'nominal' },
+              yOffset: { field: 'workload' },
+              x: { field: 'rowsPerSecond', type: 'quantitative' },
+              text: { field: 'label' },
+            },
+          },
+        ],
+      },
+      {
+        title: 'Resident memory of the draining process',
+        data: { values: memory },
+        width: 320,
+        height: 220,
+        mark: 'line',
+        encoding: {
+          x: { field: 'seconds', type: 'quantitative', title: 'seconds into the drain' },
+          y: { field: 'rssMiB', type: 'quantitative', title: 'RSS (MiB)' },
+          color: { field: 'workload', type: 'nominal' },
+        },
+      },
+    ],
+  };
+  const view = new View(parse(compile(spec).spec), { renderer: 'none' });
+  return await view.toSVG();
+}

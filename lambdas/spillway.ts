@@ -4,7 +4,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { Pool } from 'pg';
-import { DEFAULT_LIMITS, type JsonValue, rowKeyOf, validateRowKey } from './core/changeset.js';
+import { type JsonValue, rowKeyOf, validateRowKey } from './core/changeset.js';
 import { NotFoundError, UnavailableError, ValidationError } from './core/errors.js';
 import { resolveRow, resolvesWithoutDatabase } from './core/overlay.js';
 import type { SchemaRegistry, TableDef } from './core/schema.js';
@@ -12,52 +12,57 @@ import { type BreakerPolicy, type BreakerStatus, DrainControl } from './io/drain
 import { Drainer, type DrainHooks, type DrainResult } from './io/drainer.js';
 import { PostgresSink } from './io/postgres-sink.js';
 import { type BufferStats, type DeadLetter, RedisBuffer } from './io/redis-buffer.js';
+import { ENGINE_DEFAULTS as D } from './settings.js';
 
 export type { BreakerStatus, BufferStats, DeadLetter, DrainResult, RedisBuffer };
 
+/**
+ * What the engine is given. Every tuning option defaults to its setting in `settings.ts` (named
+ * beside it), where its bounds and meaning are declared.
+ */
 export interface SpillwayOptions {
   readonly redis: Redis;
   /** A pool reaching PostgreSQL through RDS Proxy (locally: PgBouncer). */
   readonly pool: Pool;
   readonly registry: SchemaRegistry;
-  /** Prefix of every Redis key; also names the buffer in the database's fencing table. @default 'spillway' */
+  /** Prefix of every Redis key; also names the buffer in the database's fencing table. @default `SPILLWAY_PREFIX`'s */
   readonly prefix?: string;
-  /** PostgreSQL schema of the user tables. @default 'public' */
+  /** PostgreSQL schema of the user tables. @default `SPILLWAY_DB_SCHEMA`'s */
   readonly dbSchema?: string;
-  /** Pending changes past which writes fail with BackpressureError (G5). @default 1_000_000 */
+  /** Pending changes past which writes fail with BackpressureError (G5). @default `BACKLOG_LIMIT`'s */
   readonly backlogLimit?: number;
   /**
    * What pending changesets may cost Redis in bytes (estimated) before writes fail with
    * BackpressureError (G5); below the cache's memory, so backpressure comes before Redis is full.
-   * @default 200 MiB (for a 0.5 GiB node)
+   * @default `BACKLOG_LIMIT_BYTES`'s
    */
   readonly backlogBytesLimit?: number;
-  /** @default 1_000 */
+  /** @default `CHANGESET_MAX_CHANGES`'s */
   readonly maxChangesPerChangeset?: number;
-  /** @default 1 MiB */
+  /** @default `CHANGESET_MAX_BYTES`'s */
   readonly maxChangesetBytes?: number;
-  /** Replicas that must confirm each changeset before `write` succeeds (G1). @default 0 */
+  /** Replicas that must confirm each changeset before `write` succeeds (G1). @default `REDIS_REPLICA_ACKS`'s */
   readonly replicaAcks?: number;
-  /** @default 1_000 */
+  /** @default `REDIS_REPLICA_ACK_TIMEOUT_MS`'s */
   readonly replicaAckTimeoutMs?: number;
-  /** Changesets per drain transaction. @default 500 */
+  /** Changesets per drain transaction. @default `SYNC_BATCH_SIZE`'s */
   readonly batchSize?: number;
-  /** Changes per drain transaction. @default 10_000 */
+  /** Changes per drain transaction. @default `SYNC_BATCH_CHANGES`'s */
   readonly batchChanges?: number;
-  /** What one drain transaction's changesets may cost Redis, in bytes (bounds its memory). @default 8 MiB */
+  /** What one drain transaction's changesets may cost Redis, in bytes (bounds its memory). @default `SYNC_BATCH_BYTES`'s */
   readonly batchBytes?: number;
   /**
    * `health` reports the backlog as not draining when no drain made progress for this long
-   * while changes wait. @default 180_000 (three runs of the one-minute schedule)
+   * while changes wait. @default `HEALTH_STALL_MS`'s
    */
   readonly stallAfterMs?: number;
-  /** How long a drainer's lease lasts between renewals. @default 30_000 */
+  /** How long a drainer's lease lasts between renewals. @default `SYNC_LEASE_MS`'s */
   readonly leaseMs?: number;
   /** Longest one batch transaction may take (the drain's deadline may cut it shorter). @default 30_000 */
   readonly transactionTimeoutMs?: number;
-  /** @default { baseMs: 100, maxMs: 5_000 } */
+  /** @default `SYNC_BACKOFF_BASE_MS`'s and `SYNC_BACKOFF_MAX_MS`'s */
   readonly backoff?: { readonly baseMs: number; readonly maxMs: number };
-  /** @default { threshold: 5, cooldownMs: 5_000, maxCooldownMs: 60_000 } */
+  /** @default `BREAKER_THRESHOLD`'s, `BREAKER_COOLDOWN_MS`'s and `BREAKER_MAX_COOLDOWN_MS`'s */
   readonly breaker?: BreakerPolicy;
   /** Test and logging hooks around drain steps. */
   readonly drainHooks?: DrainHooks;
@@ -139,15 +144,15 @@ export type BufferOnlyOptions = Pick<
  */
 export function createBuffer(options: BufferOnlyOptions): RedisBuffer {
   return new RedisBuffer(options.redis, {
-    prefix: options.prefix ?? 'spillway',
+    prefix: options.prefix ?? D.prefix,
     registry: options.registry,
-    backlogLimit: options.backlogLimit ?? 1_000_000,
-    backlogBytesLimit: options.backlogBytesLimit ?? 200 * 1024 * 1024,
-    replicaAcks: options.replicaAcks ?? 0,
-    replicaAckTimeoutMs: options.replicaAckTimeoutMs ?? 1_000,
+    backlogLimit: options.backlogLimit ?? D.backlogLimit,
+    backlogBytesLimit: options.backlogBytesLimit ?? D.backlogBytesLimit,
+    replicaAcks: options.replicaAcks ?? D.redisReplicaAcks,
+    replicaAckTimeoutMs: options.replicaAckTimeoutMs ?? D.redisReplicaAckTimeoutMs,
     limits: {
-      maxChanges: options.maxChangesPerChangeset ?? DEFAULT_LIMITS.maxChanges,
-      maxBytes: options.maxChangesetBytes ?? DEFAULT_LIMITS.maxBytes,
+      maxChanges: options.maxChangesPerChangeset ?? D.changesetMaxChanges,
+      maxBytes: options.maxChangesetBytes ?? D.changesetMaxBytes,
     },
   });
 }
@@ -160,26 +165,30 @@ export class Spillway {
   private readonly stallAfterMs: number;
 
   constructor(private readonly options: SpillwayOptions) {
-    const prefix = options.prefix ?? 'spillway';
+    const prefix = options.prefix ?? D.prefix;
     this.buffer = createBuffer(options);
     this.sink = new PostgresSink(options.pool, {
       registry: options.registry,
-      schema: options.dbSchema ?? 'public',
+      schema: options.dbSchema ?? D.dbSchema,
       buffer: prefix,
     });
     this.control = new DrainControl(
       options.redis,
       this.buffer.keys,
-      options.breaker ?? { threshold: 5, cooldownMs: 5_000, maxCooldownMs: 60_000 },
+      options.breaker ?? {
+        threshold: D.breakerThreshold,
+        cooldownMs: D.breakerCooldownMs,
+        maxCooldownMs: D.breakerMaxCooldownMs,
+      },
     );
-    this.stallAfterMs = options.stallAfterMs ?? 180_000;
+    this.stallAfterMs = options.stallAfterMs ?? D.healthStallMs;
     this.drainer = new Drainer(this.buffer, this.sink, this.control, {
-      batchSize: options.batchSize ?? 500,
-      batchChanges: options.batchChanges ?? 10_000,
-      batchBytes: options.batchBytes ?? 8 * 1024 * 1024,
-      leaseMs: options.leaseMs ?? 30_000,
+      batchSize: options.batchSize ?? D.syncBatchSize,
+      batchChanges: options.batchChanges ?? D.syncBatchChanges,
+      batchBytes: options.batchBytes ?? D.syncBatchBytes,
+      leaseMs: options.leaseMs ?? D.syncLeaseMs,
       transactionTimeoutMs: options.transactionTimeoutMs ?? 30_000,
-      backoff: options.backoff ?? { baseMs: 100, maxMs: 5_000 },
+      backoff: options.backoff ?? { baseMs: D.syncBackoffBaseMs, maxMs: D.syncBackoffMaxMs },
       ...(options.drainHooks ? { hooks: options.drainHooks } : {}),
     });
   }

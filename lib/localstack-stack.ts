@@ -2,6 +2,7 @@ import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
+import { settingsEnvironment } from '../lambdas/settings.js';
 import type { SpillwaySettings } from './config.js';
 import { SpillwayFunction } from './function.js';
 import { SpillwayMigrations } from './migrations.js';
@@ -52,13 +53,7 @@ export class SpillwayLocalStackStack extends Stack {
     const specs = functionSpecs(f);
 
     const environment: Record<string, string> = {
-      SPILLWAY_PREFIX: settings.keyPrefix,
-      SPILLWAY_DB_SCHEMA: settings.dbSchema,
-      BACKLOG_LIMIT: String(f.backlogLimit),
-      BACKLOG_LIMIT_BYTES: String(f.backlogLimitBytes),
-      CHANGESET_MAX_CHANGES: String(f.changesetMaxChanges),
-      CHANGESET_MAX_BYTES: String(f.changesetMaxBytes),
-      SYNC_BATCH_SIZE: String(f.syncBatchSize),
+      ...settingsEnvironment(f.engine),
       // No schedule here: sync runs when invoked, so it drains and returns instead of idling.
       SYNC_IDLE_WAIT_MS: '0',
       REDIS_URL: local.redisUrl,
@@ -102,7 +97,7 @@ export class SpillwayLocalStackStack extends Stack {
         functions['extract-entities'],
       ],
       cacheClusterIds: [],
-      backlogLimit: f.backlogLimit,
+      backlogLimit: f.engine.backlogLimit,
       oldestPendingMinutes: settings.alarms.oldestPendingMinutes,
       alarmEmail: settings.alarms.email,
       // KMS is not among LocalStack's free services.

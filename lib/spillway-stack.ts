@@ -3,6 +3,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
+import { settingsEnvironment } from '../lambdas/settings.js';
 import { SpillwayCache } from './cache.js';
 import type { FunctionSettings, SpillwaySettings } from './config.js';
 import { SpillwayDatabase } from './database.js';
@@ -138,16 +139,7 @@ export class SpillwayStack extends Stack {
     });
 
     const f = settings.functions;
-    const environment: Record<string, string> = {
-      SPILLWAY_PREFIX: settings.keyPrefix,
-      SPILLWAY_DB_SCHEMA: settings.dbSchema,
-      BACKLOG_LIMIT: String(f.backlogLimit),
-      BACKLOG_LIMIT_BYTES: String(f.backlogLimitBytes),
-      CHANGESET_MAX_CHANGES: String(f.changesetMaxChanges),
-      CHANGESET_MAX_BYTES: String(f.changesetMaxBytes),
-      SYNC_BATCH_SIZE: String(f.syncBatchSize),
-      SYNC_IDLE_WAIT_MS: String(f.syncIdleWaitMs),
-    };
+    const environment = settingsEnvironment(f.engine);
     this.core = {
       network: this.network,
       cache: this.cache,
@@ -237,7 +229,7 @@ export class SpillwayStack extends Stack {
         this.functions['extract-entities'],
       ],
       cacheClusterIds: this.cache.cacheClusterIds,
-      backlogLimit: f.backlogLimit,
+      backlogLimit: f.engine.backlogLimit,
       oldestPendingMinutes: settings.alarms.oldestPendingMinutes,
       alarmEmail: settings.alarms.email,
     });

@@ -83,6 +83,7 @@ export async function getSpillway(): Promise<Spillway> {
     backlogLimit: config.backlogLimit,
     backlogBytesLimit: config.backlogBytesLimit,
     replicaAcks: config.redisReplicaAcks,
+    replicaAckTimeoutMs: config.redisReplicaAckTimeoutMs,
     maxChangesPerChangeset: config.changesetMaxChanges,
     maxChangesetBytes: config.changesetMaxBytes,
     batchSize: config.syncBatchSize,
@@ -90,6 +91,12 @@ export async function getSpillway(): Promise<Spillway> {
     batchBytes: config.syncBatchBytes,
     stallAfterMs: config.healthStallMs,
     leaseMs: config.syncLeaseMs,
+    backoff: { baseMs: config.syncBackoffBaseMs, maxMs: config.syncBackoffMaxMs },
+    breaker: {
+      threshold: config.breakerThreshold,
+      cooldownMs: config.breakerCooldownMs,
+      maxCooldownMs: config.breakerMaxCooldownMs,
+    },
     drainHooks: {
       onTransientError: (error, attempt) =>
         logger.warn('transient error while draining; retrying', {
@@ -121,6 +128,7 @@ export async function getWriter(): Promise<Writer> {
     backlogLimit: config.backlogLimit,
     backlogBytesLimit: config.backlogBytesLimit,
     replicaAcks: config.redisReplicaAcks,
+    replicaAckTimeoutMs: config.redisReplicaAckTimeoutMs,
     maxChangesPerChangeset: config.changesetMaxChanges,
     maxChangesetBytes: config.changesetMaxBytes,
   });

@@ -14,7 +14,7 @@
  */
 import { parseArgs } from 'node:util';
 import { ConfigError, SpillwayError } from '../lambdas/core/errors.js';
-import { closeContainer, getSpillway } from '../lambdas/io/container.js';
+import { closeContainer, getSpillway } from '../lambdas/runtime/container.js';
 import { LOCAL_DATABASE, LOCAL_PORTS, startLocal } from '../local/start.js';
 
 const USAGE = `usage:
@@ -101,7 +101,7 @@ async function drain(args: readonly string[]): Promise<number> {
   const timeoutMs = positive('--timeout-ms', values['timeout-ms']);
   return await withEngine(async (spillway) => {
     const result = await spillway.drain(Date.now() + timeoutMs);
-    const stats = await spillway.buffer.stats();
+    const stats = await spillway.stats();
     print({ ...result, backlog: stats.backlog, deadLetters: stats.deadLetters });
     return result.stoppedBy === 'empty' ? 0 : 1;
   });

@@ -8,11 +8,11 @@ import { type JsonValue, rowKeyOf, validateRowKey } from './core/changeset.js';
 import { NotFoundError, UnavailableError, ValidationError } from './core/errors.js';
 import { resolveRow, resolvesWithoutDatabase } from './core/overlay.js';
 import type { SchemaRegistry, TableDef } from './core/schema.js';
+import { ENGINE_DEFAULTS as D } from './core/settings.js';
 import { type BreakerPolicy, type BreakerStatus, DrainControl } from './io/drain-control.js';
 import { Drainer, type DrainHooks, type DrainResult } from './io/drainer.js';
 import { PostgresSink } from './io/postgres-sink.js';
 import { type BufferStats, type DeadLetter, RedisBuffer } from './io/redis-buffer.js';
-import { ENGINE_DEFAULTS as D } from './settings.js';
 
 export type { BreakerStatus, BufferStats, DeadLetter, DrainResult, RedisBuffer };
 
@@ -191,6 +191,31 @@ export class Spillway {
       backoff: options.backoff ?? { baseMs: D.syncBackoffBaseMs, maxMs: D.syncBackoffMaxMs },
       ...(options.drainHooks ? { hooks: options.drainHooks } : {}),
     });
+  }
+
+  /** The oldest changesets waiting in the backlog, without taking them (the `admin` peek). */
+  peekPending(limit: number): ReturnType<RedisBuffer['peek']> {
+    return this.buffer.peek(limit);
+  }
+
+  /** How many changesets wait in the backlog. */
+  pendingChangesets(): Promise<number> {
+    return this.buffer.pendingChangesets();
+  }
+
+  /** The backlog's counts (changes, bytes, dead letters, ...). */
+  stats(): Promise<BufferStats> {
+    return this.buffer.stats();
+  }
+
+  /** How long until the breaker lets a drain try the database again (0 when it is closed). */
+  async breakerRetryInMs(): Promise<number> {
+    return (await this.control.breakerStatus()).retryInMs;
+  }
+
+  /** The systemic fault that stops the drain (G7), or null. */
+  systemicFault(): ReturnType<DrainControl['fault']> {
+    return this.control.fault();
   }
 
   /** Buffer one changeset (G1, G5, G6). */

@@ -2,7 +2,7 @@
  * The settings of a Spillway deployment, read from CDK context (`-c name=value`, or cdk.json,
  * which holds only what differs from the defaults) and validated at synth time. The deployment's
  * own settings have their defaults here; the engine's (`BACKLOG_LIMIT`, ...) are declared in
- * `lambdas/settings.ts`. Every problem names the setting, and all of
+ * `lambdas/core/settings.ts`. Every problem names the setting, and all of
  * them are reported at once so that one `cdk synth` says everything that needs fixing.
  */
 
@@ -11,7 +11,7 @@ import {
   type EngineSettingName,
   type EngineSettings,
   type Setting,
-} from '../lambdas/settings.js';
+} from '../lambdas/core/settings.js';
 
 /**
  * The shapes a deployment can take: `new` and `existing` in AWS; `localstack`, the functions
@@ -126,7 +126,7 @@ export interface FunctionSettings {
   /** @default 512 */
   readonly syncMemoryMb: number;
   /**
-   * Every engine setting as deployed (`lambdas/settings.ts` declares each one): what the functions
+   * Every engine setting as deployed (`lambdas/core/settings.ts` declares each one): what the functions
    * find in their environment.
    */
   readonly engine: EngineSettings;
@@ -162,7 +162,7 @@ export interface SpillwaySettings {
   readonly localstack: LocalStackSettings | undefined;
 }
 
-/** The context keys of the deployment itself; the engine's are in `lambdas/settings.ts`. */
+/** The context keys of the deployment itself; the engine's are in `lambdas/core/settings.ts`. */
 const DEPLOYMENT_SETTING_NAMES = [
   'shape',
   'stackName',
@@ -500,7 +500,7 @@ class Parser {
 
   /**
    * Every engine setting from its context name: what was given, else what the CDK app deploys
-   * (`deployed` in `lambdas/settings.ts`, with `computed` values passed in), else the default.
+   * (`deployed` in `lambdas/core/settings.ts`, with `computed` values passed in), else the default.
    */
   engineSettings(computed: { readonly backlogBytesLimit: number | undefined }): EngineSettings {
     const values: Record<string, number | string> = {};

@@ -2,18 +2,18 @@ import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
-import { settingsEnvironment } from '../lambdas/settings.js';
+import { settingsEnvironment } from '../lambdas/core/settings.js';
+import {
+  FUNCTION_NAMES,
+  FUNCTIONS,
+  type FunctionName,
+  WRITER_FUNCTIONS,
+} from '../lambdas/functions.js';
 import type { SpillwaySettings } from './config.js';
 import { SpillwayFunction } from './function.js';
 import { SpillwayMigrations } from './migrations.js';
 import { SpillwayMonitoring } from './monitoring.js';
-import {
-  DATABASE_FUNCTIONS,
-  FUNCTION_NAMES,
-  type FunctionName,
-  functionSpecs,
-  pascal,
-} from './spillway-stack.js';
+import { functionSpecs, pascal } from './spillway-stack.js';
 
 export interface SpillwayLocalStackStackProps extends StackProps {
   readonly settings: SpillwaySettings;
@@ -63,14 +63,14 @@ export class SpillwayLocalStackStack extends Stack {
     for (const name of FUNCTION_NAMES) {
       const spec = specs[name];
       functions[name] = new SpillwayFunction(this, pascal(name), {
-        entry: `${handlers}/${name}.ts`,
+        entry: `${handlers}/${FUNCTIONS[name].handler}`,
         serviceName: settings.serviceName,
         logRetention,
         placement: 'outside-vpc',
         ...spec,
         environment: {
           ...environment,
-          ...(DATABASE_FUNCTIONS.includes(name) ? { DATABASE_URL: local.databaseUrl } : {}),
+          ...(FUNCTIONS[name].reachesDatabase ? { DATABASE_URL: local.databaseUrl } : {}),
           ...spec.environment,
         },
       });
@@ -91,11 +91,7 @@ export class SpillwayLocalStackStack extends Stack {
       writeFunction: functions.write,
       readFunction: functions.read,
       functions,
-      writerFunctions: [
-        functions.write,
-        functions['process-document'],
-        functions['extract-entities'],
-      ],
+      writerFunctions: WRITER_FUNCTIONS.map((name) => functions[name]),
       cacheClusterIds: [],
       backlogLimit: f.engine.backlogLimit,
       oldestPendingMinutes: settings.alarms.oldestPendingMinutes,

@@ -1,9 +1,9 @@
 /**
- * The example pipeline's own settings, declared the way the engine's are (`../settings.ts`): a
+ * The example pipeline's own settings, declared the way the engine's are (`../core/settings.ts`): a
  * pipeline of your own keeps its settings beside its steps, not in the engine's configuration.
  */
 import { ConfigError } from '../core/errors.js';
-import { type IntegerSetting, parseSetting } from '../settings.js';
+import { type IntegerSetting, parseSetting } from '../core/settings.js';
 
 export const PIPELINE_SETTINGS = {
   chunkSize: {

@@ -9,9 +9,9 @@
  * Anything else is a ValidationError; an unknown changeset id is a NotFoundError.
  */
 import { parseAdminRequest } from '../core/admin-request.js';
-import { getSpillway } from '../io/container.js';
-import { lambdaHandler } from '../io/invocation.js';
 import { logger } from '../io/telemetry.js';
+import { getSpillway } from '../runtime/container.js';
+import { lambdaHandler } from '../runtime/invocation.js';
 
 export const handler = lambdaHandler(async (event) => {
   const request = parseAdminRequest(event);
@@ -20,7 +20,7 @@ export const handler = lambdaHandler(async (event) => {
     case 'list':
       return { deadLetters: await spillway.listDeadLetters({ limit: request.limit }) };
     case 'peek':
-      return { pending: await spillway.buffer.peek(request.limit) };
+      return { pending: await spillway.peekPending(request.limit) };
     case 'replay': {
       const replayed = await spillway.replayDeadLetters(request.selection);
       logger.info('dead letters replayed', { changesetIds: replayed });

@@ -4,9 +4,9 @@
  * the database is out of reach but writes are accepted; `down` when writes are impossible.
  */
 import { UnavailableError } from '../core/errors.js';
-import { getPool, getSpillway } from '../io/container.js';
-import { lambdaHandler } from '../io/invocation.js';
 import { pingDatabase } from '../io/postgres-sink.js';
+import { getPool, getSpillway } from '../runtime/container.js';
+import { lambdaHandler } from '../runtime/invocation.js';
 import type { Health } from '../spillway.js';
 
 export const handler = lambdaHandler(async (): Promise<Health> => {

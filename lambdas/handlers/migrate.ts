@@ -8,11 +8,12 @@
  * reachable yet, for most of its timeout; invoked directly, it fails at once.
  */
 import { getConfig } from '../io/config.js';
-import { getPool } from '../io/container.js';
-import { lambdaHandler } from '../io/invocation.js';
 import { type MigrationResult, runMigrations } from '../io/migrator.js';
 import { retryWhileStarting } from '../io/startup-retry.js';
 import { logger } from '../io/telemetry.js';
+import { getPool } from '../runtime/container.js';
+import { lambdaHandler } from '../runtime/invocation.js';
+import { deployedTables } from '../runtime/tables.js';
 
 /** Where the bundle keeps the SQL files (`/var/task/migrations`); unset: the source folder. */
 const directory = process.env.MIGRATIONS_DIR?.trim() || undefined;
@@ -56,6 +57,7 @@ export const handler = lambdaHandler(async (event, context) => {
 async function migrate(): Promise<MigrationResult> {
   const config = getConfig();
   const result = await runMigrations(getPool(), {
+    registry: deployedTables,
     schema: config.dbSchema,
     directory,
     timeoutMs: config.migrationTimeoutMs,

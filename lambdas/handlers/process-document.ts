@@ -12,12 +12,12 @@
  * so a retry with the same input writes the same rows again, never duplicates.
  */
 import { SpillwayError } from '../core/errors.js';
-import { chunkRows, packChangesets, parseDocumentInput } from '../core/pipeline.js';
+import { chunkRows, packChangesets, parseDocumentInput } from '../example/pipeline.js';
 import { getPipelineConfig } from '../example/settings.js';
 import { getBufferConfig } from '../io/config.js';
-import { getWriter, type Writer } from '../io/container.js';
-import { lambdaHandler } from '../io/invocation.js';
 import { loggableError, logger } from '../io/telemetry.js';
+import { getWriter, type Writer } from '../runtime/container.js';
+import { lambdaHandler } from '../runtime/invocation.js';
 
 export const handler = lambdaHandler(async (event) => {
   const input = parseDocumentInput(event);

@@ -2,8 +2,8 @@
  * `write`: `{ changes: [...] }` → `{ accepted, changesetId }`, once Redis holds the changeset
  * (G1). Fails with ValidationError (G6), BackpressureError (G5) or UnavailableError.
  */
-import { getWriter } from '../io/container.js';
-import { lambdaHandler } from '../io/invocation.js';
+import { getWriter } from '../runtime/container.js';
+import { lambdaHandler } from '../runtime/invocation.js';
 
 export const handler = lambdaHandler(async (event) => {
   const writer = await getWriter();

@@ -9,7 +9,7 @@ import {
   type EngineSettingName,
   type EngineSettings,
   parseSetting,
-} from '../settings.js';
+} from '../core/settings.js';
 
 /** Where Redis is: a URL (local runner, tests) or an ElastiCache endpoint (AWS). */
 export type RedisTarget =
@@ -36,7 +36,7 @@ export type DatabaseTarget =
 
 /**
  * The configuration of a function: where Redis and PostgreSQL are, and every engine setting
- * (`../settings.ts` declares each one's variable, default, bounds and meaning).
+ * (`../core/settings.ts` declares each one's variable, default, bounds and meaning).
  */
 export interface SpillwayConfig extends EngineSettings {
   readonly redis: RedisTarget;

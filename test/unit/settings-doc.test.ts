@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { ENGINE_SETTINGS } from '../../lambdas/settings.js';
+import { ENGINE_SETTINGS } from '../../lambdas/core/settings.js';
 import { DEPLOY_GUIDE, documentedTable, settingsTable } from '../../scripts/settings-doc.js';
 
 describe('the settings table of the deploy guide', () => {
-  it('is the one lambdas/settings.ts generates (regenerate: npx tsx scripts/settings-doc.ts --write)', () => {
+  it('is the one lambdas/core/settings.ts generates (regenerate: npx tsx scripts/settings-doc.ts --write)', () => {
     expect(documentedTable(readFileSync(DEPLOY_GUIDE, 'utf8'))).toBe(settingsTable());
   });
 

@@ -8,12 +8,12 @@
  */
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
-import { pipelineRegistry } from '../schema/tables.js';
+import { type BufferConfig, getBufferConfig, getConfig } from '../io/config.js';
+import { createPool } from '../io/postgres.js';
+import { createRedis } from '../io/redis.js';
+import { changesetLogger, loggableError, logger } from '../io/telemetry.js';
 import { createBuffer, type RedisBuffer, Spillway, type WriteResult } from '../spillway.js';
-import { type BufferConfig, getBufferConfig, getConfig } from './config.js';
-import { createPool } from './postgres.js';
-import { createRedis } from './redis.js';
-import { changesetLogger, loggableError, logger } from './telemetry.js';
+import { deployedTables } from './tables.js';
 
 /** All a function that only writes needs: `write` and the pipeline steps have no database. */
 export interface Writer {
@@ -77,7 +77,7 @@ export async function getSpillway(): Promise<Spillway> {
   spillway ??= new Spillway({
     redis: client,
     pool: getPool(),
-    registry: pipelineRegistry,
+    registry: deployedTables,
     prefix: config.prefix,
     dbSchema: config.dbSchema,
     backlogLimit: config.backlogLimit,
@@ -123,7 +123,7 @@ export async function getWriter(): Promise<Writer> {
   const client = await sharedRedis(config);
   buffer ??= createBuffer({
     redis: client,
-    registry: pipelineRegistry,
+    registry: deployedTables,
     prefix: config.prefix,
     backlogLimit: config.backlogLimit,
     backlogBytesLimit: config.backlogBytesLimit,

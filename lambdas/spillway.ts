@@ -5,7 +5,7 @@
 import type { Redis } from 'ioredis';
 import type { Pool } from 'pg';
 import { type JsonValue, rowKeyOf, validateRowKey } from './core/changeset.js';
-import { NotFoundError, UnavailableError, ValidationError } from './core/errors.js';
+import { messageOf, NotFoundError, UnavailableError, ValidationError } from './core/errors.js';
 import { resolveRow, resolvesWithoutDatabase } from './core/overlay.js';
 import type { SchemaRegistry, TableDef } from './core/schema.js';
 import { ENGINE_DEFAULTS as D } from './core/settings.js';
@@ -442,5 +442,5 @@ function parseReadRequest(
 
 function reasonOf(result: PromiseSettledResult<unknown>): string {
   if (result.status === 'fulfilled') return '';
-  return result.reason instanceof Error ? result.reason.message : String(result.reason);
+  return messageOf(result.reason);
 }

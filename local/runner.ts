@@ -23,6 +23,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { messageOf } from '../lambdas/core/errors.js';
 import { loggableError, logger } from '../lambdas/io/telemetry.js';
 import type { Handler, LambdaContext } from '../lambdas/runtime/invocation.js';
 import { currentRequestId, installInvokeStore, withInvocation } from './invoke-store.js';
@@ -182,7 +183,7 @@ export async function startRunner(options: RunnerOptions): Promise<Runner> {
           return {
             ok: false,
             errorType: 'Runtime.MarshalError',
-            errorMessage: `Unable to marshal response: ${error instanceof Error ? error.message : String(error)}`,
+            errorMessage: `Unable to marshal response: ${messageOf(error)}`,
           };
         }
         return { ok: true, result };
@@ -287,7 +288,7 @@ export async function startRunner(options: RunnerOptions): Promise<Runner> {
         response,
         400,
         'InvalidRequestContentException',
-        `Could not parse request body into json: ${error instanceof Error ? error.message : String(error)}`,
+        `Could not parse request body into json: ${messageOf(error)}`,
       );
       return;
     }

@@ -7,6 +7,8 @@
  * proxy may still be bringing up its target, so there it retries while the database is not
  * reachable yet, for most of its timeout; invoked directly, it fails at once.
  */
+
+import { messageOf } from '../core/errors.js';
 import { getConfig } from '../io/config.js';
 import { type MigrationResult, runMigrations } from '../io/migrator.js';
 import { retryWhileStarting } from '../io/startup-retry.js';
@@ -40,7 +42,7 @@ export const handler = lambdaHandler(async (event, context) => {
         logger.warn('database not reachable yet; migrating again', {
           attempt,
           waitMs,
-          error: error instanceof Error ? error.message : String(error),
+          error: messageOf(error),
         }),
     });
     return {

@@ -74,8 +74,9 @@ export interface SpillwayStackProps extends StackProps {
 }
 
 /**
- * Spillway in one stack: network, cache, database behind RDS Proxy, the functions, the sync
- * schedule, migrations on deploy and monitoring.
+ * Spillway in one stack: network, cache, database behind RDS Proxy, the functions (from the
+ * manifest, `lambdas/functions.ts`), the sync schedule, migrations on deploy and monitoring. What
+ * it deploys and why: docs/design.md and docs/deploy.md.
  */
 export class SpillwayStack extends Stack {
   readonly settings: SpillwaySettings;

@@ -52,12 +52,11 @@ import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { messageOf } from '../../lambdas/core/errors.js';
 
 const [root, handlerSetting, functionName, timeoutMs, memorySize] = process.argv.slice(1);
 const failure = (error) => ({
   errorType: error instanceof Error ? error.name : typeof error,
-  errorMessage: messageOf(error),
+  errorMessage: error instanceof Error ? error.message : String(error),
   trace: error instanceof Error && error.stack ? error.stack.split('\\n') : [],
 });
 try {

@@ -58,7 +58,11 @@ describe('migrate while the database comes up', () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(1_500);
     expect(retries.length).toBeGreaterThan(0);
     expect(retries[0]).toMatch(/^database unavailable: .*ECONNREFUSED/);
-    expect(result.applied).toEqual(['0000_spillway_bookkeeping', '0001_pipeline_tables']);
+    expect(result.applied).toEqual([
+      '0000_spillway_bookkeeping',
+      '0001_pipeline_tables',
+      '0002_spillway_epochs',
+    ]);
     const { rows } = await pool.query('SELECT count(*)::int AS n FROM source_documents');
     expect(rows).toEqual([{ n: 0 }]);
   }, 30_000);

@@ -1,12 +1,12 @@
 #!/usr/bin/env node
-import { parseArgs } from 'node:util';
-import { ConfigError, SpillwayError } from '../lambdas/core/errors.js';
 /**
  * The Spillway command line.
  *
  *   spillway local                          run everything on this machine (see local/start.ts)
  *   spillway status                         health of the buffer, the database and the drain
  *   spillway drain [--timeout-ms N]         drain the backlog now, until it is empty
+ *   spillway watch [--interval-ms N]        a live view of the backlog and the drain
+ *   spillway wait [--timeout-ms N] VERSION... until changesets are applied or dead-lettered
  *   spillway dead-letters list [--limit N]
  *   spillway dead-letters replay (--all | ID...)
  *   spillway dead-letters purge (--all | ID...)
@@ -14,8 +14,10 @@ import { ConfigError, SpillwayError } from '../lambdas/core/errors.js';
  * Every command but `local` calls the engine directly with `REDIS_URL` and `DATABASE_URL`;
  * unset, they point at the services `spillway local` starts.
  */
+import { parseArgs } from 'node:util';
+import { ConfigError, SpillwayError } from '../lambdas/core/errors.js';
 import { parseStatusRequest } from '../lambdas/core/status-request.js';
-import { closeContainer, getSpillway } from '../lambdas/io/container.js';
+import { closeContainer, getSpillway } from '../lambdas/runtime/container.js';
 import { LOCAL_DATABASE, LOCAL_PORTS, startLocal } from '../local/start.js';
 import { watch } from './watch.js';
 
@@ -127,7 +129,7 @@ async function drain(args: readonly string[]): Promise<number> {
   const timeoutMs = positive('--timeout-ms', values['timeout-ms']);
   return await withEngine(async (spillway) => {
     const result = await spillway.drain(Date.now() + timeoutMs);
-    const stats = await spillway.buffer.stats();
+    const stats = await spillway.stats();
     print({ ...result, backlog: stats.backlog, deadLetters: stats.deadLetters });
     return result.stoppedBy === 'empty' ? 0 : 1;
   });

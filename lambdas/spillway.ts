@@ -3,10 +3,11 @@
  * Pass connected clients in; this module opens no connection of its own.
  */
 import type { Redis } from 'ioredis';
-import { DEFAULT_LIMITS, type JsonValue, rowKeyOf, validateRowKey } from './core/changeset.js';
-import { NotFoundError, UnavailableError, ValidationError } from './core/errors.js';
+import { type JsonValue, rowKeyOf, validateRowKey } from './core/changeset.js';
+import { messageOf, NotFoundError, UnavailableError, ValidationError } from './core/errors.js';
 import { resolveRow, resolvesWithoutDatabase } from './core/overlay.js';
 import type { SchemaRegistry, TableDef } from './core/schema.js';
+import { ENGINE_DEFAULTS as D } from './core/settings.js';
 import { type BreakerPolicy, type BreakerStatus, DrainControl } from './io/drain-control.js';
 import { Drainer, type DrainHooks, type DrainResult } from './io/drainer.js';
 import { PostgresSink, type SinkOptions } from './io/postgres-sink.js';
@@ -21,6 +22,10 @@ import type { Sink } from './io/sink.js';
 
 export type { BreakerStatus, BufferStats, ChangesetStatus, DeadLetter, DrainResult, RedisBuffer };
 
+/**
+ * What the engine is given. Every tuning option defaults to its setting in `settings.ts` (named
+ * beside it), where its bounds and meaning are declared.
+ */
 export interface SpillwayOptions {
   readonly redis: Redis;
   /** A pool reaching PostgreSQL through RDS Proxy (locally: PgBouncer), or the Data API's. */
@@ -28,44 +33,44 @@ export interface SpillwayOptions {
   /** Builds the sink. @default a PostgresSink over `pool` */
   readonly sink?: (options: SinkOptions) => Sink;
   readonly registry: SchemaRegistry;
-  /** Prefix of every Redis key; also names the buffer in the database's fencing table. @default 'spillway' */
+  /** Prefix of every Redis key; also names the buffer in the database's fencing table. @default `SPILLWAY_PREFIX`'s */
   readonly prefix?: string;
-  /** PostgreSQL schema of the user tables. @default 'public' */
+  /** PostgreSQL schema of the user tables. @default `SPILLWAY_DB_SCHEMA`'s */
   readonly dbSchema?: string;
-  /** Pending changes past which writes fail with BackpressureError (G5). @default 1_000_000 */
+  /** Pending changes past which writes fail with BackpressureError (G5). @default `BACKLOG_LIMIT`'s */
   readonly backlogLimit?: number;
   /**
    * What pending changesets may cost Redis in bytes (estimated) before writes fail with
    * BackpressureError (G5); below the cache's memory, so backpressure comes before Redis is full.
-   * @default 200 MiB (for a 0.5 GiB node)
+   * @default `BACKLOG_LIMIT_BYTES`'s
    */
   readonly backlogBytesLimit?: number;
-  /** @default 1_000 */
+  /** @default `CHANGESET_MAX_CHANGES`'s */
   readonly maxChangesPerChangeset?: number;
-  /** @default 1 MiB */
+  /** @default `CHANGESET_MAX_BYTES`'s */
   readonly maxChangesetBytes?: number;
-  /** Replicas that must confirm each changeset before `write` succeeds (G1). @default 0 */
+  /** Replicas that must confirm each changeset before `write` succeeds (G1). @default `REDIS_REPLICA_ACKS`'s */
   readonly replicaAcks?: number;
-  /** @default 1_000 */
+  /** @default `REDIS_REPLICA_ACK_TIMEOUT_MS`'s */
   readonly replicaAckTimeoutMs?: number;
-  /** Changesets per drain transaction. @default 500 */
+  /** Changesets per drain transaction. @default `SYNC_BATCH_SIZE`'s */
   readonly batchSize?: number;
-  /** Changes per drain transaction. @default 10_000 */
+  /** Changes per drain transaction. @default `SYNC_BATCH_CHANGES`'s */
   readonly batchChanges?: number;
-  /** What one drain transaction's changesets may cost Redis, in bytes (bounds its memory). @default 8 MiB */
+  /** What one drain transaction's changesets may cost Redis, in bytes (bounds its memory). @default `SYNC_BATCH_BYTES`'s */
   readonly batchBytes?: number;
   /**
    * `health` reports the backlog as not draining when no drain made progress for this long
-   * while changes wait. @default 180_000 (three runs of the one-minute schedule)
+   * while changes wait. @default `HEALTH_STALL_MS`'s
    */
   readonly stallAfterMs?: number;
-  /** How long a drainer's lease lasts between renewals. @default 30_000 */
+  /** How long a drainer's lease lasts between renewals. @default `SYNC_LEASE_MS`'s */
   readonly leaseMs?: number;
   /** Longest one batch transaction may take (the drain's deadline may cut it shorter). @default 30_000 */
   readonly transactionTimeoutMs?: number;
-  /** @default { baseMs: 100, maxMs: 5_000 } */
+  /** @default `SYNC_BACKOFF_BASE_MS`'s and `SYNC_BACKOFF_MAX_MS`'s */
   readonly backoff?: { readonly baseMs: number; readonly maxMs: number };
-  /** @default { threshold: 5, cooldownMs: 5_000, maxCooldownMs: 60_000 } */
+  /** @default `BREAKER_THRESHOLD`'s, `BREAKER_COOLDOWN_MS`'s and `BREAKER_MAX_COOLDOWN_MS`'s */
   readonly breaker?: BreakerPolicy;
   /** Test and logging hooks around drain steps. */
   readonly drainHooks?: DrainHooks;
@@ -149,15 +154,15 @@ export type BufferOnlyOptions = Pick<
  */
 export function createBuffer(options: BufferOnlyOptions): RedisBuffer {
   return new RedisBuffer(options.redis, {
-    prefix: options.prefix ?? 'spillway',
+    prefix: options.prefix ?? D.prefix,
     registry: options.registry,
-    backlogLimit: options.backlogLimit ?? 1_000_000,
-    backlogBytesLimit: options.backlogBytesLimit ?? 200 * 1024 * 1024,
-    replicaAcks: options.replicaAcks ?? 0,
-    replicaAckTimeoutMs: options.replicaAckTimeoutMs ?? 1_000,
+    backlogLimit: options.backlogLimit ?? D.backlogLimit,
+    backlogBytesLimit: options.backlogBytesLimit ?? D.backlogBytesLimit,
+    replicaAcks: options.replicaAcks ?? D.redisReplicaAcks,
+    replicaAckTimeoutMs: options.replicaAckTimeoutMs ?? D.redisReplicaAckTimeoutMs,
     limits: {
-      maxChanges: options.maxChangesPerChangeset ?? DEFAULT_LIMITS.maxChanges,
-      maxBytes: options.maxChangesetBytes ?? DEFAULT_LIMITS.maxBytes,
+      maxChanges: options.maxChangesPerChangeset ?? D.changesetMaxChanges,
+      maxBytes: options.maxChangesetBytes ?? D.changesetMaxBytes,
     },
   });
 }
@@ -170,29 +175,58 @@ export class Spillway {
   private readonly stallAfterMs: number;
 
   constructor(private readonly options: SpillwayOptions) {
-    const prefix = options.prefix ?? 'spillway';
+    const prefix = options.prefix ?? D.prefix;
     this.buffer = createBuffer(options);
     const sinkOptions: SinkOptions = {
       registry: options.registry,
-      schema: options.dbSchema ?? 'public',
+      schema: options.dbSchema ?? D.dbSchema,
       buffer: prefix,
     };
     this.sink = options.sink?.(sinkOptions) ?? new PostgresSink(options.pool, sinkOptions);
     this.control = new DrainControl(
       options.redis,
       this.buffer.keys,
-      options.breaker ?? { threshold: 5, cooldownMs: 5_000, maxCooldownMs: 60_000 },
+      options.breaker ?? {
+        threshold: D.breakerThreshold,
+        cooldownMs: D.breakerCooldownMs,
+        maxCooldownMs: D.breakerMaxCooldownMs,
+      },
     );
-    this.stallAfterMs = options.stallAfterMs ?? 180_000;
+    this.stallAfterMs = options.stallAfterMs ?? D.healthStallMs;
     this.drainer = new Drainer(this.buffer, this.sink, this.control, {
-      batchSize: options.batchSize ?? 500,
-      batchChanges: options.batchChanges ?? 10_000,
-      batchBytes: options.batchBytes ?? 8 * 1024 * 1024,
-      leaseMs: options.leaseMs ?? 30_000,
+      batchSize: options.batchSize ?? D.syncBatchSize,
+      batchChanges: options.batchChanges ?? D.syncBatchChanges,
+      batchBytes: options.batchBytes ?? D.syncBatchBytes,
+      leaseMs: options.leaseMs ?? D.syncLeaseMs,
       transactionTimeoutMs: options.transactionTimeoutMs ?? 30_000,
-      backoff: options.backoff ?? { baseMs: 100, maxMs: 5_000 },
+      backoff: options.backoff ?? { baseMs: D.syncBackoffBaseMs, maxMs: D.syncBackoffMaxMs },
       ...(options.drainHooks ? { hooks: options.drainHooks } : {}),
     });
+  }
+
+  /** The oldest changesets waiting in the backlog, without taking them (the `admin` peek). */
+  peekPending(limit: number): ReturnType<RedisBuffer['peek']> {
+    return this.buffer.peek(limit);
+  }
+
+  /** How many changesets wait in the backlog. */
+  pendingChangesets(): Promise<number> {
+    return this.buffer.pendingChangesets();
+  }
+
+  /** The backlog's counts (changes, bytes, dead letters, ...). */
+  stats(): Promise<BufferStats> {
+    return this.buffer.stats();
+  }
+
+  /** How long until the breaker lets a drain try the database again (0 when it is closed). */
+  async breakerRetryInMs(): Promise<number> {
+    return (await this.control.breakerStatus()).retryInMs;
+  }
+
+  /** The systemic fault that stops the drain (G7), or null. */
+  systemicFault(): ReturnType<DrainControl['fault']> {
+    return this.control.fault();
   }
 
   /** Buffer one changeset (G1, G5, G6). */
@@ -436,5 +470,5 @@ function parseReadRequest(
 
 function reasonOf(result: PromiseSettledResult<unknown>): string {
   if (result.status === 'fulfilled') return '';
-  return result.reason instanceof Error ? result.reason.message : String(result.reason);
+  return messageOf(result.reason);
 }

@@ -30,8 +30,6 @@ export class SpillwayCache extends Construct {
   /** Primary endpoint host name. */
   readonly endpointAddress: string;
   readonly port: number;
-  /** Replicas that must confirm a write before it is acknowledged (`REDIS_REPLICA_ACKS`). */
-  readonly replicaAcks: number;
   /** The node ids (`<group>-001`, ...), for per-node CloudWatch metrics. */
   readonly cacheClusterIds: readonly string[];
 
@@ -44,7 +42,6 @@ export class SpillwayCache extends Construct {
     this.network = network;
     this.clientSecurityGroup = network.functionsSecurityGroup;
     this.port = settings.port;
-    this.replicaAcks = settings.replicaAcks;
 
     this.securityGroup = new ec2.SecurityGroup(this, 'SecurityGroup', {
       vpc: network.vpc,
@@ -137,6 +134,5 @@ export class SpillwayCache extends Construct {
     fn.addEnvironment('REDIS_PORT', String(this.port));
     fn.addEnvironment('REDIS_TLS', 'true');
     fn.addEnvironment('REDIS_AUTH_SECRET_ARN', this.authTokenSecret.secretArn);
-    fn.addEnvironment('REDIS_REPLICA_ACKS', String(this.replicaAcks));
   }
 }

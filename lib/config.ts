@@ -1,8 +1,17 @@
 /**
- * The settings of a Spillway deployment, read from CDK context (defaults in cdk.json, overridable
- * with `-c name=value`) and validated at synth time. Every problem names the setting, and all of
+ * The settings of a Spillway deployment, read from CDK context (`-c name=value`, or cdk.json,
+ * which holds only what differs from the defaults) and validated at synth time. The deployment's
+ * own settings have their defaults here; the engine's (`BACKLOG_LIMIT`, ...) are declared in
+ * `lambdas/core/settings.ts`. Every problem names the setting, and all of
  * them are reported at once so that one `cdk synth` says everything that needs fixing.
  */
+
+import {
+  ENGINE_SETTINGS,
+  type EngineSettingName,
+  type EngineSettings,
+  type Setting,
+} from '../lambdas/core/settings.js';
 
 /**
  * The shapes a deployment can take: `new` and `existing` in AWS; `localstack`, the functions
@@ -91,12 +100,6 @@ export interface CacheSettings {
   readonly replicas: number;
   /** A non-default port. @default 6380 */
   readonly port: number;
-  /**
-   * `REDIS_REPLICA_ACKS`: replicas that must confirm a changeset (Redis `WAIT`) before `write`
-   * acknowledges it, so that a failover cannot lose an acknowledged write (G1). At most
-   * `replicas`. @default 1
-   */
-  readonly replicaAcks: number;
 }
 
 /**
@@ -118,26 +121,15 @@ export const CACHE_NODE_MEMORY_BYTES: Readonly<Record<string, number>> = {
 export interface FunctionSettings {
   /** @default 30 */
   readonly logRetentionDays: number;
-  /** `BACKLOG_LIMIT`. @default 1000000 */
-  readonly backlogLimit: number;
-  /**
-   * `BACKLOG_LIMIT_BYTES`: what the backlog may cost Redis, so that backpressure comes before the
-   * cache runs out of memory (G5). @default half the memory of `cacheNodeType` (for a node type
-   * Spillway does not know, the setting is required)
-   */
-  readonly backlogLimitBytes: number;
-  /** `CHANGESET_MAX_CHANGES`. @default 1000 */
-  readonly changesetMaxChanges: number;
-  /** `CHANGESET_MAX_BYTES`. @default 1048576 */
-  readonly changesetMaxBytes: number;
-  /** `SYNC_BATCH_SIZE`. @default 500 */
-  readonly syncBatchSize: number;
-  /** `SYNC_IDLE_WAIT_MS`: how long `sync` waits for new work on an empty backlog. @default 50000 */
-  readonly syncIdleWaitMs: number;
   /** Timeout of `sync`. @default 240 */
   readonly syncTimeoutSeconds: number;
   /** @default 512 */
   readonly syncMemoryMb: number;
+  /**
+   * Every engine setting as deployed (`lambdas/core/settings.ts` declares each one): what the functions
+   * find in their environment.
+   */
+  readonly engine: EngineSettings;
 }
 
 export interface AlarmSettings {
@@ -153,9 +145,9 @@ export interface SpillwaySettings {
   readonly stackName: string;
   /** `POWERTOOLS_SERVICE_NAME`: the `service` dimension of every metric. @default 'spillway' */
   readonly serviceName: string;
-  /** `SPILLWAY_PREFIX`. @default 'spillway' */
+  /** `SPILLWAY_PREFIX` (`functions.engine.prefix`). */
   readonly keyPrefix: string;
-  /** `SPILLWAY_DB_SCHEMA`. @default 'public' */
+  /** `SPILLWAY_DB_SCHEMA` (`functions.engine.dbSchema`). */
   readonly dbSchema: string;
   /** The one database user the functions connect as (IAM authentication). @default 'spillway' */
   readonly dbUser: string;
@@ -170,13 +162,11 @@ export interface SpillwaySettings {
   readonly localstack: LocalStackSettings | undefined;
 }
 
-/** Every context key Spillway reads, for documentation and for rejecting typos. */
-export const SETTING_NAMES = [
+/** The context keys of the deployment itself; the engine's are in `lambdas/core/settings.ts`. */
+const DEPLOYMENT_SETTING_NAMES = [
   'shape',
   'stackName',
   'serviceName',
-  'keyPrefix',
-  'dbSchema',
   'dbUser',
   'bootstrapDbUser',
   'vpcCidr',
@@ -201,14 +191,7 @@ export const SETTING_NAMES = [
   'cacheNodeType',
   'cacheReplicas',
   'cachePort',
-  'redisReplicaAcks',
   'logRetentionDays',
-  'backlogLimit',
-  'backlogLimitBytes',
-  'changesetMaxChanges',
-  'changesetMaxBytes',
-  'syncBatchSize',
-  'syncIdleWaitMs',
   'syncTimeoutSeconds',
   'syncMemoryMb',
   'alarmEmail',
@@ -217,7 +200,15 @@ export const SETTING_NAMES = [
   'localDatabaseUrl',
 ] as const;
 
-export type SettingName = (typeof SETTING_NAMES)[number];
+type EngineContextName = (typeof ENGINE_SETTINGS)[EngineSettingName]['context'];
+
+/** Every context key Spillway reads, for documentation and for rejecting typos. */
+export const SETTING_NAMES: readonly SettingName[] = [
+  ...DEPLOYMENT_SETTING_NAMES,
+  ...Object.values(ENGINE_SETTINGS).map((s) => s.context),
+];
+
+export type SettingName = (typeof DEPLOYMENT_SETTING_NAMES)[number] | EngineContextName;
 
 /** Reads one context value; `undefined` when unset. */
 export type ContextReader = (name: SettingName) => unknown;
@@ -245,7 +236,6 @@ const DB_INSTANCE_ID = /^[a-zA-Z][a-zA-Z0-9-]{0,62}$/;
 const HOSTNAME = /^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/;
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 const STACK_NAME = /^[A-Za-z][A-Za-z0-9-]{0,127}$/;
-const KEY_PREFIX = /^[A-Za-z0-9:_-]+$/;
 
 /**
  * ElastiCache's parameter-group families by engine and major.minor version. The family is not
@@ -295,18 +285,6 @@ export function readSettings(read: ContextReader): SpillwaySettings {
     /^[A-Za-z0-9_-]{1,64}$/,
     'letters, digits, "_" or "-"',
     'spillway',
-  );
-  const keyPrefix = p.matching(
-    'keyPrefix',
-    KEY_PREFIX,
-    'letters, digits, ":", "_" or "-"',
-    'spillway',
-  );
-  const dbSchema = p.matching(
-    'dbSchema',
-    IDENTIFIER,
-    'a lower-case PostgreSQL identifier',
-    'public',
   );
   const dbUser = p.matching('dbUser', IDENTIFIER, 'a lower-case PostgreSQL identifier', 'spillway');
   const bootstrapDbUser = p.boolean('bootstrapDbUser', true);
@@ -422,48 +400,45 @@ export function readSettings(read: ContextReader): SpillwaySettings {
     ),
     replicas: p.integer('cacheReplicas', 1, 1, 5),
     port: cachePort,
-    replicaAcks: p.integer('redisReplicaAcks', 1, 0, 5),
   };
-  if (cache.replicaAcks > cache.replicas) {
-    p.problem(
-      'redisReplicaAcks',
-      `must not exceed cacheReplicas (${cache.replicas}): WAIT could never be satisfied`,
-    );
-  }
 
   const logRetentionDays = p.integer('logRetentionDays', 30, 1, 3653);
   if (!LOG_RETENTION_DAYS.includes(logRetentionDays)) {
     p.problem('logRetentionDays', `must be one of ${LOG_RETENTION_DAYS.join(', ')}`);
   }
   const syncTimeoutSeconds = p.integer('syncTimeoutSeconds', 240, 60, 900);
-  const syncIdleWaitMs = p.integer('syncIdleWaitMs', 50_000, 0, 900_000);
-  if (syncIdleWaitMs >= syncTimeoutSeconds * 1000) {
-    p.problem('syncIdleWaitMs', `must be less than syncTimeoutSeconds (${syncTimeoutSeconds} s)`);
-  }
-  const nodeBytes = CACHE_NODE_MEMORY_BYTES[cache.nodeType];
-  const backlogLimitBytes = p.integer(
-    'backlogLimitBytes',
-    nodeBytes === undefined ? 0 : Math.floor(nodeBytes / 2),
-    0,
-    Number.MAX_SAFE_INTEGER,
-  );
-  if (backlogLimitBytes === 0) {
+  const tuning = p.engineSettings({
+    // Half the node's memory leaves room for ElastiCache's reserved memory and its buffers.
+    backlogBytesLimit:
+      CACHE_NODE_MEMORY_BYTES[cache.nodeType] === undefined
+        ? undefined
+        : Math.floor((CACHE_NODE_MEMORY_BYTES[cache.nodeType] as number) / 2),
+  });
+  if (tuning.backlogBytesLimit === 0) {
     p.problem(
       'backlogLimitBytes',
       `is required for cache node type ${cache.nodeType}, whose memory Spillway does not know: set it to about half the node's memory in bytes (known types: ${Object.keys(CACHE_NODE_MEMORY_BYTES).join(', ')})`,
     );
   }
+  if (tuning.redisReplicaAcks > cache.replicas) {
+    p.problem(
+      'redisReplicaAcks',
+      `must not exceed cacheReplicas (${cache.replicas}): WAIT could never be satisfied`,
+    );
+  }
+  if (tuning.syncIdleWaitMs >= syncTimeoutSeconds * 1000) {
+    p.problem('syncIdleWaitMs', `must be less than syncTimeoutSeconds (${syncTimeoutSeconds} s)`);
+  }
+  if (!/^[a-z_][a-z0-9_]*$/.test(tuning.dbSchema)) {
+    p.problem('dbSchema', `must be a lower-case PostgreSQL identifier, got "${tuning.dbSchema}"`);
+  }
+  const keyPrefix = tuning.prefix;
+  const dbSchema = tuning.dbSchema;
   const functions: FunctionSettings = {
     logRetentionDays,
-    backlogLimit: p.integer('backlogLimit', 1_000_000, 1, Number.MAX_SAFE_INTEGER),
-    backlogLimitBytes,
-    changesetMaxChanges: p.integer('changesetMaxChanges', 1_000, 1, 100_000),
-    // A Lambda request payload is at most 6 MB; a larger changeset could never arrive.
-    changesetMaxBytes: p.integer('changesetMaxBytes', 1_048_576, 1, 6_291_456),
-    syncBatchSize: p.integer('syncBatchSize', 500, 1, 10_000),
-    syncIdleWaitMs,
     syncTimeoutSeconds,
     syncMemoryMb: p.integer('syncMemoryMb', 512, 128, 10_240),
+    engine: tuning,
   };
 
   const alarms: AlarmSettings = {
@@ -521,6 +496,31 @@ class Parser {
 
   finish(): void {
     if (this.problems.length > 0) throw new SettingsError(this.problems);
+  }
+
+  /**
+   * Every engine setting from its context name: what was given, else what the CDK app deploys
+   * (`deployed` in `lambdas/core/settings.ts`, with `computed` values passed in), else the default.
+   */
+  engineSettings(computed: { readonly backlogBytesLimit: number | undefined }): EngineSettings {
+    const values: Record<string, number | string> = {};
+    for (const [name, setting] of Object.entries(ENGINE_SETTINGS) as [
+      EngineSettingName,
+      Setting,
+    ][]) {
+      const context = setting.context as SettingName;
+      if (setting.kind === 'string') {
+        values[name] = this.matching(context, setting.pattern, setting.what, setting.default);
+        continue;
+      }
+      const deployed = setting.deployed?.value;
+      const fallback =
+        deployed === 'computed'
+          ? (computed[name as keyof typeof computed] ?? 0)
+          : (deployed ?? setting.default);
+      values[name] = this.integer(context, fallback, setting.min, setting.max);
+    }
+    return values as EngineSettings;
   }
 
   /** Context from `-c` is always a string; from cdk.json it keeps its JSON type. */
@@ -631,8 +631,8 @@ class Parser {
 
   /**
    * A setting of the existing shape given to the new shape is almost always a forgotten
-   * `-c shape=existing`. (The reverse is harmless: cdk.json holds the new shape's defaults, and
-   * the existing shape ignores them.)
+   * `-c shape=existing`. (The reverse is harmless: the existing shape ignores the new shape's
+   * settings.)
    */
   rejectForShape(shape: Shape, names: readonly SettingName[]): void {
     for (const name of names) {

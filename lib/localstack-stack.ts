@@ -2,17 +2,18 @@ import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
+import { settingsEnvironment } from '../lambdas/core/settings.js';
+import {
+  FUNCTION_NAMES,
+  FUNCTIONS,
+  type FunctionName,
+  WRITER_FUNCTIONS,
+} from '../lambdas/functions.js';
 import type { SpillwaySettings } from './config.js';
 import { SpillwayFunction } from './function.js';
 import { SpillwayMigrations } from './migrations.js';
 import { SpillwayMonitoring } from './monitoring.js';
-import {
-  DATABASE_FUNCTIONS,
-  FUNCTION_NAMES,
-  type FunctionName,
-  functionSpecs,
-  pascal,
-} from './spillway-stack.js';
+import { functionSpecs, pascal } from './spillway-stack.js';
 
 export interface SpillwayLocalStackStackProps extends StackProps {
   readonly settings: SpillwaySettings;
@@ -52,13 +53,7 @@ export class SpillwayLocalStackStack extends Stack {
     const specs = functionSpecs(f);
 
     const environment: Record<string, string> = {
-      SPILLWAY_PREFIX: settings.keyPrefix,
-      SPILLWAY_DB_SCHEMA: settings.dbSchema,
-      BACKLOG_LIMIT: String(f.backlogLimit),
-      BACKLOG_LIMIT_BYTES: String(f.backlogLimitBytes),
-      CHANGESET_MAX_CHANGES: String(f.changesetMaxChanges),
-      CHANGESET_MAX_BYTES: String(f.changesetMaxBytes),
-      SYNC_BATCH_SIZE: String(f.syncBatchSize),
+      ...settingsEnvironment(f.engine),
       // No schedule here: sync runs when invoked, so it drains and returns instead of idling.
       SYNC_IDLE_WAIT_MS: '0',
       REDIS_URL: local.redisUrl,
@@ -68,14 +63,14 @@ export class SpillwayLocalStackStack extends Stack {
     for (const name of FUNCTION_NAMES) {
       const spec = specs[name];
       functions[name] = new SpillwayFunction(this, pascal(name), {
-        entry: `${handlers}/${name}.ts`,
+        entry: `${handlers}/${FUNCTIONS[name].handler}`,
         serviceName: settings.serviceName,
         logRetention,
         placement: 'outside-vpc',
         ...spec,
         environment: {
           ...environment,
-          ...(DATABASE_FUNCTIONS.includes(name) ? { DATABASE_URL: local.databaseUrl } : {}),
+          ...(FUNCTIONS[name].reachesDatabase ? { DATABASE_URL: local.databaseUrl } : {}),
           ...spec.environment,
         },
       });
@@ -96,13 +91,9 @@ export class SpillwayLocalStackStack extends Stack {
       writeFunction: functions.write,
       readFunction: functions.read,
       functions,
-      writerFunctions: [
-        functions.write,
-        functions['process-document'],
-        functions['extract-entities'],
-      ],
+      writerFunctions: WRITER_FUNCTIONS.map((name) => functions[name]),
       cacheClusterIds: [],
-      backlogLimit: f.backlogLimit,
+      backlogLimit: f.engine.backlogLimit,
       oldestPendingMinutes: settings.alarms.oldestPendingMinutes,
       alarmEmail: settings.alarms.email,
       // KMS is not among LocalStack's free services.

@@ -3,6 +3,15 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
+import { settingsEnvironment } from '../lambdas/core/settings.js';
+import {
+  DATABASE_FUNCTIONS,
+  FUNCTION_NAMES,
+  FUNCTIONS,
+  type FunctionManifestEntry,
+  type FunctionName,
+  WRITER_FUNCTIONS,
+} from '../lambdas/functions.js';
 import { SpillwayCache } from './cache.js';
 import type { FunctionSettings, SpillwaySettings } from './config.js';
 import { SpillwayDatabase } from './database.js';
@@ -14,29 +23,9 @@ import { SpillwayNetwork } from './network.js';
 import { type SpillwayCore, SpillwayPipelineFunction } from './pipeline-function.js';
 import { SyncSchedule } from './schedule.js';
 
-/** The deployed functions, by their logical name (DESIGN.md's contract). */
-export const FUNCTION_NAMES = [
-  'write',
-  'read',
-  'sync',
-  'health',
-  'migrate',
-  'admin',
-  'process-document',
-  'extract-entities',
-] as const;
-export type FunctionName = (typeof FUNCTION_NAMES)[number];
+export { DATABASE_FUNCTIONS, FUNCTION_NAMES, type FunctionName };
 
-/** The functions that reach the database; every other one gets the buffer only. */
-export const DATABASE_FUNCTIONS: readonly FunctionName[] = [
-  'read',
-  'sync',
-  'health',
-  'migrate',
-  'admin',
-];
-
-/** What differs between the functions, whatever the shape. */
+/** What the CDK app gives a function, from the manifest (`lambdas/functions.ts`) and the settings. */
 export interface FunctionSpec {
   readonly description: string;
   readonly timeout: Duration;
@@ -46,57 +35,48 @@ export interface FunctionSpec {
   readonly afterBundling?: (inputDir: string, outputDir: string) => string[];
 }
 
-/** Every function's description, timeout and extras, from the settings. */
-export function functionSpecs(f: FunctionSettings): Record<FunctionName, FunctionSpec> {
+/** What only the CDK app adds to some functions. */
+function deploymentExtras(
+  f: FunctionSettings,
+): Partial<Record<FunctionName, Partial<FunctionSpec>>> {
   return {
-    write: { description: 'Spillway: buffer a changeset', timeout: Duration.seconds(15) },
-    // read overlays pending changes on the synced row, so it needs the database as well as Redis (G4).
-    read: {
-      description: 'Spillway: read the latest acknowledged state of a key',
-      timeout: Duration.seconds(15),
-    },
     // Reserved concurrency 1: the drainer holds a Redis lease, so a second invocation could only
-    // wait for it; 4-minute timeout: one drain spans several ticks and idles for new work in between.
+    // wait for it; a long timeout: one drain spans several ticks and idles for new work in between.
     sync: {
-      description: 'Spillway: drain the buffer into the database',
       timeout: Duration.seconds(f.syncTimeoutSeconds),
       memorySize: f.syncMemoryMb,
       reservedConcurrentExecutions: 1,
     },
-    health: {
-      description: 'Spillway: health of the buffer, the database and the drain',
-      timeout: Duration.seconds(20),
-    },
-    migrate: {
-      description: 'Spillway: apply SQL migrations',
-      timeout: Duration.minutes(5),
-      environment: { MIGRATIONS_DIR },
-      afterBundling: copySqlFiles(MIGRATIONS_SOURCE),
-    },
-    admin: {
-      description: 'Spillway: dead letters (list, replay, purge) and operator actions',
-      timeout: Duration.seconds(60),
-    },
-    'process-document': {
-      description: 'Spillway example pipeline step: register a document and its chunks',
-      timeout: Duration.seconds(60),
-    },
-    'extract-entities': {
-      description: 'Spillway example pipeline step: extract entities and relationships from chunks',
-      timeout: Duration.seconds(60),
-    },
+    migrate: { environment: { MIGRATIONS_DIR }, afterBundling: copySqlFiles(MIGRATIONS_SOURCE) },
   };
+}
+
+/** Every function's description, timeout and extras: the manifest's, then the settings'. */
+export function functionSpecs(f: FunctionSettings): Record<FunctionName, FunctionSpec> {
+  const extras = deploymentExtras(f);
+  const specs = {} as Record<FunctionName, FunctionSpec>;
+  for (const name of FUNCTION_NAMES) {
+    const entry: FunctionManifestEntry = FUNCTIONS[name];
+    specs[name] = {
+      description: entry.description,
+      timeout: Duration.seconds(entry.timeoutSeconds),
+      ...(entry.memoryMb !== undefined ? { memorySize: entry.memoryMb } : {}),
+      ...extras[name],
+    };
+  }
+  return specs;
 }
 
 export interface SpillwayStackProps extends StackProps {
   readonly settings: SpillwaySettings;
-  /** Where the handler files are, relative to the project root. @default 'lambdas/handlers' */
+  /** Where the manifest's handler files are, relative to the project root. @default 'lambdas/handlers' */
   readonly handlersDirectory?: string;
 }
 
 /**
- * Spillway in one stack: network, cache, database behind RDS Proxy, the functions, the sync
- * schedule, migrations on deploy and monitoring.
+ * Spillway in one stack: network, cache, database behind RDS Proxy, the functions (from the
+ * manifest, `lambdas/functions.ts`), the sync schedule, migrations on deploy and monitoring. What
+ * it deploys and why: docs/design.md and docs/deploy.md.
  */
 export class SpillwayStack extends Stack {
   readonly settings: SpillwaySettings;
@@ -138,16 +118,7 @@ export class SpillwayStack extends Stack {
     });
 
     const f = settings.functions;
-    const environment: Record<string, string> = {
-      SPILLWAY_PREFIX: settings.keyPrefix,
-      SPILLWAY_DB_SCHEMA: settings.dbSchema,
-      BACKLOG_LIMIT: String(f.backlogLimit),
-      BACKLOG_LIMIT_BYTES: String(f.backlogLimitBytes),
-      CHANGESET_MAX_CHANGES: String(f.changesetMaxChanges),
-      CHANGESET_MAX_BYTES: String(f.changesetMaxBytes),
-      SYNC_BATCH_SIZE: String(f.syncBatchSize),
-      SYNC_IDLE_WAIT_MS: String(f.syncIdleWaitMs),
-    };
+    const environment = settingsEnvironment(f.engine);
     this.core = {
       network: this.network,
       cache: this.cache,
@@ -156,10 +127,10 @@ export class SpillwayStack extends Stack {
       environment,
     };
 
-    const coreFunction = (name: FunctionName, options: FunctionSpec): SpillwayFunction => {
-      const reachesDatabase = DATABASE_FUNCTIONS.includes(name);
+    const engineFunction = (name: FunctionName, options: FunctionSpec): SpillwayFunction => {
+      const reachesDatabase = FUNCTIONS[name].reachesDatabase;
       const fn = new SpillwayFunction(this, pascal(name), {
-        entry: `${handlers}/${name}.ts`,
+        entry: `${handlers}/${FUNCTIONS[name].handler}`,
         serviceName,
         logRetention,
         placement: {
@@ -177,24 +148,23 @@ export class SpillwayStack extends Stack {
       return fn;
     };
 
-    const pipelineStep = (name: FunctionName, description: string): SpillwayFunction =>
+    // The example steps are deployed the way a pipeline step of your own is.
+    const exampleStep = (name: FunctionName, spec: FunctionSpec): SpillwayFunction =>
       new SpillwayPipelineFunction(this, pascal(name), {
         spillway: this.core,
-        entry: `${handlers}/${name}.ts`,
-        description,
+        entry: `${handlers}/${FUNCTIONS[name].handler}`,
+        description: spec.description,
+        timeout: spec.timeout,
       });
 
     const specs = functionSpecs(f);
-    this.functions = {
-      write: coreFunction('write', specs.write),
-      read: coreFunction('read', specs.read),
-      sync: coreFunction('sync', specs.sync),
-      health: coreFunction('health', specs.health),
-      migrate: coreFunction('migrate', specs.migrate),
-      admin: coreFunction('admin', specs.admin),
-      'process-document': pipelineStep('process-document', specs['process-document'].description),
-      'extract-entities': pipelineStep('extract-entities', specs['extract-entities'].description),
-    };
+    const functions = {} as Record<FunctionName, SpillwayFunction>;
+    for (const name of FUNCTION_NAMES) {
+      functions[name] = FUNCTIONS[name].exampleStep
+        ? exampleStep(name, specs[name])
+        : engineFunction(name, specs[name]);
+    }
+    this.functions = functions;
 
     this.databaseUser = settings.bootstrapDbUser
       ? new SpillwayDatabaseUser(this, 'DatabaseUser', {
@@ -231,13 +201,9 @@ export class SpillwayStack extends Stack {
       writeFunction: this.functions.write,
       readFunction: this.functions.read,
       functions: this.functions,
-      writerFunctions: [
-        this.functions.write,
-        this.functions['process-document'],
-        this.functions['extract-entities'],
-      ],
+      writerFunctions: WRITER_FUNCTIONS.map((name) => this.functions[name]),
       cacheClusterIds: this.cache.cacheClusterIds,
-      backlogLimit: f.backlogLimit,
+      backlogLimit: f.engine.backlogLimit,
       oldestPendingMinutes: settings.alarms.oldestPendingMinutes,
       alarmEmail: settings.alarms.email,
     });

@@ -1,7 +1,9 @@
 /**
- * The deployed functions as the local runner serves them, with the timeouts the CDK app gives
- * them (`lib/spillway-stack.ts`).
+ * The deployed functions as the local runner serves them: each handler by its logical name, with
+ * the timeout of the manifest (`lambdas/functions.ts`). A function of the manifest without a
+ * handler here fails to compile.
  */
+import { FUNCTION_NAMES, FUNCTIONS, type FunctionName } from '../lambdas/functions.js';
 import { handler as admin } from '../lambdas/handlers/admin.js';
 import { handler as extractEntities } from '../lambdas/handlers/extract-entities.js';
 import { handler as health } from '../lambdas/handlers/health.js';
@@ -12,19 +14,28 @@ import { handler as sync } from '../lambdas/handlers/sync.js';
 import { handler as write } from '../lambdas/handlers/write.js';
 import type { LocalFunction } from './runner.js';
 
-/** Every function of DESIGN.md's contract, by its logical name. */
+const HANDLERS: Record<FunctionName, LocalFunction['handler']> = {
+  write,
+  read,
+  sync,
+  health,
+  migrate,
+  admin,
+  'process-document': processDocument,
+  'extract-entities': extractEntities,
+};
+
+/** Every function of the invoke contract (docs/design.md), by its logical name. */
 export function localFunctions(options: {
-  /** Timeout of `sync` in ms; the CDK default is 240 s. */
+  /** Timeout of `sync` in ms, shorter locally than the deployed one. */
   readonly syncTimeoutMs: number;
-}): Record<string, LocalFunction> {
-  return {
-    write: { handler: write, timeoutMs: 15_000 },
-    read: { handler: read, timeoutMs: 15_000 },
-    sync: { handler: sync, timeoutMs: options.syncTimeoutMs },
-    health: { handler: health, timeoutMs: 20_000 },
-    migrate: { handler: migrate, timeoutMs: 300_000 },
-    admin: { handler: admin, timeoutMs: 60_000 },
-    'process-document': { handler: processDocument, timeoutMs: 60_000 },
-    'extract-entities': { handler: extractEntities, timeoutMs: 60_000 },
-  };
+}): Record<FunctionName, LocalFunction> {
+  const functions = {} as Record<FunctionName, LocalFunction>;
+  for (const name of FUNCTION_NAMES) {
+    functions[name] = {
+      handler: HANDLERS[name],
+      timeoutMs: name === 'sync' ? options.syncTimeoutMs : FUNCTIONS[name].timeoutSeconds * 1000,
+    };
+  }
+  return functions;
 }

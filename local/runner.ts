@@ -15,7 +15,7 @@
  * (`Runtime.UnhandledPromiseRejection` for the last), and the runner serves on. (Lambda would
  * also restart the execution environment; here the other invocations run on.)
  *
- * All functions run in this process and share one container (`lambdas/io/container.ts`), as if
+ * All functions run in this process and share one container (`lambdas/runtime/container.ts`), as if
  * every function were one warm Lambda execution environment running invocations concurrently
  * (see `invoke-store.ts`). Each invocation gets a Lambda-like context whose remaining time counts
  * down to the function's timeout.
@@ -23,8 +23,9 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Handler, LambdaContext } from '../lambdas/io/invocation.js';
+import { messageOf } from '../lambdas/core/errors.js';
 import { loggableError, logger } from '../lambdas/io/telemetry.js';
+import type { Handler, LambdaContext } from '../lambdas/runtime/invocation.js';
 import { currentRequestId, installInvokeStore, withInvocation } from './invoke-store.js';
 
 /** One function the runner serves. */
@@ -182,7 +183,7 @@ export async function startRunner(options: RunnerOptions): Promise<Runner> {
           return {
             ok: false,
             errorType: 'Runtime.MarshalError',
-            errorMessage: `Unable to marshal response: ${error instanceof Error ? error.message : String(error)}`,
+            errorMessage: `Unable to marshal response: ${messageOf(error)}`,
           };
         }
         return { ok: true, result };
@@ -287,7 +288,7 @@ export async function startRunner(options: RunnerOptions): Promise<Runner> {
         response,
         400,
         'InvalidRequestContentException',
-        `Could not parse request body into json: ${error instanceof Error ? error.message : String(error)}`,
+        `Could not parse request body into json: ${messageOf(error)}`,
       );
       return;
     }

@@ -7,7 +7,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
-import { closeContainer, configureContainer } from '../lambdas/io/container.js';
+import { closeContainer, configureContainer } from '../lambdas/runtime/container.js';
 import { localFunctions } from './functions.js';
 import { type Runner, startRunner } from './runner.js';
 import { type Services, startServices } from './services.js';

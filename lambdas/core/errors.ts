@@ -140,3 +140,8 @@ export class MigrationError extends SpillwayError {
     this.problems = details.problems ?? [];
   }
 }
+
+/** The message of anything thrown: an Error's `message`, or the thing itself as text. */
+export function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -2,6 +2,7 @@
  * Reasons for dead letters and errors that stay useful but bounded: the database's message, its
  * SQLSTATE and what it names (table, column, constraint), never the rows it quotes.
  */
+import { messageOf } from './errors.js';
 
 /** Most characters of a reason. */
 export const MAX_REASON_CHARS = 500;
@@ -21,7 +22,7 @@ interface DatabaseErrorFields {
  * MAX_REASON_CHARS.
  */
 export function databaseReason(error: unknown): string {
-  const message = error instanceof Error ? error.message : String(error);
+  const message = messageOf(error);
   const fields = (typeof error === 'object' && error !== null ? error : {}) as DatabaseErrorFields;
   const named = (
     [

@@ -11,9 +11,9 @@
  * Anything else is a ValidationError; an unknown changeset id is a NotFoundError.
  */
 import { ADMIN_MAX_LIST_BYTES, parseAdminRequest } from '../core/admin-request.js';
-import { getSpillway } from '../io/container.js';
-import { lambdaHandler } from '../io/invocation.js';
 import { logger } from '../io/telemetry.js';
+import { getSpillway } from '../runtime/container.js';
+import { lambdaHandler } from '../runtime/invocation.js';
 
 export const handler = lambdaHandler(async (event) => {
   const request = parseAdminRequest(event);
@@ -26,7 +26,7 @@ export const handler = lambdaHandler(async (event) => {
         ...(request.cursor === undefined ? {} : { cursor: request.cursor }),
       });
     case 'peek':
-      return { pending: await spillway.buffer.peek(request.limit) };
+      return { pending: await spillway.peekPending(request.limit) };
     case 'replay': {
       const replayed = await spillway.replayDeadLetters(request.selection);
       logger.info('dead letters replayed', { changesetIds: replayed });

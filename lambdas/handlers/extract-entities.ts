@@ -11,11 +11,11 @@
  * writes the same rows again, never duplicates.
  */
 import { SpillwayError, ValidationError } from '../core/errors.js';
-import { entityRows, parseEntitiesInput, taskId } from '../core/pipeline.js';
+import { entityRows, parseEntitiesInput, taskId } from '../example/pipeline.js';
 import { getBufferConfig } from '../io/config.js';
-import { getWriter } from '../io/container.js';
-import { lambdaHandler } from '../io/invocation.js';
 import { loggableError, logger } from '../io/telemetry.js';
+import { getWriter } from '../runtime/container.js';
+import { lambdaHandler } from '../runtime/invocation.js';
 
 const TASK_TYPE = 'extract-entities';
 

@@ -3,10 +3,10 @@
  * age of the oldest pending change, dead letters and the breaker's state. `ok`; `degraded` when
  * the database is out of reach but writes are accepted; `down` when writes are impossible.
  */
-import { UnavailableError } from '../core/errors.js';
-import { getPool, getSpillway } from '../io/container.js';
-import { lambdaHandler } from '../io/invocation.js';
+import { messageOf, UnavailableError } from '../core/errors.js';
 import { pingDatabase } from '../io/postgres-sink.js';
+import { getPool, getSpillway } from '../runtime/container.js';
+import { lambdaHandler } from '../runtime/invocation.js';
 import type { Health } from '../spillway.js';
 
 export const handler = lambdaHandler(async (): Promise<Health> => {
@@ -29,7 +29,7 @@ async function downWithoutRedis(error: UnavailableError): Promise<Health> {
     await pingDatabase(getPool());
     database = { ok: true };
   } catch (dbError) {
-    database = { ok: false, error: dbError instanceof Error ? dbError.message : String(dbError) };
+    database = { ok: false, error: messageOf(dbError) };
   }
   return {
     status: 'down',

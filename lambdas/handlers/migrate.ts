@@ -7,12 +7,15 @@
  * proxy may still be bringing up its target, so there it retries while the database is not
  * reachable yet, for most of its timeout; invoked directly, it fails at once.
  */
+
+import { messageOf } from '../core/errors.js';
 import { getConfig } from '../io/config.js';
-import { getPool } from '../io/container.js';
-import { lambdaHandler } from '../io/invocation.js';
 import { type MigrationResult, runMigrations } from '../io/migrator.js';
 import { retryWhileStarting } from '../io/startup-retry.js';
 import { logger } from '../io/telemetry.js';
+import { getPool } from '../runtime/container.js';
+import { lambdaHandler } from '../runtime/invocation.js';
+import { deployedTables } from '../runtime/tables.js';
 
 /** Where the bundle keeps the SQL files (`/var/task/migrations`); unset: the source folder. */
 const directory = process.env.MIGRATIONS_DIR?.trim() || undefined;
@@ -39,7 +42,7 @@ export const handler = lambdaHandler(async (event, context) => {
         logger.warn('database not reachable yet; migrating again', {
           attempt,
           waitMs,
-          error: error instanceof Error ? error.message : String(error),
+          error: messageOf(error),
         }),
     });
     return {
@@ -56,6 +59,7 @@ export const handler = lambdaHandler(async (event, context) => {
 async function migrate(): Promise<MigrationResult> {
   const config = getConfig();
   const result = await runMigrations(getPool(), {
+    registry: deployedTables,
     schema: config.dbSchema,
     directory,
     timeoutMs: config.migrationTimeoutMs,

@@ -12,20 +12,19 @@
  * so a retry with the same input writes the same rows again, never duplicates.
  */
 import { SpillwayError } from '../core/errors.js';
-import { chunkRows, packChangesets, parseDocumentInput } from '../core/pipeline.js';
+import { chunkRows, packChangesets, parseDocumentInput } from '../example/pipeline.js';
+import { getPipelineConfig } from '../example/settings.js';
 import { getBufferConfig } from '../io/config.js';
-import { getWriter, type Writer } from '../io/container.js';
-import { lambdaHandler } from '../io/invocation.js';
 import { loggableError, logger } from '../io/telemetry.js';
+import { getWriter, type Writer } from '../runtime/container.js';
+import { lambdaHandler } from '../runtime/invocation.js';
 
 export const handler = lambdaHandler(async (event) => {
   const input = parseDocumentInput(event);
   const config = getBufferConfig();
+  const { chunkSize, chunkOverlap } = getPipelineConfig();
   const document_uuid = input.document_uuid;
-  const chunks = chunkRows(document_uuid, input.text, {
-    size: config.chunkSize,
-    overlap: config.chunkOverlap,
-  });
+  const chunks = chunkRows(document_uuid, input.text, { size: chunkSize, overlap: chunkOverlap });
   // The document rides in the first changeset with its first chunks: a `processing` row is
   // never written alone. Everything is packed, and measured, before anything is written.
   const changesets = packChangesets(

@@ -4,8 +4,8 @@
  * reason? }] }`, where changesets stand by the versions `write` returned.
  */
 import { isStatusRequest, parseStatusRequest } from '../core/status-request.js';
-import { getSpillway } from '../io/container.js';
-import { lambdaHandler } from '../io/invocation.js';
+import { getSpillway } from '../runtime/container.js';
+import { lambdaHandler } from '../runtime/invocation.js';
 
 export const handler = lambdaHandler(async (event) => {
   if (isStatusRequest(event)) {

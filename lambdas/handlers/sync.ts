@@ -5,9 +5,7 @@
  * that is left, as metrics.
  */
 import { getConfig } from '../io/config.js';
-import { getSpillway } from '../io/container.js';
 import { drainUntilIdle } from '../io/drain-loop.js';
-import { lambdaHandler } from '../io/invocation.js';
 import {
   loggableError,
   logger,
@@ -15,6 +13,8 @@ import {
   publishDrainMetrics,
   publishSystemicFault,
 } from '../io/telemetry.js';
+import { getSpillway } from '../runtime/container.js';
+import { lambdaHandler } from '../runtime/invocation.js';
 
 export const handler = lambdaHandler(async (_event, context) => {
   const config = getConfig();
@@ -22,8 +22,8 @@ export const handler = lambdaHandler(async (_event, context) => {
   const result = await drainUntilIdle(
     {
       drain: (deadline) => spillway.drain(deadline),
-      pendingChangesets: () => spillway.buffer.pendingChangesets(),
-      breakerRetryInMs: async () => (await spillway.control.breakerStatus()).retryInMs,
+      pendingChangesets: () => spillway.pendingChangesets(),
+      breakerRetryInMs: () => spillway.breakerRetryInMs(),
     },
     {
       remainingMs: () => context.getRemainingTimeInMillis(),
@@ -41,7 +41,7 @@ export const handler = lambdaHandler(async (_event, context) => {
           return 0;
         })
       : 0;
-  const [health, fault] = await Promise.all([spillway.health(), spillway.control.fault()]);
+  const [health, fault] = await Promise.all([spillway.health(), spillway.systemicFault()]);
   if (result.stoppedBy === 'systemic') {
     logger.error('systemic database fault: the drain is stopped until it is fixed', { fault });
   }

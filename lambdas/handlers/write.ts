@@ -6,8 +6,8 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { takeWriteWait } from '../core/status-request.js';
-import { getWriter } from '../io/container.js';
-import { lambdaHandler } from '../io/invocation.js';
+import { getWriter } from '../runtime/container.js';
+import { lambdaHandler } from '../runtime/invocation.js';
 
 /** How often a waiting `write` asks where its changeset stands. */
 const STATUS_POLL_MS = 200;

@@ -4,6 +4,12 @@
  * on its first invocation instead of failing later with a connection error.
  */
 import { ConfigError } from '../core/errors.js';
+import {
+  ENGINE_SETTINGS,
+  type EngineSettingName,
+  type EngineSettings,
+  parseSetting,
+} from '../core/settings.js';
 
 /** Where Redis is: a URL (local runner, tests) or an ElastiCache endpoint (AWS). */
 export type RedisTarget =
@@ -28,71 +34,22 @@ export type DatabaseTarget =
       readonly user: string;
     };
 
-export interface SpillwayConfig {
+/**
+ * The configuration of a function: where Redis and PostgreSQL are, and every engine setting
+ * (`../core/settings.ts` declares each one's variable, default, bounds and meaning).
+ */
+export interface SpillwayConfig extends EngineSettings {
   readonly redis: RedisTarget;
   readonly database: DatabaseTarget;
   /** `AWS_REGION`; required when Secrets Manager or IAM tokens are used. */
   readonly region: string | undefined;
-  /** Prefix of every Redis key (`SPILLWAY_PREFIX`). @default 'spillway' */
-  readonly prefix: string;
-  /** PostgreSQL schema of the user tables (`SPILLWAY_DB_SCHEMA`). @default 'public' */
-  readonly dbSchema: string;
-  /** Pending changes above which `write` fails with BackpressureError (`BACKLOG_LIMIT`). @default 1_000_000 */
-  readonly backlogLimit: number;
-  /**
-   * What pending changesets may cost Redis in bytes (estimated), above which `write` fails with
-   * BackpressureError (`BACKLOG_LIMIT_BYTES`); keep it well below the cache's memory.
-   * @default 209_715_200 (200 MiB, for a 0.5 GiB node)
-   */
-  readonly backlogBytesLimit: number;
-  /**
-   * Replicas that must confirm a changeset before `write` acknowledges it (`REDIS_REPLICA_ACKS`),
-   * so that an ElastiCache failover cannot lose it. @default 0
-   */
-  readonly redisReplicaAcks: number;
-  /** `CHANGESET_MAX_CHANGES`. @default 1_000 */
-  readonly changesetMaxChanges: number;
-  /** `CHANGESET_MAX_BYTES`. @default 1_048_576 */
-  readonly changesetMaxBytes: number;
-  /** Changesets per drain transaction (`SYNC_BATCH_SIZE`). @default 500 */
-  readonly syncBatchSize: number;
-  /** Changes per drain transaction (`SYNC_BATCH_CHANGES`). @default 10_000 */
-  readonly syncBatchChanges: number;
-  /** What one drain transaction's changesets may cost Redis, in bytes (`SYNC_BATCH_BYTES`). @default 8_388_608 */
-  readonly syncBatchBytes: number;
-  /**
-   * `health` reports the backlog as not draining after this long without progress while changes
-   * wait (`HEALTH_STALL_MS`). @default 180_000
-   */
-  readonly healthStallMs: number;
-  /** How long `sync` waits for new work when the backlog is empty (`SYNC_IDLE_WAIT_MS`); 0 returns at once. @default 10_000 */
-  readonly syncIdleWaitMs: number;
-  /** `sync` stops this long before the Lambda timeout (`SYNC_DEADLINE_MARGIN_MS`). @default 5_000 */
-  readonly syncDeadlineMarginMs: number;
-  /**
-   * How long a drainer's lease lasts between renewals (`SYNC_LEASE_MS`): a drainer that died
-   * mid-drain keeps the next one waiting this long. @default 30_000
-   */
-  readonly syncLeaseMs: number;
-  /**
-   * Longest one migration may take, lock waits included (`MIGRATION_TIMEOUT_MS`): PostgreSQL
-   * cancels it past this. Keep it below the `migrate` function's timeout. @default 240_000
-   */
-  readonly migrationTimeoutMs: number;
-  /** Characters per chunk in the example pipeline (`CHUNK_SIZE`). @default 1_000 */
-  readonly chunkSize: number;
-  /** Characters shared by neighbouring chunks (`CHUNK_OVERLAP`), less than CHUNK_SIZE. @default 100 */
-  readonly chunkOverlap: number;
 }
 
 /** Four minutes: generous for a migration, and within `migrate`'s five-minute Lambda timeout. */
-export const DEFAULT_MIGRATION_TIMEOUT_MS = 240_000;
+export const DEFAULT_MIGRATION_TIMEOUT_MS = ENGINE_SETTINGS.migrationTimeoutMs.default;
 
 type Env = Readonly<Record<string, string | undefined>>;
 
-const PREFIX_PATTERN = /^[A-Za-z0-9:_-]+$/;
-/** An unquoted PostgreSQL identifier (at most 63 bytes, NAMEDATALEN - 1). */
-const IDENTIFIER_PATTERN = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 const SECRET_ARN_PATTERN = /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$/;
 
 /**
@@ -134,52 +91,34 @@ function load<D extends DatabaseTarget | undefined>(
     );
   }
 
-  const prefix = optional(env, 'SPILLWAY_PREFIX') ?? 'spillway';
-  if (!PREFIX_PATTERN.test(prefix)) {
-    throw new ConfigError(
-      'SPILLWAY_PREFIX',
-      `must contain only letters, digits, ':', '_' and '-', got '${prefix}'`,
-    );
-  }
-  const dbSchema = optional(env, 'SPILLWAY_DB_SCHEMA') ?? 'public';
-  if (!IDENTIFIER_PATTERN.test(dbSchema)) {
-    throw new ConfigError(
-      'SPILLWAY_DB_SCHEMA',
-      `must be a PostgreSQL identifier (a letter or '_', then letters, digits or '_', at most 63), got '${dbSchema}'`,
-    );
-  }
-
-  const chunkSize = positiveInteger(env, 'CHUNK_SIZE', 1_000);
-  const chunkOverlap = nonNegativeInteger(env, 'CHUNK_OVERLAP', 100);
-  if (chunkOverlap >= chunkSize) {
-    throw new ConfigError(
-      'CHUNK_OVERLAP',
-      `must be less than CHUNK_SIZE (${chunkSize}), got ${chunkOverlap}`,
-    );
-  }
-
   return Object.freeze({
     redis: Object.freeze(redis),
     database: database === undefined ? database : Object.freeze(database),
     region,
-    prefix,
-    dbSchema,
-    backlogLimit: positiveInteger(env, 'BACKLOG_LIMIT', 1_000_000),
-    backlogBytesLimit: positiveInteger(env, 'BACKLOG_LIMIT_BYTES', 200 * 1024 * 1024),
-    redisReplicaAcks: nonNegativeInteger(env, 'REDIS_REPLICA_ACKS', 0),
-    changesetMaxChanges: positiveInteger(env, 'CHANGESET_MAX_CHANGES', 1_000),
-    changesetMaxBytes: positiveInteger(env, 'CHANGESET_MAX_BYTES', 1_048_576),
-    syncBatchSize: positiveInteger(env, 'SYNC_BATCH_SIZE', 500),
-    syncBatchChanges: positiveInteger(env, 'SYNC_BATCH_CHANGES', 10_000),
-    syncBatchBytes: positiveInteger(env, 'SYNC_BATCH_BYTES', 8 * 1024 * 1024),
-    healthStallMs: positiveInteger(env, 'HEALTH_STALL_MS', 180_000),
-    syncIdleWaitMs: nonNegativeInteger(env, 'SYNC_IDLE_WAIT_MS', 10_000),
-    syncDeadlineMarginMs: positiveInteger(env, 'SYNC_DEADLINE_MARGIN_MS', 5_000),
-    syncLeaseMs: positiveInteger(env, 'SYNC_LEASE_MS', 30_000),
-    migrationTimeoutMs: positiveInteger(env, 'MIGRATION_TIMEOUT_MS', DEFAULT_MIGRATION_TIMEOUT_MS),
-    chunkSize,
-    chunkOverlap,
+    ...readEngineSettings(env),
   });
+}
+
+/**
+ * Every engine setting from its variable, or its default when unset or blank.
+ * @throws ConfigError naming the first malformed or out-of-range variable.
+ */
+export function readEngineSettings(env: Env): EngineSettings {
+  const values: Record<string, number | string> = {};
+  for (const [name, setting] of Object.entries(ENGINE_SETTINGS) as [
+    EngineSettingName,
+    (typeof ENGINE_SETTINGS)[EngineSettingName],
+  ][]) {
+    const raw = optional(env, setting.env);
+    if (raw === undefined) {
+      values[name] = setting.default;
+      continue;
+    }
+    const parsed = parseSetting(setting, raw);
+    if (!parsed.ok) throw new ConfigError(setting.env, parsed.problem);
+    values[name] = parsed.value;
+  }
+  return values as EngineSettings;
 }
 
 let cached: SpillwayConfig | undefined;
@@ -311,14 +250,6 @@ function integer(env: Env, name: string, fallback: number, min: number, what: st
     throw new ConfigError(name, `must be ${what}, got '${raw}'`);
   }
   return value;
-}
-
-function positiveInteger(env: Env, name: string, fallback: number): number {
-  return integer(env, name, fallback, 1, 'a positive integer');
-}
-
-function nonNegativeInteger(env: Env, name: string, fallback: number): number {
-  return integer(env, name, fallback, 0, 'a non-negative integer');
 }
 
 function port(env: Env, name: string, fallback: number): number {

@@ -17,7 +17,13 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { classifyDatabaseError, databaseReportOf } from '../core/db-errors.js';
-import { ConfigError, MigrationError, SpillwayError, UnavailableError } from '../core/errors.js';
+import {
+  ConfigError,
+  MigrationError,
+  messageOf,
+  SpillwayError,
+  UnavailableError,
+} from '../core/errors.js';
 import type { SchemaRegistry } from '../core/schema.js';
 import { pipelineRegistry } from '../schema/tables.js';
 import { DEFAULT_MIGRATION_TIMEOUT_MS } from './config.js';
@@ -140,7 +146,7 @@ async function verifyTables(
     );
   } catch (error) {
     if (error instanceof SpillwayError || classifyDatabaseError(error) !== 'transient') throw error;
-    const message = error instanceof Error ? error.message : String(error);
+    const message = messageOf(error);
     throw new UnavailableError('database', `checking the tables: ${message}`, { cause: error });
   }
   if (problems.length === 0) return;
@@ -221,7 +227,7 @@ async function applyMigration(
 function refused(migration: Migration, error: unknown): SpillwayError {
   if (classifyDatabaseError(error) === 'transient') return unavailable(migration, error);
   const sqlState = databaseReportOf(error)?.sqlState;
-  const message = error instanceof Error ? error.message : String(error);
+  const message = messageOf(error);
   const position = positionOf(migration, error);
   return new MigrationError(
     `migration ${migration.file} failed${position}: ${message}${sqlState ? ` (SQLSTATE ${sqlState})` : ''}`,
@@ -230,7 +236,7 @@ function refused(migration: Migration, error: unknown): SpillwayError {
 }
 
 function unavailable(migration: Migration, error: unknown): UnavailableError {
-  const message = error instanceof Error ? error.message : String(error);
+  const message = messageOf(error);
   return new UnavailableError('database', `applying ${migration.file}: ${message}`, {
     cause: error,
   });

@@ -5,7 +5,7 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { Signer, type SignerConfig } from '@aws-sdk/rds-signer';
 import pg from 'pg';
-import { UnavailableError } from '../core/errors.js';
+import { messageOf, UnavailableError } from '../core/errors.js';
 import type { SpillwayConfig } from './config.js';
 import { logger as defaultLogger } from './telemetry.js';
 
@@ -53,7 +53,7 @@ async function sign(signer: AuthTokenSigner): Promise<string> {
   try {
     return await signer.getAuthToken();
   } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
+    const reason = messageOf(error);
     throw new UnavailableError('database', `cannot sign an IAM auth token: ${reason}`, {
       cause: error,
     });

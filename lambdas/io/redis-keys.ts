@@ -1,13 +1,22 @@
 /**
- * Every Redis key of one buffer. The prefix sits in a hash tag so that all keys of a buffer
- * live in one cluster slot and the Lua scripts may touch them together.
+ * Every Redis key of one buffer, and what each holds (docs/design.md, "The Redis layout", draws
+ * the whole). The prefix sits in a hash tag so that all keys of a buffer live in one cluster slot
+ * and the Lua scripts may touch them together.
+ *
+ * Words: *the backlog* is what waits to be drained, i.e. the entries of the `log` stream not yet
+ * settled; `backlog` and `backlogBytes` are its two counters, not the backlog itself.
  */
 export interface BufferKeys {
-  /** Stream of changesets in acknowledgement order. */
+  /**
+   * The backlog: a stream of changesets in acknowledgement order, read by the consumer group
+   * `DRAIN_GROUP`. Entry id: the changeset's version. Fields (`lua/write.lua`): `cs` the
+   * changeset (JSON), `b` what it costs Redis in bytes (refunded when settled), and `v` only for a
+   * replayed dead letter: its original version.
+   */
   readonly log: string;
-  /** Pending changes, for backpressure (G5). */
+  /** Counter: changes in the backlog, for backpressure (G5). */
   readonly backlog: string;
-  /** What the pending changesets cost Redis in bytes (estimated), for backpressure (G5). */
+  /** Counter: what the backlog costs Redis in bytes (estimated), for backpressure (G5). */
   readonly backlogBytes: string;
   /**
    * Hash: `epoch` (names the cache's data; a cache that lost it gets a new one), `since` (the
@@ -18,23 +27,34 @@ export interface BufferKeys {
   readonly meta: string;
   /** Hash: what the last drain did (`at`, `stoppedBy`, `progressAt`, `error`), for health (G8). */
   readonly drainStatus: string;
-  /** Dead letters: id -> JSON. */
+  /** Hash: changeset id -> the dead letter (JSON: its changes, version and the database's reason). */
   readonly deadLetters: string;
-  /** Dead letters in original order (sorted set, lexicographic members). */
+  /**
+   * Dead letters in original order: a sorted set, all scores 0, members `<version>:<changesetId>`
+   * ordered lexicographically (`lua/ack.lua` adds them; `redis-buffer.ts` reads them).
+   */
   readonly deadLetterIndex: string;
-  /** Holds the fencing token of the one drainer that may drain. */
+  /** String with a TTL: the fencing token of the one drainer that may drain (`lua/lease.lua`). */
   readonly lease: string;
-  /** Source of fencing tokens. */
+  /** Counter: the source of fencing tokens, moved past the database's after a lost cache. */
   readonly leaseToken: string;
-  /** Circuit breaker state shared by all drainers. */
+  /**
+   * Hash: the circuit breaker all drainers share (`lua/breaker.lua`): `state`
+   * (closed/open/half-open), `failures`, `opens`, `openUntil` (ms), `since` (ms, first opening).
+   */
   readonly breaker: string;
-  /** The systemic database fault the drain is stopped by (G7, G8): hash, absent when none. */
+  /**
+   * Hash, absent when none: the systemic database fault the drain is stopped by (G7, G8)
+   * (`lua/fault.lua`): `message`, `sqlState`, `table`, `since` (ms).
+   */
   readonly fault: string;
   /** Exists (with a TTL) while the drain waits before trying the faulty batch again. */
   readonly faultHold: string;
   /**
    * Read overlay of one row (G4): a hash with one layer per pending changeset that touched the
-   * row (field: the changeset's stream id; value: see `lua/write.lua`).
+   * row. Field: the changeset's stream id; value: `<replayed version>|<layer>` (empty before the
+   * bar for a new write), the layer being `["delete"]` or `[op, values]` (`core/overlay.ts`
+   * encodes and decodes it). Settling or dead-lettering a changeset removes its fields.
    */
   overlay(table: string, rowKey: string): string;
 }

@@ -6,7 +6,7 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { Redis, type RedisOptions } from 'ioredis';
-import { UnavailableError } from '../core/errors.js';
+import { messageOf, UnavailableError } from '../core/errors.js';
 import { boundText } from '../core/reasons.js';
 import type { SpillwayConfig } from './config.js';
 import { logger as defaultLogger } from './telemetry.js';
@@ -231,7 +231,7 @@ async function fetchAuthToken(client: SecretsManagerClient, secretArn: string): 
     const reply = await client.send(new GetSecretValueCommand({ SecretId: secretArn }));
     secret = reply.SecretString;
   } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
+    const reason = messageOf(error);
     throw new UnavailableError(
       'redis',
       `cannot read the AUTH token secret ${secretArn}: ${reason}`,
@@ -311,7 +311,7 @@ export function isRedisUnavailable(error: unknown): boolean {
 export function toUnavailable(error: unknown): Error {
   if (error instanceof UnavailableError) return error;
   if (isRedisUnavailable(error)) {
-    const message = boundText(error instanceof Error ? error.message : String(error));
+    const message = boundText(messageOf(error));
     return new UnavailableError('redis', message, { cause: error });
   }
   return error instanceof Error ? error : new Error(String(error), { cause: error });

@@ -6,7 +6,6 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { METRICS_NAMESPACE, MetricName } from '../core/metric-names.js';
 import { boundText } from '../core/reasons.js';
-import type { BreakerStatus, DrainResult } from '../spillway.js';
 
 export { METRICS_NAMESPACE, MetricName };
 
@@ -43,11 +42,18 @@ export function changesetLogger(changesetId: string, parent: Logger = logger): L
   return parent.createChild({ persistentKeys: { changesetId } });
 }
 
-/** What one drain did; zeros are published too, so that alarms never see missing data. */
-export type DrainCounts = Pick<
-  DrainResult,
-  'applied' | 'coalesced' | 'deadLettered' | 'transientErrors' | 'cacheLost' | 'failover'
->;
+/**
+ * What one drain did (a `DrainResult` fits); zeros are published too, so that alarms never see
+ * missing data. Declared here, not imported: telemetry is a leaf every layer above logs through.
+ */
+export interface DrainCounts {
+  readonly applied: number;
+  readonly coalesced: number;
+  readonly deadLettered: number;
+  readonly transientErrors: number;
+  readonly cacheLost: boolean;
+  readonly failover: boolean;
+}
 
 /** Emits one EMF line with the counts of a drain. */
 export function publishDrainMetrics(counts: DrainCounts, target: Metrics = metrics): void {
@@ -64,7 +70,7 @@ export function publishDrainMetrics(counts: DrainCounts, target: Metrics = metri
 export interface BacklogGauges {
   readonly backlog: number;
   readonly oldestPendingMs: number;
-  readonly breaker: BreakerStatus['state'];
+  readonly breaker: 'closed' | 'open' | 'half-open';
   readonly status: 'ok' | 'degraded' | 'down';
   readonly buffer: { readonly percentFull: number };
 }

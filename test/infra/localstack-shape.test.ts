@@ -1,7 +1,7 @@
 /**
  * The LocalStack shape (`-c shape=localstack`): only what LocalStack's free plan runs. Its
  * ElastiCache and RDS are paid, its Scheduler does not trigger targets, KMS is not on the list
- * DESIGN.md gives (Lambda, IAM, Secrets Manager, CloudFormation, SNS, CloudWatch with Logs);
+ * docs/deploy.md ("LocalStack") lists (Lambda, IAM, Secrets Manager, CloudFormation, SNS, CloudWatch with Logs);
  * custom resources are CloudFormation's, run by a Lambda function.
  */
 import { mkdtempSync, rmSync } from 'node:fs';

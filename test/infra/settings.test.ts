@@ -33,22 +33,22 @@ describe('settings from CDK context', () => {
       engineVersion: '8.0',
       port: 6380,
       replicas: 1,
-      replicaAcks: 1,
     });
+    expect(settings.functions.engine.redisReplicaAcks).toBe(1);
   });
 
   it('limits the backlog in bytes to half the memory of the cache node type it creates, and asks for the limit for a node type it does not know', () => {
-    expect(settingsFrom(cdkJsonContext()).functions.backlogLimitBytes).toBe(268_435_456);
+    expect(settingsFrom(cdkJsonContext()).functions.engine.backlogBytesLimit).toBe(268_435_456);
     expect(
-      settingsFrom({ ...cdkJsonContext(), cacheNodeType: 'cache.m7g.large' }).functions
-        .backlogLimitBytes,
+      settingsFrom({ ...cdkJsonContext(), cacheNodeType: 'cache.m7g.large' }).functions.engine
+        .backlogBytesLimit,
     ).toBe(Math.floor((6.38 * 1024 ** 3) / 2));
     expect(
       settingsFrom({
         ...cdkJsonContext(),
         cacheNodeType: 'cache.x9.huge',
         backlogLimitBytes: 1_000,
-      }).functions.backlogLimitBytes,
+      }).functions.engine.backlogBytesLimit,
     ).toBe(1_000);
     expect(problemsOf({ ...cdkJsonContext(), cacheNodeType: 'cache.x9.huge' })).toContainEqual(
       expect.stringMatching(/^backlogLimitBytes: is required for cache node type cache\.x9\.huge/),

@@ -6,7 +6,7 @@
 import net from 'node:net';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { UnavailableError } from '../../lambdas/core/errors.js';
+import { messageOf, UnavailableError } from '../../lambdas/core/errors.js';
 import { runMigrations } from '../../lambdas/io/migrator.js';
 import { retryWhileStarting } from '../../lambdas/io/startup-retry.js';
 import { freePort } from '../support/ports.js';
@@ -52,7 +52,7 @@ describe('migrate while the database comes up', () => {
     const result = await retryWhileStarting(() => runMigrations(pool), {
       deadline: Date.now() + 20_000,
       backoff: { baseMs: 200, maxMs: 500 },
-      onRetry: (error) => retries.push(error instanceof Error ? error.message : String(error)),
+      onRetry: (error) => retries.push(messageOf(error)),
     });
 
     expect(Date.now() - started).toBeGreaterThanOrEqual(1_500);

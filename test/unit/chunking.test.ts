@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { type Chunk, chunkText } from '../../lambdas/core/chunking.js';
+import { type Chunk, chunkText } from '../../lambdas/example/chunking.js';
 
 const isSpace = (ch: string | undefined): boolean => ch !== undefined && /\s/.test(ch);
 

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../lambdas/core/errors.js';
+import { loadPipelineConfig } from '../../lambdas/example/settings.js';
 import {
   getBufferConfig,
   getConfig,
@@ -59,8 +60,12 @@ describe('loadConfig', () => {
       syncDeadlineMarginMs: 5_000,
       syncLeaseMs: 30_000,
       migrationTimeoutMs: 240_000,
-      chunkSize: 1_000,
-      chunkOverlap: 100,
+      redisReplicaAckTimeoutMs: 1_000,
+      syncBackoffBaseMs: 100,
+      syncBackoffMaxMs: 5_000,
+      breakerThreshold: 5,
+      breakerCooldownMs: 5_000,
+      breakerMaxCooldownMs: 60_000,
     });
   });
 
@@ -112,8 +117,12 @@ describe('loadConfig', () => {
       SYNC_IDLE_WAIT_MS: '0',
       SYNC_DEADLINE_MARGIN_MS: '2500',
       SYNC_LEASE_MS: '3000',
-      CHUNK_SIZE: '200',
-      CHUNK_OVERLAP: '0',
+      REDIS_REPLICA_ACK_TIMEOUT_MS: '250',
+      SYNC_BACKOFF_BASE_MS: '10',
+      SYNC_BACKOFF_MAX_MS: '20',
+      BREAKER_THRESHOLD: '2',
+      BREAKER_COOLDOWN_MS: '30',
+      BREAKER_MAX_COOLDOWN_MS: '40',
     });
     expect(config).toMatchObject({
       prefix: 'team-a:spillway',
@@ -126,8 +135,12 @@ describe('loadConfig', () => {
       syncIdleWaitMs: 0,
       syncDeadlineMarginMs: 2500,
       syncLeaseMs: 3000,
-      chunkSize: 200,
-      chunkOverlap: 0,
+      redisReplicaAckTimeoutMs: 250,
+      syncBackoffBaseMs: 10,
+      syncBackoffMaxMs: 20,
+      breakerThreshold: 2,
+      breakerCooldownMs: 30,
+      breakerMaxCooldownMs: 40,
     });
   });
 
@@ -228,15 +241,15 @@ describe('loadConfig', () => {
       ],
       [
         'an unsafe integer',
-        { ...local, CHUNK_SIZE: '99999999999999999999' },
-        'CHUNK_SIZE',
+        { ...local, BACKLOG_LIMIT: '99999999999999999999' },
+        'BACKLOG_LIMIT',
         /positive integer/,
       ],
       [
-        'an overlap as large as the chunk',
-        { ...local, CHUNK_SIZE: '100', CHUNK_OVERLAP: '100' },
-        'CHUNK_OVERLAP',
-        /less than CHUNK_SIZE \(100\)/,
+        'a batch size above its bound',
+        { ...local, SYNC_BATCH_SIZE: '10001' },
+        'SYNC_BATCH_SIZE',
+        /^SYNC_BATCH_SIZE: must be at most 10000, got '10001'$/,
       ],
     ];
     it.each(cases)('%s', (_label, env, variable, message) => {
@@ -269,7 +282,7 @@ describe('loadBufferConfig', () => {
   it('needs no database settings (write-only functions are deployed without them)', () => {
     const config = loadBufferConfig(writer);
     expect(config.redis).toMatchObject({ kind: 'elasticache', host: aws.REDIS_HOST });
-    expect(config).toMatchObject({ prefix: 'spillway', backlogLimit: 1_000_000, chunkSize: 1_000 });
+    expect(config).toMatchObject({ prefix: 'spillway', backlogLimit: 1_000_000 });
     expect(config).not.toHaveProperty('database.kind');
   });
 
@@ -282,7 +295,6 @@ describe('loadBufferConfig', () => {
       [{ ...writer, REDIS_HOST: undefined }, 'REDIS_URL'],
       [{ ...writer, AWS_REGION: undefined }, 'AWS_REGION'],
       [{ ...writer, BACKLOG_LIMIT: 'abc' }, 'BACKLOG_LIMIT'],
-      [{ ...writer, CHUNK_OVERLAP: '5000' }, 'CHUNK_OVERLAP'],
     ];
     for (const [env, variable] of cases) {
       expect(() => loadBufferConfig(env)).toThrow(expect.objectContaining({ variable }));
@@ -327,5 +339,25 @@ describe('getConfig', () => {
     expect(() => getConfig()).toThrow(ConfigError);
     process.env.BACKLOG_LIMIT = '10';
     expect(getConfig().backlogLimit).toBe(10);
+  });
+});
+
+describe("the example pipeline's settings", () => {
+  it('default to 1,000-character chunks sharing 100', () => {
+    expect(loadPipelineConfig({})).toEqual({ chunkSize: 1_000, chunkOverlap: 100 });
+    expect(loadPipelineConfig({ CHUNK_SIZE: '200', CHUNK_OVERLAP: '0' })).toEqual({
+      chunkSize: 200,
+      chunkOverlap: 0,
+    });
+  });
+
+  it.each([
+    [{ CHUNK_SIZE: '99999999999999999999' }, 'CHUNK_SIZE', /positive integer/],
+    [{ CHUNK_SIZE: '100', CHUNK_OVERLAP: '100' }, 'CHUNK_OVERLAP', /less than CHUNK_SIZE \(100\)/],
+    [{ CHUNK_OVERLAP: '5000' }, 'CHUNK_OVERLAP', /less than CHUNK_SIZE/],
+  ])('name the variable of each problem (%o)', (env, variable, message) => {
+    expect(() => loadPipelineConfig(env)).toThrow(
+      expect.objectContaining({ variable, message: expect.stringMatching(message) }),
+    );
   });
 });

@@ -7,7 +7,7 @@ import {
   entitiesBySentence,
   extractEntities,
   sentencesOf,
-} from '../../lambdas/core/entities.js';
+} from '../../lambdas/example/entities.js';
 
 /** `[type, text]` of each mention, in order. */
 function found(text: string): [EntityType, string][] {

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { DNS_NAMESPACE, deriveId, SPILLWAY_NAMESPACE, uuidV5 } from '../../lambdas/core/ids.js';
+import { DNS_NAMESPACE, deriveId, SPILLWAY_NAMESPACE, uuidV5 } from '../../lambdas/example/ids.js';
 
 describe('uuidV5', () => {
   it('matches the known vector: DNS namespace and www.example.com', () => {

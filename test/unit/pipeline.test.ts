@@ -6,7 +6,7 @@ import {
   packChangesets,
   parseDocumentInput,
   parseEntitiesInput,
-} from '../../lambdas/core/pipeline.js';
+} from '../../lambdas/example/pipeline.js';
 
 const DOC = '3f1c2a9e-5b7d-4c2e-9a1b-2c3d4e5f6a7b';
 const TEXT =

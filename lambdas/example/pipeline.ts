@@ -4,10 +4,10 @@
  * ones. The handlers `process-document` and `extract-entities` add only the writes.
  */
 import { createHash } from 'node:crypto';
-import type { JsonValue } from './changeset.js';
+import type { JsonValue } from '../core/changeset.js';
+import { ValidationError } from '../core/errors.js';
 import { type Chunk, chunkText } from './chunking.js';
 import { coOccurringPairs, type EntityMention, extractEntities } from './entities.js';
-import { ValidationError } from './errors.js';
 import { deriveId } from './ids.js';
 
 type Row = Record<string, JsonValue>;

@@ -3,8 +3,8 @@
  * failures leave as the typed errors whose `name` callers see as `errorType`.
  */
 import { SpillwayError } from '../core/errors.js';
-import { isRedisUnavailable, toUnavailable } from './redis.js';
-import { loggableError, logger } from './telemetry.js';
+import { isRedisUnavailable, toUnavailable } from '../io/redis.js';
+import { loggableError, logger } from '../io/telemetry.js';
 
 /**
  * The part of the Lambda context Spillway uses. The Node.js runtime passes more; the local runner

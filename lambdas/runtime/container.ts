@@ -8,7 +8,10 @@
  */
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
-import { pipelineRegistry } from '../schema/tables.js';
+import { type BufferConfig, getBufferConfig, getConfig } from '../io/config.js';
+import { createPool } from '../io/postgres.js';
+import { createRedis } from '../io/redis.js';
+import { changesetLogger, loggableError, logger } from '../io/telemetry.js';
 import {
   type ChangesetStatus,
   createBuffer,
@@ -16,10 +19,7 @@ import {
   Spillway,
   type WriteResult,
 } from '../spillway.js';
-import { type BufferConfig, getBufferConfig, getConfig } from './config.js';
-import { createPool } from './postgres.js';
-import { createRedis } from './redis.js';
-import { changesetLogger, loggableError, logger } from './telemetry.js';
+import { deployedTables } from './tables.js';
 
 /** All a function that only writes needs: `write` and the pipeline steps have no database. */
 export interface Writer {
@@ -85,12 +85,13 @@ export async function getSpillway(): Promise<Spillway> {
   spillway ??= new Spillway({
     redis: client,
     pool: getPool(),
-    registry: pipelineRegistry,
+    registry: deployedTables,
     prefix: config.prefix,
     dbSchema: config.dbSchema,
     backlogLimit: config.backlogLimit,
     backlogBytesLimit: config.backlogBytesLimit,
     replicaAcks: config.redisReplicaAcks,
+    replicaAckTimeoutMs: config.redisReplicaAckTimeoutMs,
     maxChangesPerChangeset: config.changesetMaxChanges,
     maxChangesetBytes: config.changesetMaxBytes,
     batchSize: config.syncBatchSize,
@@ -98,6 +99,12 @@ export async function getSpillway(): Promise<Spillway> {
     batchBytes: config.syncBatchBytes,
     stallAfterMs: config.healthStallMs,
     leaseMs: config.syncLeaseMs,
+    backoff: { baseMs: config.syncBackoffBaseMs, maxMs: config.syncBackoffMaxMs },
+    breaker: {
+      threshold: config.breakerThreshold,
+      cooldownMs: config.breakerCooldownMs,
+      maxCooldownMs: config.breakerMaxCooldownMs,
+    },
     drainHooks: {
       onTransientError: (error, attempt) =>
         logger.warn('transient error while draining; retrying', {
@@ -124,11 +131,12 @@ export async function getWriter(): Promise<Writer> {
   const client = await sharedRedis(config);
   buffer ??= createBuffer({
     redis: client,
-    registry: pipelineRegistry,
+    registry: deployedTables,
     prefix: config.prefix,
     backlogLimit: config.backlogLimit,
     backlogBytesLimit: config.backlogBytesLimit,
     replicaAcks: config.redisReplicaAcks,
+    replicaAckTimeoutMs: config.redisReplicaAckTimeoutMs,
     maxChangesPerChangeset: config.changesetMaxChanges,
     maxChangesetBytes: config.changesetMaxBytes,
   });

@@ -15,7 +15,6 @@ import {
   FENCE_SQL,
   ident,
   qualifiedName,
-  type Statement,
 } from '../core/sql.js';
 import { versionOf } from '../core/version.js';
 import {
@@ -24,7 +23,9 @@ import {
   type TransactionPool,
   type TransactionQuery,
 } from './postgres-transaction.js';
-import type { Sink } from './sink.js';
+import type { CacheIdentity, EpochAgreement, PreparedBatch, Sink } from './sink.js';
+
+export type { CacheIdentity, EpochAgreement, PreparedBatch };
 
 export interface SinkOptions {
   readonly registry: SchemaRegistry;
@@ -33,37 +34,6 @@ export interface SinkOptions {
   /** Name of the buffer, for the fencing row. */
   readonly buffer: string;
 }
-
-/** A coalesced batch with the statements that apply it. */
-export interface PreparedBatch {
-  readonly batch: CoalescedBatch;
-  readonly statements: readonly Statement[];
-  /** The largest version the batch applies, in the database's terms. */
-  readonly maxVersion: string;
-}
-
-/** What the cache says of itself at the start of a drain (`DrainControl.meta` and `INFO`). */
-export interface CacheIdentity {
-  readonly epoch: string;
-  /** The stream id the epoch began at. */
-  readonly since: string;
-  /** The primary's replication id; null where INFO does not tell. */
-  readonly replid: string | null;
-}
-
-/** What a drain agreed with the database before its first batch. */
-export type EpochAgreement =
-  | {
-      readonly kind: 'agreed';
-      /** Database version = cache version + offset, for this epoch. */
-      readonly offset: bigint;
-      /** The cache lost its data since the last drain: its epoch is not the one the database saw. */
-      readonly cacheLost: boolean;
-      /** The cache's primary changed since the last drain (a failover, or a restart). */
-      readonly failover: boolean;
-    }
-  /** The database holds this token or a larger one: the cache lost its token counter. */
-  | { readonly kind: 'token-behind'; readonly seen: string };
 
 export class PostgresSink implements Sink {
   constructor(

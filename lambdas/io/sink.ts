@@ -7,9 +7,38 @@ import type { JsonValue } from '../core/changeset.js';
 import type { CoalescedBatch } from '../core/coalesce.js';
 import type { StoredRow } from '../core/overlay.js';
 import type { SchemaRegistry } from '../core/schema.js';
-import type { CacheIdentity, EpochAgreement, PreparedBatch } from './postgres-sink.js';
+import type { Statement } from '../core/sql.js';
 
-export type { CacheIdentity, EpochAgreement, PreparedBatch };
+/** A coalesced batch with the statements that apply it. */
+export interface PreparedBatch {
+  readonly batch: CoalescedBatch;
+  readonly statements: readonly Statement[];
+  /** The largest version the batch applies, in the database's terms. */
+  readonly maxVersion: string;
+}
+
+/** What the cache says of itself at the start of a drain (`DrainControl.meta` and `INFO`). */
+export interface CacheIdentity {
+  readonly epoch: string;
+  /** The stream id the epoch began at. */
+  readonly since: string;
+  /** The primary's replication id; null where INFO does not tell. */
+  readonly replid: string | null;
+}
+
+/** What a drain agreed with the database before its first batch. */
+export type EpochAgreement =
+  | {
+      readonly kind: 'agreed';
+      /** Database version = cache version + offset, for this epoch. */
+      readonly offset: bigint;
+      /** The cache lost its data since the last drain: its epoch is not the one the database saw. */
+      readonly cacheLost: boolean;
+      /** The cache's primary changed since the last drain (a failover, or a restart). */
+      readonly failover: boolean;
+    }
+  /** The database holds this token or a larger one: the cache lost its token counter. */
+  | { readonly kind: 'token-behind'; readonly seen: string };
 
 export interface Sink {
   /** The table definitions the sink writes by. */

@@ -281,7 +281,11 @@ describe('the synthesized bundles, run as Lambda runs them', () => {
         })),
       ],
     });
-    expect(written).toEqual({ accepted: 3, changesetId: expect.any(String) });
+    expect(written).toEqual({
+      accepted: 3,
+      changesetId: expect.any(String),
+      version: expect.stringMatching(/^\d+-\d+$/),
+    });
 
     const key = { table: 'source_documents', key: { document_uuid: DOCUMENT } };
     expect(await invoke('read', key)).toMatchObject({

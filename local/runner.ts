@@ -307,14 +307,23 @@ export async function startRunner(options: RunnerOptions): Promise<Runner> {
       return;
     }
     const outcome = await run(name, fn, event);
-    const payload = outcome.ok
+    let payload = outcome.ok
       ? (JSON.stringify(outcome.result) ?? 'null')
       : JSON.stringify({ errorType: outcome.errorType, errorMessage: outcome.errorMessage });
+    let failed = !outcome.ok;
+    // Lambda refuses a synchronous answer over its limit, as a failure of the invocation.
+    if (Buffer.byteLength(payload) > MAX_SYNC_PAYLOAD_BYTES) {
+      payload = JSON.stringify({
+        errorType: 'Function.ResponseSizeTooLarge',
+        errorMessage: `Response payload size exceeded maximum allowed payload size (${MAX_SYNC_PAYLOAD_BYTES} bytes).`,
+      });
+      failed = true;
+    }
     response.writeHead(200, {
       ...headers,
       'Content-Type': 'application/json',
       'Content-Length': Buffer.byteLength(payload),
-      ...(outcome.ok ? {} : { 'X-Amz-Function-Error': 'Unhandled' }),
+      ...(failed ? { 'X-Amz-Function-Error': 'Unhandled' } : {}),
     });
     response.end(payload);
   }

@@ -70,4 +70,22 @@ describe('the local runner when an invocation fails', () => {
     expect(failed.payload).toMatchObject({ errorType: 'Runtime.MarshalError' });
     await stillServing();
   });
+
+  it('a result over 6 MB fails the invocation as Function.ResponseSizeTooLarge, as Lambda answers', async () => {
+    const failed = await invoke(lambda, 'oversized-result', {});
+    expect(failed.functionError).toBe('Unhandled');
+    expect(failed.payload).toEqual({
+      errorType: 'Function.ResponseSizeTooLarge',
+      errorMessage: 'Response payload size exceeded maximum allowed payload size (6291456 bytes).',
+    });
+    await stillServing();
+  });
+
+  it('a request over 6 MB is refused with RequestTooLargeException before the function runs', async () => {
+    const error = await invoke(lambda, 'echo', { text: 'x'.repeat(6 * 1024 * 1024) }).catch(
+      (e: unknown) => e,
+    );
+    expect((error as { name?: string }).name).toBe('RequestTooLargeException');
+    await stillServing();
+  });
 });

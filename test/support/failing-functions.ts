@@ -41,6 +41,11 @@ const runner = await startRunner({
       },
       timeoutMs: 5_000,
     },
+    // A result larger than Lambda's synchronous response limit.
+    'oversized-result': {
+      handler: async () => ({ text: 'x'.repeat(6 * 1024 * 1024) }),
+      timeoutMs: 5_000,
+    },
     // A result that is not JSON.
     'bigint-result': { handler: async () => ({ n: 1n }), timeoutMs: 5_000 },
   },

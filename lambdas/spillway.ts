@@ -6,6 +6,7 @@ import type { Redis } from 'ioredis';
 import { type JsonValue, rowKeyOf, validateRowKey } from './core/changeset.js';
 import { messageOf, NotFoundError, UnavailableError, ValidationError } from './core/errors.js';
 import { resolveRow, resolvesWithoutDatabase } from './core/overlay.js';
+import { compareKeys, cursorAfter, parseParentRead } from './core/parent-read.js';
 import type { SchemaRegistry, TableDef } from './core/schema.js';
 import { ENGINE_DEFAULTS as D } from './core/settings.js';
 import { type BreakerPolicy, type BreakerStatus, DrainControl } from './io/drain-control.js';
@@ -81,6 +82,14 @@ export interface WriteResult {
   readonly changesetId: string;
   /** The changeset's version (its stream id): ask `changesetStatus` where it stands. */
   readonly version: string;
+}
+
+/** One page of a read by parent. */
+export interface ChildrenResult {
+  readonly records: readonly Record<string, JsonValue>[];
+  /** Whether any record shown includes pending changes. */
+  readonly pending: boolean;
+  readonly nextCursor: string | null;
 }
 
 export interface ReadResult {
@@ -254,6 +263,80 @@ export class Spillway {
       throw error;
     }
     return { record: resolveRow(def, stored, layers, offset), pending };
+  }
+
+  /**
+   * The children of a parent (`{ table, where: { <foreign-key column>: value }, limit?, cursor? }`)
+   * as the database will hold them once the backlog is drained (G4), in primary-key order, one
+   * page at a time: the database's rows with that parent and the pending rows that name it
+   * (found through the buffer's parent index, not by scanning the overlay), each resolved with
+   * its pending layers as `read` resolves one row; a row a pending change moved to another
+   * parent or deleted is left out. `nextCursor` asks for the next page (null after the last).
+   */
+  async readChildren(input: {
+    readonly where: unknown;
+    readonly [field: string]: unknown;
+  }): Promise<ChildrenResult> {
+    const { def, column, value, limit, after } = parseParentRead(input, this.options.registry);
+    const pending = (
+      await this.buffer.pendingChildren(def.name, column, JSON.stringify(value))
+    ).filter(
+      (rowKey) => after === null || compareKeys(JSON.parse(rowKey) as JsonValue[], after) > 0,
+    );
+    const { page, rows } = await this.sink.fetchChildren({
+      table: def.name,
+      column,
+      value,
+      after,
+      limit,
+      rowKeys: pending,
+    });
+    const databaseHasMore = page.length > limit;
+    const lastOfPage = databaseHasMore
+      ? (JSON.parse(page[limit - 1] as string) as JsonValue[])
+      : null;
+    const candidates = [
+      ...new Set([
+        ...page.slice(0, limit),
+        ...pending.filter(
+          (rowKey) =>
+            lastOfPage === null || compareKeys(JSON.parse(rowKey) as JsonValue[], lastOfPage) <= 0,
+        ),
+      ]),
+    ];
+    const { layers, offset } = await this.buffer.overlays(def.name, candidates);
+    const resolved: { key: JsonValue[]; record: Record<string, JsonValue>; pending: boolean }[] =
+      [];
+    for (const rowKey of candidates) {
+      const rowLayers = layers.get(rowKey) ?? [];
+      const record = resolveRow(
+        def,
+        rows.get(rowKey) ?? { record: null, version: null },
+        rowLayers,
+        offset,
+      );
+      if (record === null || JSON.stringify(record[column]) !== JSON.stringify(value)) continue;
+      resolved.push({
+        key: JSON.parse(rowKey) as JsonValue[],
+        record,
+        pending: rowLayers.length > 0,
+      });
+    }
+    resolved.sort((a, b) => compareKeys(a.key, b.key));
+    const shown = resolved.slice(0, limit);
+    const more = databaseHasMore || resolved.length > limit;
+    const last = shown.at(-1);
+    // A page emptied by rows that moved away still leads on, after the database's last row.
+    const nextCursor = !more
+      ? null
+      : last !== undefined
+        ? cursorAfter(def, last.record)
+        : Buffer.from(JSON.stringify(lastOfPage), 'utf8').toString('base64url');
+    return {
+      records: shown.map((r) => r.record),
+      pending: shown.some((r) => r.pending),
+      nextCursor,
+    };
   }
 
   /** Where changesets stand, by the versions `write` returned (see `RedisBuffer.changesetStatus`). */

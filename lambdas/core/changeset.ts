@@ -342,6 +342,19 @@ function knownColumn(table: TableDef, name: string, path: string): ColumnDef {
   return columnOf(table, name);
 }
 
+/**
+ * Checks one value of one column of `table` as a write would (a filter of a read, say).
+ * @throws ValidationError naming `path`
+ */
+export function validateColumnValue(
+  table: TableDef,
+  column: string,
+  value: unknown,
+  path: string,
+): JsonValue {
+  return validateValue(columnOf(table, column), true, value, path);
+}
+
 function columnOf(table: TableDef, name: string): ColumnDef {
   const column = table.columns[name];
   if (!column) throw new Error(`table ${table.name} has no column ${name}`);

@@ -121,6 +121,11 @@ export class DataApiSink implements Sink {
     return { ...stored, record };
   }
 
+  /** As PostgresSink's, over the Data API (values as its text forms: see fetchRow). */
+  fetchChildren(request: Parameters<Sink['fetchChildren']>[0]) {
+    return this.statements.fetchChildren(request);
+  }
+
   pruneTombstones(belowVersion: string, limit?: number, timeoutMs?: number): Promise<number> {
     return this.statements.pruneTombstones(belowVersion, limit, timeoutMs);
   }

@@ -2,7 +2,7 @@
  * The sink: applies coalesced batches to PostgreSQL through RDS Proxy (locally PgBouncer in
  * transaction mode), one transaction per batch (G3), fenced against stale drainers.
  */
-import type { JsonValue } from '../core/changeset.js';
+import { type JsonValue, rowKeyOf } from '../core/changeset.js';
 import type { CoalescedBatch, RowWrite } from '../core/coalesce.js';
 import { toDatabaseError } from '../core/db-errors.js';
 import { FencedError, RejectedChangeError } from '../core/errors.js';
@@ -215,6 +215,73 @@ LEFT JOIN spillway.row_versions AS rv ON rv.table_name = $1 AND rv.row_key = $2`
       record: exists ? toJsonRow(row) : null,
       version: (version as string | null) ?? null,
     };
+  }
+
+  /**
+   * One page of the children of a parent as the database holds them: the rows of `table` whose
+   * `column` is `value`, after the primary key `after`, in primary-key order (at most
+   * `limit + 1`, so the caller sees whether more follow), plus the rows with these `rowKeys`
+   * (pending children the database may hold under another parent, or not at all), each with its
+   * `spillway.row_versions` version, bounded like `fetchRow`.
+   */
+  async fetchChildren(request: {
+    readonly table: string;
+    readonly column: string;
+    readonly value: JsonValue;
+    readonly after: readonly JsonValue[] | null;
+    readonly limit: number;
+    readonly rowKeys: readonly string[];
+    readonly timeoutMs?: number;
+  }): Promise<{ page: string[]; rows: Map<string, StoredRow> }> {
+    const def = this.options.registry.get(request.table);
+    if (def === undefined) throw new Error(`no table definition for ${request.table}`);
+    const target = qualifiedName(this.options.schema, def.name);
+    const typeOf = (c: string) => def.columns[c]?.type ?? 'text';
+    const collated = (c: string, expr: string) =>
+      typeOf(c) === 'text' ? `${expr} COLLATE "C"` : expr;
+    const pk = def.primaryKey;
+    const order = pk.map((c) => collated(c, `t.${ident(c)}`)).join(', ');
+    return await this.transaction({ timeoutMs: request.timeoutMs ?? 3_000 }, async (query) => {
+      const values: unknown[] = [request.value];
+      let where = `t.${ident(request.column)} = $1`;
+      if (request.after !== null) {
+        const after = pk.map((c, i) => collated(c, `$${i + 2}::${typeOf(c)}`)).join(', ');
+        where += ` AND (${order}) > (${after})`;
+        values.push(...request.after);
+      }
+      const found = await query(
+        `SELECT t.* FROM ${target} AS t WHERE ${where} ORDER BY ${order} LIMIT ${request.limit + 1}`,
+        values,
+      );
+      const rows = found.rows as Record<string, unknown>[];
+      if (request.rowKeys.length > 0) {
+        const keys = request.rowKeys.map((k) => JSON.parse(k) as JsonValue[]);
+        const arrays = pk.map((_, i) => keys.map((key) => key[i] ?? null));
+        const extra = await query(
+          `SELECT t.* FROM ${target} AS t WHERE (${pk.map((c) => `t.${ident(c)}`).join(', ')}) IN (SELECT * FROM unnest(${pk.map((c, i) => `$${i + 1}::${typeOf(c)}[]`).join(', ')}))`,
+          arrays,
+        );
+        rows.push(...(extra.rows as Record<string, unknown>[]));
+      }
+      const stored = new Map<string, StoredRow>();
+      for (const row of rows) {
+        const record = toJsonRow(row);
+        stored.set(rowKeyOf(def, record), { record, version: null });
+      }
+      const page = (found.rows as Record<string, unknown>[])
+        .slice(0)
+        .map((row) => rowKeyOf(def, toJsonRow(row)));
+      const allKeys = [...new Set([...stored.keys(), ...request.rowKeys])];
+      const versions = await query<{ row_key: string; v: string }>(
+        'SELECT row_key, version::text AS v FROM spillway.row_versions WHERE table_name = $1 AND row_key = ANY($2::text[])',
+        [`${this.options.schema}.${def.name}`, allKeys],
+      );
+      for (const { row_key, v } of versions.rows) {
+        const before = stored.get(row_key);
+        stored.set(row_key, { record: before?.record ?? null, version: v });
+      }
+      return { page, rows: stored };
+    });
   }
 
   /**

@@ -17,6 +17,7 @@ import {
 import { coalesce, type PendingChangeset } from '../core/coalesce.js';
 import { BackpressureError, UnavailableError } from '../core/errors.js';
 import { decodeLayers, encodeLayer, type OverlayLayer } from '../core/overlay.js';
+import { parentEntriesOf } from '../core/parent-read.js';
 import type { SchemaRegistry } from '../core/schema.js';
 import { sortableVersion, timeOf, versionOf } from '../core/version.js';
 import { LuaScript } from './lua-script.js';
@@ -26,6 +27,7 @@ import { type BufferKeys, bufferKeys, DRAIN_CONSUMER, DRAIN_GROUP } from './redi
 const writeScript = new LuaScript('write');
 const ackScript = new LuaScript('ack');
 const groupScript = new LuaScript('group');
+const pruneParentsScript = new LuaScript('prune-parents');
 
 export interface BufferOptions {
   readonly prefix: string;
@@ -203,21 +205,31 @@ export class RedisBuffer {
     const payload = JSON.stringify({ id: meta.changesetId, changes: changes.map(encodeChange) });
     const keys = [this.keys.log, this.keys.backlog, this.keys.backlogBytes, this.keys.meta];
     const layers: string[] = [];
-    // One layer per row: the changeset's net effect on it.
+    const parentKeys: string[] = [];
+    const parentMembers: string[] = [];
+    // One layer per row: the changeset's net effect on it; and the parents it names.
     for (const row of coalesce([{ streamId: '0-0', version: '0', changesetId: '', changes }])
       .rows) {
       keys.push(this.keys.overlay(row.table, row.rowKey));
       layers.push(encodeLayer(row));
+      const def = this.options.registry.get(row.table);
+      for (const { column, value } of def === undefined ? [] : parentEntriesOf(def, row)) {
+        parentKeys.push(this.keys.parentIndex(row.table, column, value));
+        parentMembers.push(row.rowKey);
+      }
     }
+    keys.push(...parentKeys);
     const args: (string | number)[] = [
       this.options.backlogLimit,
       this.options.backlogBytesLimit,
       changes.length,
-      chargeOf(payload, layers),
+      chargeOf(payload, [...layers, ...parentMembers]),
       payload,
       meta.version ?? '',
       randomUUID(),
+      layers.length,
       ...layers,
+      ...parentMembers,
     ];
     let id: string;
     try {
@@ -230,7 +242,7 @@ export class RedisBuffer {
         throw new BackpressureError(
           backlog ?? -1,
           backlogLimit,
-          (bytes ?? 0) + chargeOf(payload, layers) > backlogBytesLimit
+          (bytes ?? 0) + chargeOf(payload, [...layers, ...parentMembers]) > backlogBytesLimit
             ? `the backlog costs ${bytes} bytes of Redis; the limit is ${backlogBytesLimit}`
             : undefined,
         );
@@ -337,6 +349,47 @@ export class RedisBuffer {
     for (let at = 0; at < changesets.length; at += SETTLE_CHUNK) {
       await this.runSettle(changesets.slice(at, at + SETTLE_CHUNK), [], []);
     }
+    await this.pruneParents(changesets);
+  }
+
+  /** Take the rows of these changesets out of the parent indexes where nothing is pending. */
+  private async pruneParents(changesets: readonly PendingChangeset[]): Promise<void> {
+    const pairs: [string, string, string][] = [];
+    for (const changeset of changesets) {
+      for (const change of changeset.changes) {
+        const def = this.options.registry.get(change.table);
+        if (def === undefined || change.op === 'delete') continue;
+        const values = change.op === 'upsert' ? change.record : change.set;
+        for (const { column, value } of parentEntriesOf(def, { op: change.op, values })) {
+          pairs.push([
+            this.keys.parentIndex(change.table, column, value),
+            this.keys.overlay(change.table, change.rowKey),
+            change.rowKey,
+          ]);
+        }
+      }
+    }
+    for (let at = 0; at < pairs.length; at += SETTLE_CHUNK) {
+      const chunk = pairs.slice(at, at + SETTLE_CHUNK);
+      try {
+        await pruneParentsScript.run(
+          this.redis,
+          chunk.flatMap(([index, overlay]) => [index, overlay]),
+          chunk.map(([, , member]) => member),
+        );
+      } catch (error) {
+        throw toUnavailable(error);
+      }
+    }
+  }
+
+  /** Row keys of `table` with pending changes naming `value` (JSON) in `column`. */
+  async pendingChildren(table: string, column: string, value: string): Promise<string[]> {
+    try {
+      return await this.redis.smembers(this.keys.parentIndex(table, column, value));
+    } catch (error) {
+      throw toUnavailable(error);
+    }
   }
 
   /**
@@ -361,6 +414,7 @@ export class RedisBuffer {
       [letter],
       this.overlayKeysOf(changeset).map((key) => [key, changeset.streamId]),
     );
+    await this.pruneParents([changeset]);
   }
 
   private overlayKeysOf(changeset: PendingChangeset): string[] {
@@ -397,6 +451,30 @@ export class RedisBuffer {
     } catch (error) {
       throw toUnavailable(error);
     }
+  }
+
+  /** The pending layers of several rows of one table, with the epoch's version offset (G4). */
+  async overlays(
+    table: string,
+    rowKeys: readonly string[],
+  ): Promise<{ layers: Map<string, OverlayLayer[]>; offset: bigint | null }> {
+    let reply: [unknown, unknown][] | null;
+    try {
+      const batch = this.redis.multi().hget(this.keys.meta, 'offset');
+      for (const rowKey of rowKeys) batch.hgetall(this.keys.overlay(table, rowKey));
+      reply = (await batch.exec()) as [unknown, unknown][] | null;
+    } catch (error) {
+      throw toUnavailable(error);
+    }
+    const [[, offset], ...hashes] = reply as [
+      [unknown, string | null],
+      ...[unknown, Record<string, string>][],
+    ];
+    const layers = new Map<string, OverlayLayer[]>();
+    rowKeys.forEach((rowKey, i) => {
+      layers.set(rowKey, decodeLayers(hashes[i]?.[1] ?? {}));
+    });
+    return { layers, offset: offset === null ? null : BigInt(offset) };
   }
 
   /** The pending layers of one row, in stream order, with the epoch's version offset (G4). */
@@ -651,7 +729,8 @@ function indexMember(letter: Pick<DeadLetter, 'version' | 'changesetId'>): strin
 }
 
 /**
- * What a changeset costs Redis, in bytes: its stream entry and its overlay layers (G5). An
+ * What a changeset costs Redis, in bytes: its stream entry, its overlay layers and its entries
+ * in the parent indexes (passed with the layers) (G5). An
  * estimate from measurement (`test/integration/backpressure.test.ts` holds it against Redis's
  * own accounting), charged when written and refunded when settled.
  */

@@ -57,6 +57,12 @@ export interface BufferKeys {
    * encodes and decodes it). Settling or dead-lettering a changeset removes its fields.
    */
   overlay(table: string, rowKey: string): string;
+  /**
+   * Set of the row keys of `table` with pending changes that name `value` (JSON) in the
+   * foreign-key column `column`, so that a read by parent finds pending rows without scanning
+   * the overlay. A member goes once its row's overlay is empty (`lua/prune-parents.lua`).
+   */
+  parentIndex(table: string, column: string, value: string): string;
 }
 
 /** Consumer group and consumer name: one drainer at a time holds the lease, so one name suffices. */
@@ -79,5 +85,6 @@ export function bufferKeys(prefix: string): BufferKeys {
     fault: `${p}:fault`,
     faultHold: `${p}:fault:hold`,
     overlay: (table, rowKey) => `${p}:ov:${table}:${rowKey}`,
+    parentIndex: (table, column, value) => `${p}:px:${table}:${column}:${value}`,
   };
 }

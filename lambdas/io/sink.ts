@@ -56,6 +56,16 @@ export interface Sink {
     rowKey: string,
     timeoutMs?: number,
   ): Promise<StoredRow>;
+  /** One page of a parent's children as stored, with the given rows too (reads by parent). */
+  fetchChildren(request: {
+    readonly table: string;
+    readonly column: string;
+    readonly value: JsonValue;
+    readonly after: readonly JsonValue[] | null;
+    readonly limit: number;
+    readonly rowKeys: readonly string[];
+    readonly timeoutMs?: number;
+  }): Promise<{ page: string[]; rows: Map<string, StoredRow> }>;
   pruneTombstones(belowVersion: string, limit?: number, timeoutMs?: number): Promise<number>;
   /** A bounded round trip on the drainer's path (`health`). */
   ping(timeoutMs?: number): Promise<void>;

@@ -8,7 +8,8 @@
   KEYS[2]  the backlog counter (pending changes)
   KEYS[3]  the backlog byte counter (what pending changesets cost Redis, estimated)
   KEYS[4]  the buffer's meta hash (epoch, since: created here when the cache has none)
-  KEYS[5..] one overlay hash per row the changeset touches
+  KEYS[5..4+n] one overlay hash per row the changeset touches
+  KEYS[5+n..] parent indexes (sets) the changeset's rows belong in
 
   ARGV[1]  backlog limit in changes
   ARGV[2]  backlog limit in bytes
@@ -17,7 +18,9 @@
   ARGV[5]  the changeset payload (JSON, opaque here)
   ARGV[6]  the original version for a replayed dead letter, or '' for a new write
   ARGV[7]  a fresh epoch id, used only when the meta hash is missing (a new or emptied cache)
+  ARGV[8]  n, the number of overlay keys
   then, per overlay key in order: the row's layer (JSON, opaque here)
+  then, per parent index in order: the row key to add to it
 
   Each overlay hash holds one field per pending changeset that touched the row: the field is the
   changeset's stream id, the value '<replayed version>|<layer>' ('' before the bar for a new
@@ -49,7 +52,11 @@ end
 redis.call('INCRBY', KEYS[2], count)
 redis.call('INCRBY', KEYS[3], charge)
 
-for k = 5, #KEYS do
-  redis.call('HSET', KEYS[k], id, ARGV[6] .. '|' .. ARGV[k + 3])
+local n = tonumber(ARGV[8])
+for k = 5, 4 + n do
+  redis.call('HSET', KEYS[k], id, ARGV[6] .. '|' .. ARGV[k + 4])
+end
+for k = 5 + n, #KEYS do
+  redis.call('SADD', KEYS[k], ARGV[k + 4])
 end
 return id

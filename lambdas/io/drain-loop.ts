@@ -4,7 +4,7 @@
  * minute.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { DrainResult } from './drainer.js';
+import { type DrainResult, noDrainCounts } from './drainer.js';
 
 /** What the loop needs of the engine (`Spillway` and its buffer and drain control). */
 export interface DrainTarget {
@@ -63,15 +63,7 @@ export async function drainUntilIdle(
   options: DrainLoopOptions,
 ): Promise<DrainLoopResult> {
   const pollMs = options.pollMs ?? 250;
-  const totals = {
-    applied: 0,
-    coalesced: 0,
-    deadLettered: 0,
-    batches: 0,
-    transientErrors: 0,
-    cacheLost: false,
-    failover: false,
-  };
+  const totals = noDrainCounts();
   let drains = 0;
   let lastWorkAt = Date.now();
   const timeLeft = () => options.remainingMs() - options.marginMs;

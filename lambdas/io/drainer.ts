@@ -67,9 +67,23 @@ export interface DrainResult {
   readonly failover: boolean;
 }
 
+/** What a drain counts as it goes. */
 type Counts = {
   -readonly [K in Exclude<keyof DrainResult, 'stoppedBy' | 'fault'>]: DrainResult[K];
 };
+
+/** Counts of a drain that has done nothing yet. */
+export function noDrainCounts(): Counts {
+  return {
+    applied: 0,
+    coalesced: 0,
+    deadLettered: 0,
+    batches: 0,
+    transientErrors: 0,
+    cacheLost: false,
+    failover: false,
+  };
+}
 
 export class Drainer {
   constructor(
@@ -113,15 +127,7 @@ export class Drainer {
    * previous one is settled.
    */
   private async drainUnrecorded(deadline: number): Promise<DrainResult> {
-    const counts: Counts = {
-      applied: 0,
-      coalesced: 0,
-      deadLettered: 0,
-      batches: 0,
-      transientErrors: 0,
-      cacheLost: false,
-      failover: false,
-    };
+    const counts = noDrainCounts();
     // A systemic fault holds every drain back until its backoff has passed (G7).
     let fault = await this.control.fault();
     if (fault !== null && fault.retryInMs > 0) return { ...counts, stoppedBy: 'systemic', fault };

@@ -23,7 +23,13 @@ import {
   type TransactionPool,
   type TransactionQuery,
 } from './postgres-transaction.js';
-import type { CacheIdentity, EpochAgreement, PreparedBatch, Sink } from './sink.js';
+import type {
+  CacheIdentity,
+  ChildrenRequest,
+  EpochAgreement,
+  PreparedBatch,
+  Sink,
+} from './sink.js';
 
 export type { CacheIdentity, EpochAgreement, PreparedBatch };
 
@@ -224,15 +230,9 @@ LEFT JOIN spillway.row_versions AS rv ON rv.table_name = $1 AND rv.row_key = $2`
    * (pending children the database may hold under another parent, or not at all), each with its
    * `spillway.row_versions` version, bounded like `fetchRow`.
    */
-  async fetchChildren(request: {
-    readonly table: string;
-    readonly column: string;
-    readonly value: JsonValue;
-    readonly after: readonly JsonValue[] | null;
-    readonly limit: number;
-    readonly rowKeys: readonly string[];
-    readonly timeoutMs?: number;
-  }): Promise<{ page: string[]; rows: Map<string, StoredRow> }> {
+  async fetchChildren(
+    request: ChildrenRequest,
+  ): Promise<{ page: string[]; rows: Map<string, StoredRow> }> {
     const def = this.options.registry.get(request.table);
     if (def === undefined) throw new Error(`no table definition for ${request.table}`);
     const target = qualifiedName(this.options.schema, def.name);

@@ -40,6 +40,19 @@ export type EpochAgreement =
   /** The database holds this token or a larger one: the cache lost its token counter. */
   | { readonly kind: 'token-behind'; readonly seen: string };
 
+/** Which children of a parent a read by parent asks the database for (`Sink.fetchChildren`). */
+export interface ChildrenRequest {
+  readonly table: string;
+  readonly column: string;
+  readonly value: JsonValue;
+  /** The primary key after which the page starts, or null for the first page. */
+  readonly after: readonly JsonValue[] | null;
+  readonly limit: number;
+  /** Rows to fetch as well, wherever they stand (pending children). */
+  readonly rowKeys: readonly string[];
+  readonly timeoutMs?: number;
+}
+
 export interface Sink {
   /** The table definitions the sink writes by. */
   readonly registry: SchemaRegistry;
@@ -57,15 +70,9 @@ export interface Sink {
     timeoutMs?: number,
   ): Promise<StoredRow>;
   /** One page of a parent's children as stored, with the given rows too (reads by parent). */
-  fetchChildren(request: {
-    readonly table: string;
-    readonly column: string;
-    readonly value: JsonValue;
-    readonly after: readonly JsonValue[] | null;
-    readonly limit: number;
-    readonly rowKeys: readonly string[];
-    readonly timeoutMs?: number;
-  }): Promise<{ page: string[]; rows: Map<string, StoredRow> }>;
+  fetchChildren(
+    request: ChildrenRequest,
+  ): Promise<{ page: string[]; rows: Map<string, StoredRow> }>;
   pruneTombstones(belowVersion: string, limit?: number, timeoutMs?: number): Promise<number>;
   /** A bounded round trip on the drainer's path (`health`). */
   ping(timeoutMs?: number): Promise<void>;

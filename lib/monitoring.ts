@@ -325,7 +325,11 @@ export class SpillwayMonitoring extends Construct {
           minutely('DrainErrors', 'drain errors'),
           minutely('ChangesDeadLettered', 'dead-lettered'),
         ],
-        right: [metric('BreakerOpen', 'Maximum').with({ label: 'breaker open' })],
+        right: [
+          metric('BreakerOpen', 'Maximum').with({ label: 'breaker open' }),
+          metric('Unhealthy', 'Maximum').with({ label: 'health not ok' }),
+          metric('SystemicFault', 'Maximum').with({ label: 'systemic fault' }),
+        ],
         width: 8,
       }),
       new cloudwatch.GraphWidget({
@@ -355,9 +359,16 @@ export class SpillwayMonitoring extends Construct {
         width: 12,
       }),
       new cloudwatch.GraphWidget({
+        title: 'Buffer % full (the larger of changes and bytes; writes refused at 100)',
+        left: [metric('BufferPercentFull', 'Maximum').with({ label: 'buffer full %' })],
+        leftAnnotations: [{ value: 80, label: 'alarm' }],
+        right: [metric('CacheDataLost', 'Maximum').with({ label: 'cache data lost' })],
+        width: 6,
+      }),
+      new cloudwatch.GraphWidget({
         title: 'sync throttles (overlapping ticks, expected)',
         left: [props.syncFunction.metricThrottles({ period: Duration.minutes(1) })],
-        width: 12,
+        width: 6,
       }),
     );
   }

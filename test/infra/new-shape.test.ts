@@ -576,10 +576,19 @@ describe('new shape: monitoring and outputs', () => {
     s.template.resourceCountIs('AWS::SNS::Subscription', 0);
   });
 
-  it('has a dashboard with backlog, lag, throughput and errors', () => {
+  it('has a dashboard with backlog, lag, throughput, errors, health and how full the buffer is', () => {
     const [dashboard] = Object.values(resourcesOfType(s.template, 'AWS::CloudWatch::Dashboard'));
     const body = JSON.stringify(dashboard?.Properties?.DashboardBody);
-    for (const metric of ['BacklogSize', 'OldestPendingAgeMs', 'ChangesApplied', 'DrainErrors']) {
+    for (const metric of [
+      'BacklogSize',
+      'OldestPendingAgeMs',
+      'ChangesApplied',
+      'DrainErrors',
+      'BufferPercentFull',
+      'Unhealthy',
+      'SystemicFault',
+      'CacheDataLost',
+    ]) {
       expect(body).toContain(metric);
     }
   });

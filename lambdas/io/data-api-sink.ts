@@ -11,15 +11,11 @@
  */
 import type { JsonValue } from '../core/changeset.js';
 import type { CoalescedBatch } from '../core/coalesce.js';
-import { toDatabaseError } from '../core/db-errors.js';
-import { FencedError, RejectedChangeError } from '../core/errors.js';
 import type { StoredRow } from '../core/overlay.js';
-import { boundText } from '../core/reasons.js';
 import type { SchemaRegistry } from '../core/schema.js';
-import { FENCE_SQL, type Statement } from '../core/sql.js';
+import type { Statement } from '../core/sql.js';
 import type { DataApiPool } from './data-api-connection.js';
 import { PostgresSink, pingDatabase, type SinkOptions } from './postgres-sink.js';
-import { inTransaction } from './postgres-transaction.js';
 import type { CacheIdentity, EpochAgreement, PreparedBatch, Sink } from './sink.js';
 
 /** The Data API's limit on one request. */
@@ -68,34 +64,12 @@ export class DataApiSink implements Sink {
     return this.statements.agreeEpoch(cache, token, timeoutMs);
   }
 
-  /** As PostgresSink.apply, over the Data API; see there for what it throws. */
-  async apply(prepared: PreparedBatch, fenceToken: string, timeoutMs: number): Promise<void> {
-    const { batch, statements } = prepared;
-    if (batch.rejection !== undefined) throw new RejectedChangeError(batch.rejection, undefined);
-    try {
-      await inTransaction(this.pool, { timeoutMs }, async (query) => {
-        const fence = await query(FENCE_SQL, [
-          this.options.buffer,
-          fenceToken,
-          prepared.maxVersion,
-        ]);
-        if (fence.rowCount === 0) {
-          throw new FencedError(`drainer with token ${fenceToken} was superseded by a newer one`);
-        }
-        for (const statement of statements) {
-          const result = await query<{ row_key: string }>(statement.text, statement.values);
-          if (statement.op === 'patch' && result.rows.length > 0) {
-            const missing = result.rows.map((r) => r.row_key).join(', ');
-            throw new RejectedChangeError(
-              boundText(`patch of a row that does not exist: ${statement.table} ${missing}`),
-              undefined,
-            );
-          }
-        }
-      });
-    } catch (error) {
-      throw toDatabaseError(error);
-    }
+  /**
+   * As PostgresSink.apply, over the Data API; see there for what it throws. The batch's
+   * statements are already split under the request limit (`prepare`).
+   */
+  apply(prepared: PreparedBatch, fenceToken: string, timeoutMs: number): Promise<void> {
+    return this.statements.apply(prepared, fenceToken, timeoutMs);
   }
 
   /**

@@ -85,15 +85,8 @@ export async function getSpillway(): Promise<Spillway> {
   spillway ??= new Spillway({
     redis: client,
     pool: getPool(),
-    registry: deployedTables,
-    prefix: config.prefix,
+    ...bufferOptions(config),
     dbSchema: config.dbSchema,
-    backlogLimit: config.backlogLimit,
-    backlogBytesLimit: config.backlogBytesLimit,
-    replicaAcks: config.redisReplicaAcks,
-    replicaAckTimeoutMs: config.redisReplicaAckTimeoutMs,
-    maxChangesPerChangeset: config.changesetMaxChanges,
-    maxChangesetBytes: config.changesetMaxBytes,
     batchSize: config.syncBatchSize,
     batchChanges: config.syncBatchChanges,
     batchBytes: config.syncBatchBytes,
@@ -129,8 +122,13 @@ export async function getSpillway(): Promise<Spillway> {
 export async function getWriter(): Promise<Writer> {
   const config = getBufferConfig();
   const client = await sharedRedis(config);
-  buffer ??= createBuffer({
-    redis: client,
+  buffer ??= createBuffer({ redis: client, ...bufferOptions(config) });
+  return buffer;
+}
+
+/** What the buffer is built with, the same for functions that only write and the others. */
+function bufferOptions(config: BufferConfig) {
+  return {
     registry: deployedTables,
     prefix: config.prefix,
     backlogLimit: config.backlogLimit,
@@ -139,8 +137,7 @@ export async function getWriter(): Promise<Writer> {
     replicaAckTimeoutMs: config.redisReplicaAckTimeoutMs,
     maxChangesPerChangeset: config.changesetMaxChanges,
     maxChangesetBytes: config.changesetMaxBytes,
-  });
-  return buffer;
+  };
 }
 
 /**

@@ -1,16 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { type DrainTarget, drainUntilIdle } from '../../lambdas/io/drain-loop.js';
+import { noDrainCounts } from '../../lambdas/io/drainer.js';
 import type { DrainResult } from '../../lambdas/spillway.js';
 
-const nothing = {
-  applied: 0,
-  coalesced: 0,
-  deadLettered: 0,
-  batches: 0,
-  transientErrors: 0,
-  cacheLost: false,
-  failover: false,
-};
+const nothing = noDrainCounts();
 
 /** A target whose drains answer from a script; `pending` says whether new work waits. */
 function scripted(results: Partial<DrainResult>[], pending: () => number = () => 0) {

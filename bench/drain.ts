@@ -26,7 +26,7 @@ import { from as copyFrom } from 'pg-copy-streams';
 import { runMigrations } from '../lambdas/io/migrator.js';
 import { pipelineRegistry } from '../lambdas/schema/tables.js';
 import { Spillway } from '../lambdas/spillway.js';
-import { startServices } from '../local/services.js';
+import { startServices } from '../local/services/index.js';
 import { timingApply } from './apply-timing.js';
 import { type DrainChartInput, drainChart } from './chart.js';
 

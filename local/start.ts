@@ -10,7 +10,7 @@ import pg from 'pg';
 import { closeContainer, configureContainer } from '../lambdas/runtime/container.js';
 import { localFunctions } from './functions.js';
 import { type Runner, startRunner } from './runner.js';
-import { type Services, startServices } from './services.js';
+import { type Services, startServices } from './services/index.js';
 
 /** Ports of the services `spillway local` starts: next to, never on, the standard ones. */
 export const LOCAL_PORTS = { redis: 16379, postgres: 15432, pgbouncer: 16432 } as const;

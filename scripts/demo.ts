@@ -17,7 +17,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import pg from 'pg';
-import { type Services, startServices } from '../local/services.js';
+import { type Services, startServices } from '../local/services/index.js';
 
 const DOCUMENTS = setting('DEMO_DOCUMENTS', 300);
 const RATE = setting('DEMO_RATE', 30);

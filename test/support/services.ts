@@ -1,7 +1,7 @@
 /**
  * The services for integration and fault tests: throwaway Redis, PostgreSQL and PgBouncer on
  * free ports with their data in a temp dir (the process management lives in
- * `local/services.ts`, shared with `spillway local` and the demo).
+ * `local/services/`, shared with `spillway local`, the demo and the benchmark).
  */
 import { afterAll, beforeAll } from 'vitest';
 import {
@@ -9,7 +9,7 @@ import {
   type ServicesOptions,
   startServices,
   uniqueSuffix,
-} from '../../local/services.js';
+} from '../../local/services/index.js';
 
 export {
   type CreatedDatabase,
@@ -19,7 +19,7 @@ export {
   ServiceStartError,
   type Services,
   startServices,
-} from '../../local/services.js';
+} from '../../local/services/index.js';
 
 /** What tests may ask for: always free ports and a temp dir, so that tests never share data. */
 export type TestServicesOptions = Omit<ServicesOptions, 'dataDir' | 'ports'>;

@@ -10,13 +10,12 @@
  * Settings (environment): DEMO_DOCUMENTS (default 300), DEMO_RATE (documents per second, 30),
  * DEMO_OUTAGE_MS (6000).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { createWriteStream, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import pg from 'pg';
+import { type RunnerProcess, spawnRunner } from '../local/runner-process.js';
 import { type Services, startServices } from '../local/services/index.js';
 
 const DOCUMENTS = setting('DEMO_DOCUMENTS', 300);
@@ -24,7 +23,6 @@ const RATE = setting('DEMO_RATE', 30);
 const OUTAGE_MS = setting('DEMO_OUTAGE_MS', 6_000);
 const CONCURRENCY = 8;
 const SAMPLE = 12;
-const CLI = fileURLToPath(new URL('../bin/spillway.ts', import.meta.url));
 
 interface Chunk {
   chunk_uuid: string;
@@ -54,12 +52,9 @@ async function main(): Promise<number> {
   console.log('Spillway demo: a document pipeline writing through a PostgreSQL outage\n');
 
   const services = await startServices({ redis: { appendOnly: true } });
-  let runner: ChildProcess | undefined;
+  let runner: RunnerProcess | undefined;
   const cleanup = async () => {
-    runner?.kill('SIGTERM');
-    if (runner !== undefined && runner.exitCode === null) {
-      await new Promise((resolve) => runner?.once('exit', resolve));
-    }
+    await runner?.stop();
     await services.stop();
   };
   process.once('SIGINT', () => {
@@ -71,15 +66,23 @@ async function main(): Promise<number> {
     // Kept after the demo (the services' temp dir is not), in a folder git ignores.
     mkdirSync('.tmp', { recursive: true });
     const logPath = resolve('.tmp', 'demo-runner.log');
-    const started = await startRunner(services, database.url, logPath);
-    runner = started.child;
+    runner = await spawnRunner({
+      env: {
+        REDIS_URL: services.redis.url,
+        DATABASE_URL: database.url,
+        SYNC_INTERVAL_MS: '200',
+        SYNC_IDLE_WAIT_MS: '2000',
+        AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+      },
+      logPath,
+    });
     console.log(
       `  services   Redis :${services.redis.port}, PostgreSQL :${services.postgres.port} behind PgBouncer :${services.pgbouncer.port} (transaction mode)`,
     );
-    console.log(`  runner     ${started.url}  (its log: ${logPath})\n`);
+    console.log(`  runner     ${runner.url}  (its log: ${logPath})\n`);
 
     const lambda = new LambdaClient({
-      endpoint: started.url,
+      endpoint: runner.url,
       region: 'us-east-1',
       credentials: { accessKeyId: 'AKIDLOCAL', secretAccessKey: 'local-secret' },
     });
@@ -112,44 +115,6 @@ async function main(): Promise<number> {
   } finally {
     await cleanup();
   }
-}
-
-/** Starts `spillway local` against the services, logging to a file; resolves once it is ready. */
-async function startRunner(
-  services: Services,
-  databaseUrl: string,
-  logPath: string,
-): Promise<{ child: ChildProcess; url: string }> {
-  const log = createWriteStream(logPath);
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'local'], {
-    env: {
-      PATH: process.env.PATH ?? '/usr/bin:/bin',
-      HOME: process.env.HOME ?? '/tmp',
-      REDIS_URL: services.redis.url,
-      DATABASE_URL: databaseUrl,
-      PORT: '0',
-      SYNC_INTERVAL_MS: '200',
-      SYNC_IDLE_WAIT_MS: '2000',
-      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  process.once('exit', () => child.kill('SIGKILL'));
-  child.stdout?.pipe(log);
-  child.stderr?.pipe(log);
-  let out = '';
-  return await new Promise((resolve, reject) => {
-    child.stdout?.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      const match = /ready at (http:\/\/\S+)/.exec(out);
-      if (match?.[1] !== undefined) resolve({ child, url: match[1] });
-    });
-    child.once('exit', (code) =>
-      reject(
-        new Error(`the local runner exited (code ${code}) before it was ready; see ${logPath}`),
-      ),
-    );
-  });
 }
 
 interface PipelineResult {

@@ -1,13 +1,12 @@
 /**
- * The local runner (`spillway local`) as a child process, for end-to-end tests that drive it with
- * `@aws-sdk/client-lambda` the way a pipeline would, and kill it with SIGKILL.
+ * The local runner (`spillway local`) as a child process (`local/runner-process.ts`), for
+ * end-to-end tests that drive it with `@aws-sdk/client-lambda` the way a pipeline would, and kill
+ * it with SIGKILL.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { InvokeCommand, type InvokeCommandOutput, LambdaClient } from '@aws-sdk/client-lambda';
 import pg from 'pg';
 import { afterAll, beforeAll } from 'vitest';
-import { freePort } from './ports.js';
+import { type RunnerProcess, spawnRunner } from '../../local/runner-process.js';
 import {
   type CreatedDatabase,
   type Services,
@@ -16,97 +15,27 @@ import {
   useServices,
 } from './services.js';
 
-const CLI = fileURLToPath(new URL('../../bin/spillway.ts', import.meta.url));
-const READY_TIMEOUT_MS = 30_000;
-
-export interface RunnerProcess {
-  /** `http://127.0.0.1:<port>` */
-  readonly url: string;
-  readonly pid: number;
-  /** Everything the runner printed so far (stdout and stderr). */
-  output(): string;
-  /** SIGTERM, then waits for a clean exit; resolves with the exit code. */
-  stop(): Promise<number | null>;
-  /** SIGKILL: no shutdown at all. Resolves once the process is gone. */
-  kill(): Promise<void>;
-}
-
-const running = new Set<ChildProcess>();
-process.on('exit', () => {
-  for (const child of running) child.kill('SIGKILL');
-});
+export type { RunnerProcess } from '../../local/runner-process.js';
 
 /**
  * Starts `spillway local` against the given services (`REDIS_URL`, `DATABASE_URL` and any other
- * setting in `env`) on a free port, and resolves once it printed its ready line. `command` runs
- * another script instead (with tsx), which must print `ready at <url>` and serve on `PORT`.
+ * setting in `env`) on a free port, quiet enough that a failing test's output stays readable,
+ * and resolves once it printed its ready line. `command` runs another script instead (with tsx),
+ * which must print `ready at <url>` and serve on `PORT`.
  */
 export async function startRunnerProcess(
   env: Record<string, string>,
-  command: readonly string[] = [CLI, 'local'],
+  command?: readonly string[],
 ): Promise<RunnerProcess> {
-  const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', ...command], {
+  return await spawnRunner({
     env: {
-      PATH: process.env.PATH ?? '/usr/bin:/bin',
-      HOME: process.env.HOME ?? '/tmp',
-      PORT: String(port),
       POWERTOOLS_LOG_LEVEL: 'WARN',
       // Metrics lines on every sync would only bury the logs a failing test prints.
       POWERTOOLS_METRICS_DISABLED: 'true',
       ...env,
     },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    ...(command === undefined ? {} : { command }),
   });
-  running.add(child);
-  let out = '';
-  const exited = new Promise<number | null>((resolve) => {
-    child.once('exit', (code) => {
-      running.delete(child);
-      resolve(code);
-    });
-  });
-  child.stdout?.on('data', (chunk: Buffer) => {
-    out += chunk.toString();
-  });
-  child.stderr?.on('data', (chunk: Buffer) => {
-    out += chunk.toString();
-  });
-
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`the runner did not get ready within ${READY_TIMEOUT_MS} ms:\n${out}`));
-    }, READY_TIMEOUT_MS);
-    const check = () => {
-      const match = /ready at (http:\/\/\S+)/.exec(out);
-      if (match?.[1] !== undefined) {
-        clearTimeout(timer);
-        resolve(match[1]);
-      }
-    };
-    child.stdout?.on('data', check);
-    void exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`the runner exited (code ${code}) before it was ready:\n${out}`));
-    });
-  });
-  const pid = child.pid;
-  if (pid === undefined) throw new Error('the runner has no pid');
-
-  return {
-    url,
-    pid,
-    output: () => out,
-    stop: async () => {
-      child.kill('SIGTERM');
-      return await exited;
-    },
-    kill: async () => {
-      child.kill('SIGKILL');
-      await exited;
-    },
-  };
 }
 
 /** A Lambda client for the runner: fake credentials, no retries (a retry would hide a failure). */

@@ -1,6 +1,6 @@
 /**
- * Redis, PostgreSQL and PgBouncer (transaction mode, standing in for RDS Proxy) on 127.0.0.1, as
- * docs/design.md's "Where each AWS part runs locally" lays out: for the tests
+ * Redis, PostgreSQL and PgBouncer (transaction mode, standing in for RDS Proxy) on 127.0.0.1, the
+ * stand-ins docs/design.md ("What is verified where") names: for the tests
  * (`test/support/services.ts`), for `spillway local`, the demo and the benchmark. This file is
  * the folder's only entry point; the files beside it are its parts:
  *

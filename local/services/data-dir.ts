@@ -3,7 +3,6 @@
  * the user they run as: under root, PostgreSQL and PgBouncer run as `postgres`, who must be able
  * to use that dir.
  */
-
 import { execFileSync, spawnSync } from 'node:child_process';
 import { chownSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

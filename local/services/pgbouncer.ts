@@ -2,7 +2,6 @@
  * PgBouncer in transaction mode in front of PostgreSQL: RDS Proxy's stand-in, with the timeouts
  * that make a PostgreSQL outage show as errors instead of queued queries.
  */
-
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';

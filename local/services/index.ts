@@ -28,7 +28,7 @@ import { HarnessServices, planFrom } from './harness.js';
 import type { Services, ServicesOptions } from './types.js';
 
 export { uniqueSuffix } from './names.js';
-export { freePort, mentionsAddressInUse } from './ports.js';
+export { freePort } from './ports.js';
 export { ServiceStartError } from './start-error.js';
 export type {
   CreatedDatabase,

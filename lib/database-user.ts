@@ -1,10 +1,11 @@
-import { CustomResource, Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { type CustomResource, Duration } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
-import * as logs from 'aws-cdk-lib/aws-logs';
-import * as cr from 'aws-cdk-lib/custom-resources';
+import type * as logs from 'aws-cdk-lib/aws-logs';
+import type * as cr from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
 import type { SpillwayDatabase } from './database.js';
 import { SpillwayFunction } from './function.js';
+import { addFunctionCustomResource } from './function-custom-resource.js';
 import { RDS_CA_BUNDLE_FILE } from './handlers/rds-ca-bundle.js';
 import type { SpillwayNetwork } from './network.js';
 
@@ -67,15 +68,9 @@ export class SpillwayDatabaseUser extends Construct {
     });
     database.masterSecret.grantRead(this.function);
 
-    this.provider = new cr.Provider(this, 'Provider', {
+    ({ resource: this.resource, provider: this.provider } = addFunctionCustomResource(this, {
       onEventHandler: this.function,
-      logGroup: new logs.LogGroup(this, 'ProviderLogs', {
-        retention: props.logRetention,
-        removalPolicy: RemovalPolicy.DESTROY,
-      }),
-    });
-    this.resource = new CustomResource(this, 'Resource', {
-      serviceToken: this.provider.serviceToken,
+      logRetention: props.logRetention,
       resourceType: 'Custom::SpillwayDatabaseUser',
       properties: {
         DbUser: database.dbUser,
@@ -85,7 +80,7 @@ export class SpillwayDatabaseUser extends Construct {
         Port: String(database.instancePort),
         MasterSecretArn: database.masterSecret.secretArn,
       },
-    });
+    }));
     // The instance and both ends of the security group rule must exist before the role can be
     // created (depending on the groups' constructs covers rules CDK places under either group),
     // and the function reads the master secret through the Secrets Manager endpoint. Not the

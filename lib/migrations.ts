@@ -1,14 +1,15 @@
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CustomResource, RemovalPolicy } from 'aws-cdk-lib';
+import type { CustomResource } from 'aws-cdk-lib';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
-import * as logs from 'aws-cdk-lib/aws-logs';
-import * as cr from 'aws-cdk-lib/custom-resources';
+import type * as logs from 'aws-cdk-lib/aws-logs';
+import type * as cr from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
 import type { TableDef } from '../lambdas/core/schema.js';
 import { pipelineTables } from '../lambdas/schema/tables.js';
 import { PROJECT_ROOT } from './function.js';
+import { addFunctionCustomResource } from './function-custom-resource.js';
 
 /** Where the SQL migrations live, relative to the project root. */
 export const MIGRATIONS_SOURCE = 'lambdas/schema/migrations';
@@ -40,24 +41,16 @@ export class SpillwayMigrations extends Construct {
 
   constructor(scope: Construct, id: string, props: SpillwayMigrationsProps) {
     super(scope, id);
-    this.provider = new cr.Provider(this, 'Provider', {
+    ({ resource: this.resource, provider: this.provider } = addFunctionCustomResource(this, {
       onEventHandler: props.migrateFunction,
-      logGroup: new logs.LogGroup(this, 'ProviderLogs', {
-        retention: props.logRetention,
-        removalPolicy: RemovalPolicy.DESTROY,
-      }),
-    });
-    this.resource = new CustomResource(this, 'Resource', {
-      serviceToken: this.provider.serviceToken,
+      logRetention: props.logRetention,
       resourceType: 'Custom::SpillwayMigrations',
       properties: {
         MigrationsHash: hashMigrations(join(PROJECT_ROOT, MIGRATIONS_SOURCE)),
         // `migrate` also checks the tables against their definitions: a changed definition re-runs it.
-        TableDefinitionsHash: createHash('sha256')
-          .update(JSON.stringify(pipelineTables))
-          .digest('hex'),
+        TableDefinitionsHash: hashTableDefinitions(pipelineTables),
       },
-    });
+    }));
   }
 }
 

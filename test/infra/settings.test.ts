@@ -65,6 +65,18 @@ describe('settings from CDK context', () => {
     expect(unknown).toEqual([]);
   });
 
+  it('cdk.json holds only settings that differ from their declared defaults', () => {
+    const context = cdkJsonContext();
+    const deployed = settingsFrom(context);
+    const repeated = Object.keys(context)
+      .filter((key) => (SETTING_NAMES as readonly string[]).includes(key))
+      .filter((key) => {
+        const { [key]: _, ...withoutIt } = context;
+        return JSON.stringify(settingsFrom(withoutIt)) === JSON.stringify(deployed);
+      });
+    expect(repeated, 'cdk.json repeats these defaults: remove them').toEqual([]);
+  });
+
   it('reads values given with -c as strings: numbers, booleans and comma-separated lists', () => {
     const settings = settingsFrom({
       ...EXISTING_SHAPE,

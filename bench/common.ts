@@ -2,6 +2,7 @@
  * What the benchmark scripts share: the process's memory over time, Redis's memory, medians,
  * rates and the load average they print beside every figure.
  */
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import type { Redis } from 'ioredis';
 
@@ -54,3 +55,15 @@ export const load = () =>
   loadavg()
     .map((l) => l.toFixed(1))
     .join(' ');
+
+/**
+ * Writes a benchmark's figures to bench/results/<name>-<time>.json and its chart beside them
+ * (.svg); returns the path without extension.
+ */
+export function writeResults(name: string, figures: { measuredAt: string }, svg: string): string {
+  mkdirSync('bench/results', { recursive: true });
+  const base = `bench/results/${name}-${figures.measuredAt.replace(/[:.]/g, '-')}`;
+  writeFileSync(`${base}.json`, `${JSON.stringify(figures, null, 2)}\n`);
+  writeFileSync(`${base}.svg`, svg);
+  return base;
+}

@@ -14,7 +14,6 @@
  * Results go to bench/results/*.json and a chart beside it (bench/chart.ts).
  * Usage: npm run bench [-- --documents 2500 --batch 500 --rounds 3 --workload mixed|single|both --naive]
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -28,7 +27,7 @@ import { Spillway } from '../lambdas/spillway.js';
 import { startServices } from '../local/services/index.js';
 import { timingApply } from './apply-timing.js';
 import { type DrainChartInput, drainChart } from './chart.js';
-import { load, median, PeakMemory, rate, usedMemory } from './common.js';
+import { load, median, PeakMemory, rate, usedMemory, writeResults } from './common.js';
 import { type Change, documentRun, type Row, singleTable } from './workloads.js';
 
 const { values: args } = parseArgs({
@@ -342,10 +341,11 @@ async function main(): Promise<void> {
       machine: { node: process.version, cpus: cpus().length, loadAverage: loadavg() },
       results,
     };
-    mkdirSync('bench/results', { recursive: true });
-    const base = `bench/results/drain-${figures.measuredAt.replace(/[:.]/g, '-')}`;
-    writeFileSync(`${base}.json`, `${JSON.stringify(figures, null, 2)}\n`);
-    writeFileSync(`${base}.svg`, await drainChart(results as unknown as DrainChartInput[]));
+    const base = writeResults(
+      'drain',
+      figures,
+      await drainChart(results as unknown as DrainChartInput[]),
+    );
     console.log(`\nload average ${load()}; figures written to ${base}.json, chart ${base}.svg`);
   } finally {
     await Promise.allSettled(pools.map((p) => p.end()));

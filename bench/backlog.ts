@@ -6,7 +6,9 @@
  * the targets: peak RSS at most 256 MiB, end rate within 15% of the start rate.
  * Results go to bench/results/backlog-*.json with a chart beside them (bench/chart.ts).
  *
- * Usage: npm run bench:backlog [-- --changes 1000000 --changeset-size 1|1000]
+ * Usage: npm run bench:backlog [-- --changes 1000000 --changeset-size 1|1000 --drain-seconds 60]
+ * (--drain-seconds: how long one drain may run, as a sync invocation's deadline; the drainer
+ * process drains again until the backlog is empty)
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -26,8 +28,6 @@ import { type Change, documentUpsert } from './workloads.js';
 const PREFIX = 'bench-backlog';
 /** The limits are lifted so that the whole backlog fits; a Redis node of this size would be. */
 const LIMITS = { backlogLimit: 1e12, backlogBytesLimit: 1e15 } as const;
-/** How long one drain may run, as a sync invocation's deadline (it is invoked again after). */
-const DRAIN_DEADLINE_MS = 60_000;
 /** Writes in flight while filling. */
 const WRITERS = 64;
 const MIB = 2 ** 20;
@@ -43,10 +43,14 @@ interface DrainReport {
   readonly rssTimeline: { ms: number; rssMiB: number }[];
   /** Changes applied so far, after each committed batch. */
   readonly progress: { ms: number; applied: number }[];
+  /** When each drain after the first began (ms). */
+  readonly drainStarts: number[];
+  /** The machine's 1-minute load average, every 5 s of the drain. */
+  readonly load: { ms: number; load1: number }[];
 }
 
 /** The drainer process: drains the buffer at REDIS_URL into DATABASE_URL and reports. */
-async function drainer(): Promise<void> {
+async function drainer(drainMs: number): Promise<void> {
   const redis = new Redis(required('REDIS_URL'));
   const pool = new pg.Pool({ connectionString: required('DATABASE_URL'), max: 2 });
   const progress: { ms: number; applied: number }[] = [];
@@ -67,10 +71,17 @@ async function drainer(): Promise<void> {
     },
   });
   memory.start();
+  const load: { ms: number; load1: number }[] = [];
+  const sampleLoad = () =>
+    load.push({ ms: Math.round(performance.now() - started), load1: loadavg()[0] ?? 0 });
+  sampleLoad();
+  const loadTimer = setInterval(sampleLoad, 5_000);
+  const drainStarts: number[] = [];
   let drains = 0;
   for (;;) {
+    if (drains > 0) drainStarts.push(Math.round(performance.now() - started));
     drains += 1;
-    const result = await spillway.drain(Date.now() + DRAIN_DEADLINE_MS);
+    const result = await spillway.drain(Date.now() + drainMs);
     if (result.stoppedBy === 'empty') break;
     if (result.stoppedBy !== 'deadline') {
       throw new Error(`the drain stopped by ${result.stoppedBy} after ${applied} changes`);
@@ -78,6 +89,7 @@ async function drainer(): Promise<void> {
   }
   const ms = performance.now() - started;
   const peak = memory.stop();
+  clearInterval(loadTimer);
   redis.disconnect();
   await pool.end();
   const report: DrainReport = {
@@ -88,6 +100,8 @@ async function drainer(): Promise<void> {
     peakHeapMiB: peak.heapMiB,
     rssTimeline: memory.timeline,
     progress,
+    drainStarts,
+    load,
   };
   process.send?.(report);
 }
@@ -107,12 +121,16 @@ function vmHwmKiB(): number {
 }
 
 /** Starts the drainer process and resolves with its report once it exits. */
-function runDrainer(env: Record<string, string>): Promise<DrainReport> {
-  const child: ChildProcess = fork(fileURLToPath(import.meta.url), ['--drainer'], {
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env },
-    execArgv: ['--import', 'tsx'],
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
+function runDrainer(env: Record<string, string>, drainSeconds: number): Promise<DrainReport> {
+  const child: ChildProcess = fork(
+    fileURLToPath(import.meta.url),
+    ['--drainer', '--drain-seconds', String(drainSeconds)],
+    {
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env },
+      execArgv: ['--import', 'tsx'],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    },
+  );
   return new Promise((resolve, reject) => {
     let report: DrainReport | undefined;
     child.on('message', (message) => {
@@ -144,10 +162,12 @@ async function main(): Promise<void> {
     options: {
       changes: { type: 'string', default: '100000' },
       'changeset-size': { type: 'string', default: '1' },
+      'drain-seconds': { type: 'string', default: '60' },
       drainer: { type: 'boolean', default: false },
     },
   });
-  if (args.drainer) return await drainer();
+  const drainSeconds = Number(args['drain-seconds']);
+  if (args.drainer) return await drainer(drainSeconds * 1000);
   const changes = Number(args.changes);
   const size = Number(args['changeset-size']);
   if (!(changes > 0 && size > 0 && changes % size === 0)) {
@@ -197,7 +217,10 @@ async function main(): Promise<void> {
     );
 
     // Drain from another process.
-    const drained = await runDrainer({ REDIS_URL: services.redis.url, DATABASE_URL: db.url });
+    const drained = await runDrainer(
+      { REDIS_URL: services.redis.url, DATABASE_URL: db.url },
+      drainSeconds,
+    );
     const rows = (await pool.query('SELECT count(*)::int AS n FROM source_documents')).rows[0].n;
     if (drained.applied !== changes || rows !== changes) {
       throw new Error(
@@ -238,10 +261,12 @@ async function main(): Promise<void> {
       },
       rssTimeline: drained.rssTimeline,
       progress: drained.progress,
+      drainStarts: drained.drainStarts,
+      loadDuringDrain: drained.load,
       loadAverageAfter: loadavg(),
     };
     console.log(
-      `drained in ${Math.round(drained.ms / 1000)} s by another process (${drained.drains} drains of at most ${DRAIN_DEADLINE_MS / 1000} s): ${result.drain.changesPerSecond} changes/s overall`,
+      `drained in ${Math.round(drained.ms / 1000)} s by another process (${drained.drains} drains of at most ${drainSeconds} s): ${result.drain.changesPerSecond} changes/s overall`,
     );
     console.log(
       `  rate over the first tenth ${startRate} changes/s, over the last tenth ${endRate} changes/s: ${endToStart} x (target at least 0.85: ${result.targets.endRateWithin15Percent ? 'met' : 'missed'})`,

@@ -75,3 +75,64 @@ export async function drainChart(results: readonly DrainChartInput[]): Promise<s
   const view = new View(parse(compile(spec).spec), { renderer: 'none' });
   return await view.toSVG();
 }
+
+/** What the backlog chart needs of one run (see backlog.ts). */
+export interface BacklogChartInput {
+  /** E.g. "1000000 changes, changesets of 1". */
+  readonly label: string;
+  readonly rssTimeline: readonly { ms: number; rssMiB: number }[];
+  /** Changes applied so far, after each committed batch. */
+  readonly progress: readonly { ms: number; applied: number }[];
+}
+
+/** Per-second drain rate from cumulative progress, over windows of `windowMs`. */
+function windowedRate(
+  progress: readonly { ms: number; applied: number }[],
+  windowMs: number,
+): { seconds: number; changesPerSecond: number }[] {
+  const rates: { seconds: number; changesPerSecond: number }[] = [];
+  let from = { ms: 0, applied: 0 };
+  for (const point of progress) {
+    if (point.ms - from.ms < windowMs) continue;
+    rates.push({
+      seconds: point.ms / 1000,
+      changesPerSecond: Math.round(((point.applied - from.applied) * 1000) / (point.ms - from.ms)),
+    });
+    from = point;
+  }
+  return rates;
+}
+
+/**
+ * The draining process of the backlog benchmark over its drain: its resident memory, and the
+ * changes it applies per second (over 2-second windows), one line per run.
+ */
+export async function backlogChart(runs: readonly BacklogChartInput[]): Promise<string> {
+  const memory = runs.flatMap((r) =>
+    r.rssTimeline.map((p) => ({ run: r.label, seconds: p.ms / 1000, rssMiB: p.rssMiB })),
+  );
+  const rates = runs.flatMap((r) =>
+    windowedRate(r.progress, 2_000).map((p) => ({ run: r.label, ...p })),
+  );
+  const panel = (title: string, values: object[], field: string, axis: string) => ({
+    title,
+    data: { values },
+    width: 320,
+    height: 220,
+    mark: 'line' as const,
+    encoding: {
+      x: { field: 'seconds', type: 'quantitative' as const, title: 'seconds into the drain' },
+      y: { field, type: 'quantitative' as const, title: axis },
+      color: { field: 'run', type: 'nominal' as const, title: null },
+    },
+  });
+  const spec: TopLevelSpec = {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    hconcat: [
+      panel('Resident memory of the draining process', memory, 'rssMiB', 'RSS (MiB)'),
+      panel('Drain rate', rates, 'changesPerSecond', 'changes/s'),
+    ],
+  };
+  const view = new View(parse(compile(spec).spec), { renderer: 'none' });
+  return await view.toSVG();
+}

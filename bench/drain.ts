@@ -14,8 +14,6 @@
  * Results go to bench/results/*.json and a chart beside it (bench/chart.ts).
  * Usage: npm run bench [-- --documents 2500 --batch 500 --rounds 3 --workload mixed|single|both --naive]
  */
-import { randomUUID } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -29,6 +27,8 @@ import { Spillway } from '../lambdas/spillway.js';
 import { startServices } from '../local/services/index.js';
 import { timingApply } from './apply-timing.js';
 import { type DrainChartInput, drainChart } from './chart.js';
+import { load, median, PeakMemory, rate, usedMemory, writeResults } from './common.js';
+import { type Change, documentRun, type Row, singleTable } from './workloads.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -43,144 +43,6 @@ const DOCUMENTS = Number(args.documents);
 const BATCH = Number(args.batch);
 const ROUNDS = Number(args.rounds);
 const WORKLOADS = args.workload === 'both' ? ['mixed', 'single'] : [String(args.workload)];
-
-type Row = Record<string, unknown>;
-type Change =
-  | { op: 'upsert'; table: string; record: Row }
-  | { op: 'patch'; table: string; key: Row; set: Row }
-  | { op: 'delete'; table: string; key: Row };
-
-/**
- * One document's pipeline run, as two changesets: the document with its chunks, then the
- * entities, relationships and task, a status patch and a few deletes (mixed ops).
- */
-function documentRun(d: number): Change[][] {
-  const doc = randomUUID();
-  const first: Change[] = [
-    {
-      op: 'upsert',
-      table: 'source_documents',
-      record: {
-        document_uuid: doc,
-        filename: `case-${d}.pdf`,
-        status: 'processing',
-        content_type: 'application/pdf',
-        page_count: 12,
-        metadata: { court: 'SDNY', n: d },
-      },
-    },
-  ];
-  const chunks: string[] = [];
-  for (let c = 0; c < 16; c++) {
-    const id = randomUUID();
-    chunks.push(id);
-    first.push({
-      op: 'upsert',
-      table: 'document_chunks',
-      record: {
-        chunk_uuid: id,
-        document_uuid: doc,
-        chunk_index: c,
-        text: `Acme Holdings LLC agreed on March ${c + 1}, 2024 to pay $${(c + 1) * 1000}.00 under Case No. 1:23-cv-0${c}567.`,
-        char_start: c * 120,
-        char_end: c * 120 + 110,
-        metadata: null,
-      },
-    });
-  }
-  const second: Change[] = [];
-  const entities: string[] = [];
-  for (let e = 0; e < 12; e++) {
-    const id = randomUUID();
-    entities.push(id);
-    second.push({
-      op: 'upsert',
-      table: 'entity_mentions',
-      record: {
-        entity_uuid: id,
-        document_uuid: doc,
-        chunk_uuid: chunks[e % chunks.length],
-        entity_type: e % 2 ? 'ORG' : 'MONEY',
-        text: `entity ${e}`,
-        confidence: 0.9,
-        start_offset: e,
-        end_offset: e + 5,
-        attributes: { rule: 'suffix' },
-      },
-    });
-  }
-  const relationships: string[] = [];
-  for (let r = 0; r < 8; r++) {
-    const id = randomUUID();
-    relationships.push(id);
-    second.push({
-      op: 'upsert',
-      table: 'relationships',
-      record: {
-        relationship_uuid: id,
-        document_uuid: doc,
-        source_entity_uuid: entities[r],
-        target_entity_uuid: entities[r + 1],
-        relationship_type: 'co_occurs_with',
-        confidence: 0.5,
-        attributes: null,
-      },
-    });
-  }
-  second.push({
-    op: 'upsert',
-    table: 'processing_tasks',
-    record: {
-      task_id: randomUUID(),
-      document_uuid: doc,
-      task_type: 'extract-entities',
-      status: 'succeeded',
-      attempts: 1,
-      started_at: '2026-11-30T00:00:00.000Z',
-      completed_at: '2026-11-30T00:00:01.000Z',
-    },
-  });
-  second.push({
-    op: 'delete',
-    table: 'relationships',
-    key: { relationship_uuid: relationships[7] },
-  });
-  second.push({
-    op: 'patch',
-    table: 'source_documents',
-    key: { document_uuid: doc },
-    set: { status: 'completed', updated_at: '2026-11-30T00:00:02.000Z' },
-  });
-  return [first, second];
-}
-
-/**
- * The single-table workload: as many changes as `documents` mixed runs make (40 each), all
- * upserts of source_documents, 20 to a changeset.
- */
-function singleTable(documents: number): Change[][] {
-  const changesets: Change[][] = [];
-  for (let c = 0; c < documents * 2; c++) {
-    const changeset: Change[] = [];
-    for (let i = 0; i < 20; i++) {
-      const n = c * 20 + i;
-      changeset.push({
-        op: 'upsert',
-        table: 'source_documents',
-        record: {
-          document_uuid: randomUUID(),
-          filename: `case-${n}.pdf`,
-          status: 'completed',
-          content_type: 'application/pdf',
-          page_count: 12,
-          metadata: { court: 'SDNY', n },
-        },
-      });
-    }
-    changesets.push(changeset);
-  }
-  return changesets;
-}
 
 /** The final rows the changes produce, per table, in foreign-key order (what COPY loads). */
 function finalRows(changesets: Change[][]): Map<string, Map<string, Row>> {
@@ -210,49 +72,12 @@ function copyText(value: unknown): string {
     .replace(/\r/g, '\\r');
 }
 
-/** Peak RSS and heap of this process while it runs, and the RSS over time (for the chart). */
-class PeakMemory {
-  rss = 0;
-  heap = 0;
-  timeline: { ms: number; rssMiB: number }[] = [];
-  private started = 0;
-  private timer: NodeJS.Timeout | undefined;
-  start(): void {
-    this.rss = 0;
-    this.heap = 0;
-    this.timeline = [];
-    this.started = performance.now();
-    this.sample();
-    this.timer = setInterval(() => this.sample(), 20);
-  }
-  stop(): { rssMiB: number; heapMiB: number } {
-    clearInterval(this.timer);
-    this.sample();
-    return { rssMiB: Math.round(this.rss / 2 ** 20), heapMiB: Math.round(this.heap / 2 ** 20) };
-  }
-  private sample(): void {
-    const m = process.memoryUsage();
-    this.rss = Math.max(this.rss, m.rss);
-    this.heap = Math.max(this.heap, m.heapUsed);
-    const ms = Math.round(performance.now() - this.started);
-    const last = this.timeline.at(-1);
-    if (last === undefined || ms - last.ms >= 100) {
-      this.timeline.push({ ms, rssMiB: Math.round(m.rss / 2 ** 20) });
-    }
-  }
-}
-
 async function countAll(pool: pg.Pool): Promise<Record<string, number>> {
   const counts: Record<string, number> = {};
   for (const table of pipelineRegistry.writeOrder) {
     counts[table] = (await pool.query(`SELECT count(*)::int AS n FROM ${table}`)).rows[0].n;
   }
   return counts;
-}
-
-async function usedMemory(redis: Redis): Promise<number> {
-  const info = await redis.info('memory');
-  return Number(/used_memory:(\d+)/.exec(info)?.[1] ?? Number.NaN);
 }
 
 interface Measured {
@@ -269,16 +94,6 @@ interface DrainMeasured extends Measured {
   readonly redisBytes: number;
   readonly timeline: { ms: number; rssMiB: number }[];
 }
-
-const median = (values: readonly number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
-};
-const rate = (n: number, ms: number) => Math.round(n / (ms / 1000));
-const load = () =>
-  loadavg()
-    .map((l) => l.toFixed(1))
-    .join(' ');
 
 /** Cache nodes the report translates memory into, and the write rate it assumes. */
 const NODES: [string, number][] = [
@@ -526,10 +341,11 @@ async function main(): Promise<void> {
       machine: { node: process.version, cpus: cpus().length, loadAverage: loadavg() },
       results,
     };
-    mkdirSync('bench/results', { recursive: true });
-    const base = `bench/results/drain-${figures.measuredAt.replace(/[:.]/g, '-')}`;
-    writeFileSync(`${base}.json`, `${JSON.stringify(figures, null, 2)}\n`);
-    writeFileSync(`${base}.svg`, await drainChart(results as unknown as DrainChartInput[]));
+    const base = writeResults(
+      'drain',
+      figures,
+      await drainChart(results as unknown as DrainChartInput[]),
+    );
     console.log(`\nload average ${load()}; figures written to ${base}.json, chart ${base}.svg`);
   } finally {
     await Promise.allSettled(pools.map((p) => p.end()));

@@ -169,7 +169,12 @@ export class Drainer {
             await this.control.clearFault();
             fault = null;
           }
-          if (attempt > 0 || breaker.state === 'half-open') await this.control.breaker('success');
+          // A commit ends the run of failures, also those an earlier drain left (the breaker
+          // counts consecutive failures across drains, G7); `breaker` was read after this drain's
+          // own last failure, so it counts those too.
+          if (breaker.failures > 0 || breaker.state === 'half-open') {
+            await this.control.breaker('success');
+          }
           attempt = 0;
         } catch (error) {
           // Start again from the oldest unsettled changeset, after any settling in flight.

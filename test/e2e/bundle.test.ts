@@ -16,12 +16,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../../lib/function.js';
 import { MIGRATIONS_SOURCE } from '../../lib/migrations.js';
 import { FUNCTION_NAMES, type FunctionName } from '../../lib/spillway-stack.js';
-import { logicalIdOf, resourcesOfType, type Synthesized, synthesize } from '../infra/support.js';
 import {
   BundleInvocationError,
   type BundleProcess,
   startBundle,
-} from '../support/lambda-bundle.js';
+} from '../../local/lambda-bundle.js';
+import { logicalIdOf, resourcesOfType, type Synthesized, synthesize } from '../infra/support.js';
 import { type CreatedDatabase, uniquePrefix, useServices } from '../support/services.js';
 
 const services = useServices();

@@ -53,6 +53,44 @@ describe('circuit breaker', () => {
   });
 });
 
+describe('circuit breaker across drains', () => {
+  it('a committed batch resets the failures an earlier drain left, so failures that are not consecutive never open the breaker', async () => {
+    const engine = await createTestEngine(services(), 'breaker-reset', {
+      breaker: { threshold: 3, cooldownMs: 60_000, maxCooldownMs: 60_000 },
+    });
+    try {
+      const { spillway } = engine;
+      // Two drains each met one transient failure and then ran out of time: two failures stand.
+      await spillway.control.breaker('failure');
+      await spillway.control.breaker('failure');
+      expect(await spillway.control.breakerStatus()).toMatchObject({
+        state: 'closed',
+        failures: 2,
+      });
+
+      // This drain commits a batch on its first try: the run of failures is over.
+      await spillway.write({ changes: [document(uuid())] });
+      expect(await spillway.drain(Date.now() + 10_000)).toMatchObject({
+        stoppedBy: 'empty',
+        applied: 1,
+        transientErrors: 0,
+      });
+      expect(await spillway.control.breakerStatus()).toMatchObject({
+        state: 'closed',
+        failures: 0,
+      });
+
+      // So one later failure is the first of a new run, not the third.
+      expect(await spillway.control.breaker('failure')).toMatchObject({
+        state: 'closed',
+        failures: 1,
+      });
+    } finally {
+      await engine.close();
+    }
+  });
+});
+
 describe('read while PostgreSQL is down behind the proxy', () => {
   it('answers a row with a pending full write from the overlay, and fails fast with UnavailableError otherwise', async () => {
     const reader = await createTestEngine(services(), 'read-outage');

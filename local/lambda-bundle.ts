@@ -5,6 +5,8 @@
  * handler module imported by the function's `Handler` setting, and `handler(event, context)`
  * called once per invocation in that warm process. Results cross the process boundary as JSON,
  * failures as the runtime reports them: `{ errorType: error.name, errorMessage, trace }`.
+ * For the end-to-end bundle tests (`test/e2e/bundle.test.ts`) and the cold-start benchmark
+ * (`bench/cold.ts`).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 
@@ -34,6 +36,8 @@ export interface BundleOptions {
 }
 
 export interface BundleProcess {
+  /** How long importing the handler module took inside the process (Lambda's init phase), in ms. */
+  readonly initMs: number;
   /** Invokes the handler; rejects with BundleInvocationError when the invocation fails. */
   invoke<T = unknown>(event: unknown): Promise<T>;
   /** Everything the function printed so far (stdout and stderr). */
@@ -65,7 +69,9 @@ try {
   const exportName = handlerSetting.slice(dot + 1);
   const file = ['.js', '.mjs', '.cjs'].map((ext) => join(root, moduleName + ext)).find(existsSync);
   if (file === undefined) throw new Error('Cannot find module ' + moduleName + ' in ' + root);
+  const importStarted = performance.now();
   const handler = (await import(pathToFileURL(file).href))[exportName];
+  const initMs = performance.now() - importStarted;
   if (typeof handler !== 'function') throw new Error(handlerSetting + ' is not a function');
   process.on('message', async ({ id, event }) => {
     const deadline = Date.now() + Number(timeoutMs);
@@ -87,7 +93,7 @@ try {
       process.send({ id, error: failure(error) });
     }
   });
-  process.send({ ready: true });
+  process.send({ ready: true, initMs });
 } catch (error) {
   process.send({ initError: failure(error) });
   process.disconnect();
@@ -95,7 +101,7 @@ try {
 `;
 
 type Reply =
-  | { ready: true }
+  | { ready: true; initMs: number }
   | { initError: Failure }
   | { id: number; result: unknown }
   | { id: number; error: Failure };
@@ -150,10 +156,10 @@ export async function startBundle(options: BundleOptions): Promise<BundleProcess
     pending.clear();
   });
 
-  await new Promise<void>((resolve, reject) => {
+  const initMs = await new Promise<number>((resolve, reject) => {
     child.on('message', (received) => {
       const message = received as Reply;
-      if ('ready' in message) return resolve();
+      if ('ready' in message) return resolve(message.initMs);
       if ('initError' in message) {
         const e = message.initError;
         return reject(new BundleInvocationError(e.errorType, e.errorMessage, e.trace));
@@ -171,6 +177,7 @@ export async function startBundle(options: BundleOptions): Promise<BundleProcess
   });
 
   return {
+    initMs,
     invoke<T>(event: unknown): Promise<T> {
       const id = nextId++;
       return new Promise<T>((resolve, reject) => {

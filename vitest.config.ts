@@ -4,6 +4,7 @@ import { defineConfig } from 'vitest/config';
 const bothSinks = [
   'test/integration/drain.test.ts',
   'test/integration/read-and-replay.test.ts',
+  'test/integration/parent-read.test.ts',
   'test/fault/postgres-kill.test.ts',
   'test/fault/property.test.ts',
 ];

@@ -311,3 +311,58 @@ export function settingsEnvironment(values: EngineSettings): Record<string, stri
     ]),
   );
 }
+
+/** The sinks a function can drain through (`SINK`). */
+export const SINK_KINDS = ['postgres', 'data-api'] as const;
+export type SinkKind = (typeof SINK_KINDS)[number];
+
+/** A setting that says where something is: no default, no CDK context of its own. */
+export interface LocationSetting {
+  readonly env: string;
+  /** Values it accepts, and `what` says which after "must" in error messages. */
+  readonly pattern: RegExp;
+  readonly what: string;
+  readonly description: string;
+}
+
+/**
+ * Which sink the functions that reach the database use, and where the Data API sink finds
+ * Aurora. The CDK app sets them from the database shape it deploys (so they have no context
+ * names); `io/config.ts` reads and validates them. With `SINK=data-api` the RDS Proxy settings
+ * (`DB_HOST`, `DB_PORT`, `DB_NAME`, `DB_USER`, `DB_IAM_AUTH`) and `DATABASE_URL` are not read.
+ */
+export const SINK_SETTINGS = {
+  sink: {
+    env: 'SINK',
+    pattern: /^(postgres|data-api)$/,
+    what: 'be "postgres" or "data-api"',
+    description:
+      'How the functions reach the database: `postgres` (the default; pg through RDS Proxy, or `DATABASE_URL`) or `data-api` (Aurora PostgreSQL through the RDS Data API).',
+  },
+  dataApiResourceArn: {
+    env: 'DATA_API_RESOURCE_ARN',
+    pattern: /^arn:aws[a-z-]*:rds:[a-z0-9-]+:\d{12}:cluster:[A-Za-z0-9-]+$/,
+    what: 'be an Aurora cluster ARN (arn:aws:rds:<region>:<account>:cluster:<name>)',
+    description: 'With `SINK=data-api`: the Aurora cluster the Data API reaches.',
+  },
+  dataApiSecretArn: {
+    env: 'DATA_API_SECRET_ARN',
+    pattern: /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$/,
+    what: 'be a Secrets Manager secret ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>)',
+    description:
+      "With `SINK=data-api`: the secret holding the database user's credentials, which the Data API signs in with.",
+  },
+  dataApiDatabase: {
+    env: 'DATA_API_DATABASE',
+    pattern: /^[A-Za-z_][A-Za-z0-9_$-]{0,62}$/,
+    what: "be a database name (a letter or '_', then letters, digits, '_', '$' or '-', at most 63)",
+    description: 'With `SINK=data-api`: the database in the cluster.',
+  },
+  dataApiEndpoint: {
+    env: 'DATA_API_ENDPOINT',
+    pattern: /^https?:\/\/[^\s/]+\/?$/,
+    what: 'be a URL of the form http(s)://host:port',
+    description:
+      "With `SINK=data-api`, local and tests only: the local Data API stand-in (`local/data-api/server.ts`) instead of AWS's endpoint. Requests to it are signed with placeholder credentials, never the function's.",
+  },
+} as const satisfies Record<string, LocationSetting>;

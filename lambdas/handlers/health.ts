@@ -5,7 +5,7 @@
  */
 import { messageOf, UnavailableError } from '../core/errors.js';
 import { pingDatabase } from '../io/postgres-sink.js';
-import { getPool, getSpillway } from '../runtime/container.js';
+import { getDatabase, getSpillway } from '../runtime/container.js';
 import { lambdaHandler } from '../runtime/invocation.js';
 import type { Health } from '../spillway.js';
 
@@ -26,7 +26,7 @@ export const handler = lambdaHandler(async (): Promise<Health> => {
 async function downWithoutRedis(error: UnavailableError): Promise<Health> {
   let database: Health['checks']['database'];
   try {
-    await pingDatabase(getPool());
+    await pingDatabase((await getDatabase()).pool);
     database = { ok: true };
   } catch (dbError) {
     database = { ok: false, error: messageOf(dbError) };

@@ -13,7 +13,7 @@ import { getConfig } from '../io/config.js';
 import { type MigrationResult, runMigrations } from '../io/migrator.js';
 import { retryWhileStarting } from '../io/startup-retry.js';
 import { logger } from '../io/telemetry.js';
-import { getPool } from '../runtime/container.js';
+import { getDatabase } from '../runtime/container.js';
 import { lambdaHandler } from '../runtime/invocation.js';
 import { deployedTables } from '../runtime/tables.js';
 
@@ -58,7 +58,8 @@ export const handler = lambdaHandler(async (event, context) => {
 
 async function migrate(): Promise<MigrationResult> {
   const config = getConfig();
-  const result = await runMigrations(getPool(), {
+  const { pool } = await getDatabase();
+  const result = await runMigrations(pool, {
     registry: deployedTables,
     schema: config.dbSchema,
     directory,

@@ -8,8 +8,11 @@ import {
   ENGINE_SETTINGS,
   type EngineSettingName,
   type EngineSettings,
+  type LocationSetting,
   parseSetting,
+  SINK_SETTINGS,
 } from '../core/settings.js';
+import type { DataApiTarget } from './data-api-connection.js';
 
 /** Where Redis is: a URL (local runner, tests) or an ElastiCache endpoint (AWS). */
 export type RedisTarget =
@@ -23,8 +26,11 @@ export type RedisTarget =
       readonly authSecretArn: string | undefined;
     };
 
-/** Where PostgreSQL is: a URL (local runner, tests) or RDS Proxy with IAM authentication (AWS). */
-export type DatabaseTarget =
+/**
+ * Where PostgreSQL is for the `postgres` sink: a URL (local runner, tests) or RDS Proxy with IAM
+ * authentication (AWS).
+ */
+export type PostgresTarget =
   | { readonly kind: 'url'; readonly url: string }
   | {
       readonly kind: 'iam';
@@ -35,13 +41,26 @@ export type DatabaseTarget =
     };
 
 /**
+ * Where Aurora is for the `data-api` sink (`SINK=data-api`): the cluster, its secret and the
+ * database, and, locally, the stand-in's endpoint.
+ */
+export interface DataApiLocation extends DataApiTarget {
+  readonly kind: 'data-api';
+  /** `DATA_API_ENDPOINT`: the local stand-in; absent in AWS. */
+  readonly endpoint: string | undefined;
+}
+
+/** How the functions that reach the database reach it, by sink (`SINK`). */
+export type DatabaseTarget = PostgresTarget | DataApiLocation;
+
+/**
  * The configuration of a function: where Redis and PostgreSQL are, and every engine setting
  * (`../core/settings.ts` declares each one's variable, default, bounds and meaning).
  */
 export interface SpillwayConfig extends EngineSettings {
   readonly redis: RedisTarget;
   readonly database: DatabaseTarget;
-  /** `AWS_REGION`; required when Secrets Manager or IAM tokens are used. */
+  /** `AWS_REGION`; required when Secrets Manager, IAM tokens or the Data API are used. */
   readonly region: string | undefined;
 }
 
@@ -50,7 +69,7 @@ export const DEFAULT_MIGRATION_TIMEOUT_MS = ENGINE_SETTINGS.migrationTimeoutMs.d
 
 type Env = Readonly<Record<string, string | undefined>>;
 
-const SECRET_ARN_PATTERN = /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$/;
+const SECRET_ARN_PATTERN = SINK_SETTINGS.dataApiSecretArn.pattern;
 
 /**
  * The configuration of a function that only writes to the buffer (`write` and pipeline steps):
@@ -82,6 +101,12 @@ function load<D extends DatabaseTarget | undefined>(
   const redis = redisTarget(env);
   const database = readDatabase(env);
   const region = optional(env, 'AWS_REGION');
+  if (database?.kind === 'data-api' && region === undefined) {
+    throw new ConfigError(
+      'AWS_REGION',
+      'missing: needed by the RDS Data API client (SINK=data-api)',
+    );
+  }
   const needsRegion =
     database?.kind === 'iam' || (redis.kind === 'elasticache' && redis.authSecretArn !== undefined);
   if (needsRegion && region === undefined) {
@@ -181,6 +206,51 @@ function redisTarget(env: Env): RedisTarget {
 }
 
 function databaseTarget(env: Env): DatabaseTarget {
+  const sink = location(env, SINK_SETTINGS.sink) ?? 'postgres';
+  if (sink === 'data-api') return dataApiLocation(env);
+  const stray = [
+    SINK_SETTINGS.dataApiResourceArn,
+    SINK_SETTINGS.dataApiSecretArn,
+    SINK_SETTINGS.dataApiDatabase,
+    SINK_SETTINGS.dataApiEndpoint,
+  ].find((setting) => optional(env, setting.env) !== undefined);
+  if (stray !== undefined) {
+    throw new ConfigError(
+      stray.env,
+      'is set but SINK is not "data-api": set SINK=data-api to drain through the Data API, or unset it',
+    );
+  }
+  return postgresTarget(env);
+}
+
+/** The Data API's settings; `DATABASE_URL` and the RDS Proxy settings are not read. */
+function dataApiLocation(env: Env): DataApiLocation {
+  const need = (setting: LocationSetting, what: string): string => {
+    const value = location(env, setting);
+    if (value === undefined) {
+      throw new ConfigError(setting.env, `missing: SINK=data-api needs ${what}`);
+    }
+    return value;
+  };
+  return {
+    kind: 'data-api',
+    resourceArn: need(SINK_SETTINGS.dataApiResourceArn, 'the Aurora cluster ARN'),
+    secretArn: need(SINK_SETTINGS.dataApiSecretArn, "the ARN of the database user's secret"),
+    database: need(SINK_SETTINGS.dataApiDatabase, 'the name of the database in the cluster'),
+    endpoint: location(env, SINK_SETTINGS.dataApiEndpoint),
+  };
+}
+
+/** A location setting's value, checked against its pattern; undefined when unset or blank. */
+function location(env: Env, setting: LocationSetting): string | undefined {
+  const value = optional(env, setting.env);
+  if (value !== undefined && !setting.pattern.test(value)) {
+    throw new ConfigError(setting.env, `must ${setting.what}, got '${value}'`);
+  }
+  return value;
+}
+
+function postgresTarget(env: Env): PostgresTarget {
   const url = optional(env, 'DATABASE_URL');
   const host = optional(env, 'DB_HOST');
   if (url !== undefined && host !== undefined) {

@@ -16,7 +16,13 @@ import type { SchemaRegistry } from '../core/schema.js';
 import type { Statement } from '../core/sql.js';
 import type { DataApiPool } from './data-api-connection.js';
 import { PostgresSink, pingDatabase, type SinkOptions } from './postgres-sink.js';
-import type { CacheIdentity, EpochAgreement, PreparedBatch, Sink } from './sink.js';
+import type {
+  CacheIdentity,
+  ChildrenRequest,
+  EpochAgreement,
+  PreparedBatch,
+  Sink,
+} from './sink.js';
 
 /** The Data API's limit on one request. */
 export const DATA_API_MAX_REQUEST_BYTES = 4 * 1024 * 1024;
@@ -72,10 +78,7 @@ export class DataApiSink implements Sink {
     return this.statements.apply(prepared, fenceToken, timeoutMs);
   }
 
-  /**
-   * The row as stored. The Data API returns timestamps as text and JSON columns as JSON text:
-   * they are turned into what pg gives (ISO-8601, parsed JSON), so that `read` answers alike.
-   */
+  /** The row as stored, with the values pg gives (see `pgValues`). */
   async fetchRow(
     table: string,
     key: Readonly<Record<string, JsonValue>>,
@@ -83,21 +86,41 @@ export class DataApiSink implements Sink {
     timeoutMs?: number,
   ): Promise<StoredRow> {
     const stored = await this.statements.fetchRow(table, key, rowKey, timeoutMs);
-    const def = this.options.registry.get(table);
-    if (stored.record === null || def === undefined) return stored;
-    const record: Record<string, JsonValue> = { ...stored.record };
-    for (const [column, value] of Object.entries(record)) {
-      if (typeof value !== 'string') continue;
-      const type = def.columns[column]?.type ?? '';
-      if (type.startsWith('timestamp')) record[column] = isoTimestamp(value);
-      else if (type === 'jsonb') record[column] = JSON.parse(value) as JsonValue;
-    }
-    return { ...stored, record };
+    return { ...stored, record: this.pgValues(table, stored.record) };
   }
 
-  /** As PostgresSink's, over the Data API (values as its text forms: see fetchRow). */
-  fetchChildren(request: Parameters<Sink['fetchChildren']>[0]) {
-    return this.statements.fetchChildren(request);
+  /** As PostgresSink's, over the Data API, with the values pg gives (see `pgValues`). */
+  async fetchChildren(
+    request: ChildrenRequest,
+  ): Promise<{ page: string[]; rows: Map<string, StoredRow> }> {
+    const { page, rows } = await this.statements.fetchChildren(request);
+    for (const [rowKey, stored] of rows) {
+      rows.set(rowKey, { ...stored, record: this.pgValues(request.table, stored.record) });
+    }
+    return { page, rows };
+  }
+
+  /**
+   * A row as pg gives it, so that `read` answers alike on both sinks (G4): the Data API returns
+   * timestamps as text without a zone, JSON columns as JSON text and bigint as a JSON number,
+   * where pg gives ISO-8601, parsed JSON and bigint as text.
+   */
+  private pgValues(
+    table: string,
+    record: Record<string, JsonValue> | null,
+  ): Record<string, JsonValue> | null {
+    const def = this.options.registry.get(table);
+    if (record === null || def === undefined) return record;
+    const out: Record<string, JsonValue> = { ...record };
+    for (const [column, value] of Object.entries(record)) {
+      const type = def.columns[column]?.type ?? '';
+      if (typeof value === 'string' && type.startsWith('timestamp'))
+        out[column] = isoTimestamp(value);
+      else if (typeof value === 'string' && type === 'jsonb')
+        out[column] = JSON.parse(value) as JsonValue;
+      else if (typeof value === 'number' && type === 'bigint') out[column] = String(value);
+    }
+    return out;
   }
 
   pruneTombstones(belowVersion: string, limit?: number, timeoutMs?: number): Promise<number> {

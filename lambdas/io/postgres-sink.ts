@@ -243,7 +243,8 @@ LEFT JOIN spillway.row_versions AS rv ON rv.table_name = $1 AND rv.row_key = $2`
     const order = pk.map((c) => collated(c, `t.${ident(c)}`)).join(', ');
     return await this.transaction({ timeoutMs: request.timeoutMs ?? 3_000 }, async (query) => {
       const values: unknown[] = [request.value];
-      let where = `t.${ident(request.column)} = $1`;
+      // Cast: the Data API binds a string as varchar, which has no operator with uuid (42883).
+      let where = `t.${ident(request.column)} = $1::${typeOf(request.column)}`;
       if (request.after !== null) {
         const after = pk.map((c, i) => collated(c, `$${i + 2}::${typeOf(c)}`)).join(', ');
         where += ` AND (${order}) > (${after})`;

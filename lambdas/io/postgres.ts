@@ -6,8 +6,11 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import { Signer, type SignerConfig } from '@aws-sdk/rds-signer';
 import pg from 'pg';
 import { messageOf, UnavailableError } from '../core/errors.js';
-import type { SpillwayConfig } from './config.js';
+import type { PostgresTarget, SpillwayConfig } from './config.js';
 import { logger as defaultLogger } from './telemetry.js';
+
+/** The configuration of the `postgres` sink: where PostgreSQL is, and the region to sign in. */
+export type PostgresConfig = Pick<SpillwayConfig, 'region'> & { readonly database: PostgresTarget };
 
 /** What the pool needs of `@aws-sdk/rds-signer`'s `Signer`. */
 export interface AuthTokenSigner {
@@ -88,10 +91,7 @@ const IDLE_TIMEOUT_MS = 90_000;
  * auth token as the password. Connection errors while idle are logged, never thrown: an
  * unhandled 'error' event would end the container's process.
  */
-export function createPool(
-  config: Pick<SpillwayConfig, 'database' | 'region'>,
-  deps: PoolDeps = {},
-): pg.Pool {
+export function createPool(config: PostgresConfig, deps: PoolDeps = {}): pg.Pool {
   const log = deps.logger ?? defaultLogger;
   const common: pg.PoolConfig = {
     max: deps.max ?? 1,

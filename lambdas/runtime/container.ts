@@ -1,16 +1,28 @@
 /**
  * What one Lambda container shares across its invocations: the configuration (read once), one
- * Redis client, one `pg` pool and one `Spillway`, each created on first use and reused while the
- * container stays warm. The local runner is one such container serving every function.
+ * Redis client, one way to the database (the configured sink's: a `pg` pool, or a Data API
+ * client) and one `Spillway`, each created on first use and reused while the container stays
+ * warm. The local runner is one such container serving every function.
+ *
+ * The database's code is imported when first needed (`getDatabase`), so a bundle of a function
+ * that only writes never loads `pg`, the IAM token signer or the Data API client.
  *
  * A failed creation is not remembered: a cold start against an unreachable Redis fails with
  * UnavailableError, and the next invocation tries again.
  */
 import type { Redis } from 'ioredis';
-import type pg from 'pg';
-import { type BufferConfig, getBufferConfig, getConfig } from '../io/config.js';
-import { createPool } from '../io/postgres.js';
+import {
+  type BufferConfig,
+  type DataApiLocation,
+  getBufferConfig,
+  getConfig,
+  type PostgresTarget,
+  type SpillwayConfig,
+} from '../io/config.js';
+import type { SinkOptions } from '../io/postgres-sink.js';
+import type { TransactionPool } from '../io/postgres-transaction.js';
 import { createRedis } from '../io/redis.js';
+import type { Sink } from '../io/sink.js';
 import { changesetLogger, loggableError, logger } from '../io/telemetry.js';
 import {
   type ChangesetStatus,
@@ -31,22 +43,33 @@ export interface Writer {
 
 export interface ContainerOptions {
   /**
-   * Connections of the pool. A Lambda container runs one invocation at a time, and RDS Proxy
-   * pools behind it; the local runner serves concurrent invocations from one container.
+   * Connections of the pool (the `postgres` sink). A Lambda container runs one invocation at a
+   * time, and RDS Proxy pools behind it; the local runner serves concurrent invocations from one
+   * container.
    * @default 1
    */
   readonly poolSize?: number;
 }
 
+/** How this container reaches the database, through the configured sink (`SINK`). */
+export interface Database {
+  /** Transactions on the database: the migrator's, and `health`'s ping without Redis. */
+  readonly pool: TransactionPool;
+  /** Builds the engine's sink over `pool`. */
+  readonly sink: (options: SinkOptions) => Sink;
+  /** Closes the pool or the client. */
+  close(): Promise<void>;
+}
+
 let options: ContainerOptions = {};
 let redis: Promise<Redis> | undefined;
-let pool: pg.Pool | undefined;
+let database: Promise<Database> | undefined;
 let spillway: Spillway | undefined;
 let buffer: RedisBuffer | undefined;
 
 /** Sets options for the clients created later; call before the first invocation. */
 export function configureContainer(next: ContainerOptions): void {
-  if (redis !== undefined || pool !== undefined) {
+  if (redis !== undefined || database !== undefined) {
     throw new Error('configureContainer: the container already created its clients');
   }
   options = next;
@@ -65,13 +88,66 @@ function sharedRedis(config: Pick<BufferConfig, 'redis' | 'region'>): Promise<Re
 }
 
 /**
- * The pool of this container (through RDS Proxy; locally PgBouncer). Connects lazily: `migrate`
- * uses it without Redis.
+ * The database of this container, through the configured sink: `postgres` (a `pg` pool through
+ * RDS Proxy; locally PgBouncer) or `data-api` (an RDS Data API client; locally the stand-in).
+ * Connects lazily: `migrate` uses it without Redis.
  * @throws ConfigError when the database settings are missing or malformed.
  */
-export function getPool(): pg.Pool {
-  pool ??= createPool(getConfig(), { max: options.poolSize ?? 1 });
-  return pool;
+export function getDatabase(): Promise<Database> {
+  if (database === undefined) {
+    const opening = openDatabase(getConfig());
+    database = opening;
+    opening.catch(() => {
+      if (database === opening) database = undefined;
+    });
+  }
+  return database;
+}
+
+function openDatabase(config: SpillwayConfig): Promise<Database> {
+  const target = config.database;
+  return target.kind === 'data-api'
+    ? openDataApi(target, config.region)
+    : openPostgres(target, config.region);
+}
+
+async function openPostgres(target: PostgresTarget, region: string | undefined): Promise<Database> {
+  const [{ createPool }, { PostgresSink }] = await Promise.all([
+    import('../io/postgres.js'),
+    import('../io/postgres-sink.js'),
+  ]);
+  const pool = createPool({ database: target, region }, { max: options.poolSize ?? 1 });
+  return {
+    pool,
+    sink: (sinkOptions) => new PostgresSink(pool, sinkOptions),
+    close: () => pool.end(),
+  };
+}
+
+/** The stand-in checks no signature: it is never sent the function's own credentials. */
+const STAND_IN_CREDENTIALS = { accessKeyId: 'local-stand-in', secretAccessKey: 'local-stand-in' };
+
+async function openDataApi(target: DataApiLocation, region: string | undefined): Promise<Database> {
+  const [{ RDSDataClient }, { DataApiPool }, { DataApiSink }] = await Promise.all([
+    import('@aws-sdk/client-rds-data'),
+    import('../io/data-api-connection.js'),
+    import('../io/data-api-sink.js'),
+  ]);
+  const client = new RDSDataClient({
+    region,
+    // One attempt: the drainer retries transient failures itself, with backoff behind the
+    // breaker (G7), and classifies them once.
+    maxAttempts: 1,
+    ...(target.endpoint === undefined
+      ? {}
+      : { endpoint: target.endpoint, credentials: STAND_IN_CREDENTIALS }),
+  });
+  const pool = new DataApiPool(client, target);
+  return {
+    pool,
+    sink: (sinkOptions) => new DataApiSink(pool, sinkOptions),
+    close: async () => client.destroy(),
+  };
 }
 
 /**
@@ -81,10 +157,11 @@ export function getPool(): pg.Pool {
  */
 export async function getSpillway(): Promise<Spillway> {
   const config = getConfig();
-  const client = await sharedRedis(config);
+  const [client, db] = await Promise.all([sharedRedis(config), getDatabase()]);
   spillway ??= new Spillway({
     redis: client,
-    pool: getPool(),
+    pool: db.pool,
+    sink: db.sink,
     ...bufferOptions(config),
     dbSchema: config.dbSchema,
     batchSize: config.syncBatchSize,
@@ -145,11 +222,14 @@ function bufferOptions(config: BufferConfig) {
  * next `get*` call creates new ones.
  */
 export async function closeContainer(): Promise<void> {
-  const [closingRedis, closingPool] = [redis, pool];
+  const [closingRedis, closingDatabase] = [redis, database];
   redis = undefined;
-  pool = undefined;
+  database = undefined;
   spillway = undefined;
   buffer = undefined;
-  const client = await closingRedis?.catch(() => undefined);
-  await Promise.allSettled([client?.quit(), closingPool?.end()]);
+  const [client, db] = await Promise.all([
+    closingRedis?.catch(() => undefined),
+    closingDatabase?.catch(() => undefined),
+  ]);
+  await Promise.allSettled([client?.quit(), db?.close()]);
 }

@@ -109,6 +109,59 @@ describe('read by parent key', () => {
     }
   });
 
+  it('gives stored children the values a read by key gives: timestamps, JSON and numbers as pg returns them', async () => {
+    const { spillway } = await engine('children-values');
+    const doc = uuid();
+    const [chunkId, taskId, mentionId] = [uuid(), uuid(), uuid()];
+    const stored = {
+      document_chunks: {
+        chunk_uuid: chunkId,
+        document_uuid: doc,
+        chunk_index: 7,
+        text: 'x',
+        char_start: 0,
+        char_end: 1,
+        metadata: { page: 2, tags: ['a'] },
+      },
+      processing_tasks: {
+        task_id: taskId,
+        document_uuid: doc,
+        task_type: 'ocr',
+        status: 'running',
+        attempts: 2,
+        error_message: null,
+        started_at: '2024-12-04T17:47:00.123Z',
+        completed_at: null,
+      },
+      entity_mentions: {
+        entity_uuid: mentionId,
+        document_uuid: doc,
+        chunk_uuid: chunkId,
+        entity_type: 'person',
+        text: 'Ada',
+        confidence: 0.5,
+        start_offset: 3,
+        end_offset: 6,
+        attributes: { source: 'rule' },
+      },
+    };
+    await spillway.write({
+      changes: [
+        document(doc),
+        ...Object.entries(stored).map(([table, record]) => ({
+          op: 'upsert' as const,
+          table,
+          record,
+        })),
+      ],
+    });
+    await drainAll(spillway);
+    for (const [table, record] of Object.entries(stored)) {
+      const page = await spillway.readChildren({ table, where: { document_uuid: doc } });
+      expect(page.records, table).toEqual([record]);
+    }
+  });
+
   it('refuses a filter on a column that is not a foreign key, naming the ones allowed', async () => {
     const { spillway } = await engine('children-invalid');
     const error = await spillway

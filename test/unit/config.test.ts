@@ -272,6 +272,94 @@ describe('loadConfig', () => {
   });
 });
 
+describe('loadConfig with SINK=data-api', () => {
+  const dataApi = {
+    REDIS_URL: local.REDIS_URL,
+    AWS_REGION: 'eu-west-1',
+    SINK: 'data-api',
+    DATA_API_RESOURCE_ARN: 'arn:aws:rds:eu-west-1:123456789012:cluster:spillway',
+    DATA_API_SECRET_ARN: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:spillway/db-AbCdEf',
+    DATA_API_DATABASE: 'spillway',
+  };
+
+  it('reads the cluster, its secret and the database, and needs no DB_HOST or DATABASE_URL', () => {
+    expect(loadConfig(dataApi).database).toEqual({
+      kind: 'data-api',
+      resourceArn: dataApi.DATA_API_RESOURCE_ARN,
+      secretArn: dataApi.DATA_API_SECRET_ARN,
+      database: 'spillway',
+      endpoint: undefined,
+    });
+  });
+
+  it('does not read the RDS Proxy settings, even malformed ones', () => {
+    const config = loadConfig({ ...dataApi, DB_HOST: 'h', DB_PORT: 'x', DATABASE_URL: 'nope' });
+    expect(config.database.kind).toBe('data-api');
+  });
+
+  it('takes the local stand-in as DATA_API_ENDPOINT', () => {
+    const config = loadConfig({ ...dataApi, DATA_API_ENDPOINT: 'http://127.0.0.1:4567' });
+    expect(config.database).toMatchObject({ endpoint: 'http://127.0.0.1:4567' });
+  });
+
+  it('defaults to the postgres sink', () => {
+    expect(loadConfig(local).database.kind).toBe('url');
+    expect(loadConfig({ ...local, SINK: 'postgres' }).database.kind).toBe('url');
+  });
+
+  const cases: [string, Record<string, string | undefined>, string, RegExp][] = [
+    ['an unknown sink', { ...dataApi, SINK: 'aurora' }, 'SINK', /"postgres" or "data-api"/],
+    [
+      'no resource ARN',
+      { ...dataApi, DATA_API_RESOURCE_ARN: undefined },
+      'DATA_API_RESOURCE_ARN',
+      /missing: SINK=data-api needs the Aurora cluster ARN/,
+    ],
+    [
+      'an instance ARN instead of a cluster ARN',
+      { ...dataApi, DATA_API_RESOURCE_ARN: 'arn:aws:rds:eu-west-1:123456789012:db:spillway' },
+      'DATA_API_RESOURCE_ARN',
+      /Aurora cluster ARN/,
+    ],
+    [
+      'no secret ARN',
+      { ...dataApi, DATA_API_SECRET_ARN: ' ' },
+      'DATA_API_SECRET_ARN',
+      /missing: SINK=data-api needs the ARN of the database user's secret/,
+    ],
+    [
+      'a secret name instead of an ARN',
+      { ...dataApi, DATA_API_SECRET_ARN: 'spillway/db' },
+      'DATA_API_SECRET_ARN',
+      /Secrets Manager secret ARN/,
+    ],
+    [
+      'no database name',
+      { ...dataApi, DATA_API_DATABASE: undefined },
+      'DATA_API_DATABASE',
+      /missing/,
+    ],
+    [
+      'an endpoint that is no URL',
+      { ...dataApi, DATA_API_ENDPOINT: '127.0.0.1:4567' },
+      'DATA_API_ENDPOINT',
+      /http\(s\):\/\/host:port/,
+    ],
+    ['no region', { ...dataApi, AWS_REGION: undefined }, 'AWS_REGION', /RDS Data API client/],
+    [
+      'Data API settings without SINK=data-api',
+      { ...local, DATA_API_RESOURCE_ARN: dataApi.DATA_API_RESOURCE_ARN },
+      'DATA_API_RESOURCE_ARN',
+      /SINK is not "data-api"/,
+    ],
+  ];
+  it.each(cases)('names the variable of %s', (_label, env, variable, message) => {
+    const error = configError(env);
+    expect(error.variable).toBe(variable);
+    expect(error.message).toMatch(message);
+  });
+});
+
 describe('loadBufferConfig', () => {
   const writer = {
     AWS_REGION: aws.AWS_REGION,

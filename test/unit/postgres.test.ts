@@ -6,10 +6,14 @@ import { join } from 'node:path';
 import { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { UnavailableError } from '../../lambdas/core/errors.js';
-import type { SpillwayConfig } from '../../lambdas/io/config.js';
-import { createPool, IAM_TOKEN_REUSE_MS, iamAuthToken } from '../../lambdas/io/postgres.js';
+import {
+  createPool,
+  IAM_TOKEN_REUSE_MS,
+  iamAuthToken,
+  type PostgresConfig,
+} from '../../lambdas/io/postgres.js';
 
-const proxy: Pick<SpillwayConfig, 'database' | 'region'> = {
+const proxy: PostgresConfig = {
   database: {
     kind: 'iam',
     host: 'spillway.proxy-abc123.eu-west-1.rds.amazonaws.com',

@@ -72,7 +72,7 @@ export async function readTables(
   const { rows } = await db.query<{
     name: string;
     kind: string;
-    columns: FoundColumn[];
+    columns: string;
     primary_key: string[];
   }>(
     `SELECT c.relname AS name,
@@ -87,7 +87,7 @@ export async function readTables(
                       ORDER BY a.attnum)
                  FROM pg_attribute a
                 WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),
-              '[]') AS columns,
+              '[]')::text AS columns,
             array(SELECT a.attname::text
                     FROM pg_constraint con
                    CROSS JOIN unnest(con.conkey) WITH ORDINALITY AS k(attnum, n)
@@ -103,7 +103,13 @@ export async function readTables(
   return new Map(
     rows.map((row) => [
       row.name,
-      { name: row.name, kind: row.kind, columns: row.columns, primaryKey: row.primary_key },
+      {
+        name: row.name,
+        kind: row.kind,
+        // As text, parsed here: pg parses json itself, the Data API hands it over as a string.
+        columns: JSON.parse(row.columns) as FoundColumn[],
+        primaryKey: row.primary_key,
+      },
     ]),
   );
 }

@@ -25,6 +25,7 @@ import {
   UnavailableError,
 } from '../core/errors.js';
 import type { SchemaRegistry } from '../core/schema.js';
+import { type SqlStatement, splitSqlScript } from '../core/sql-script.js';
 import { pipelineRegistry } from '../schema/tables.js';
 import { DEFAULT_MIGRATION_TIMEOUT_MS } from './config.js';
 import { inTransaction, type TransactionPool } from './postgres-transaction.js';
@@ -101,6 +102,8 @@ export async function loadMigrations(directory: string): Promise<Migration[]> {
  *
  * Idempotent and safe to run concurrently. A migration must not contain transaction control
  * (`BEGIN`, `COMMIT`) or statements that cannot run in a transaction (`CREATE INDEX CONCURRENTLY`).
+ * Its statements are sent one at a time (`core/sql-script.ts` splits the file), so that it runs
+ * the same through pg and through the Data API, which takes one statement a call.
  *
  * Then checks that every table of `options.registry` exists in the schema and fits its
  * definition, on every run, whether or not it applied anything.
@@ -202,11 +205,14 @@ async function applyMigration(
         }
         return false;
       }
-      try {
-        // No parameters: the simple query protocol, which runs a multi-statement file.
-        await query(migration.sql);
-      } catch (error) {
-        throw refused(migration, error);
+      // One statement a call: the Data API prepares each one, and PostgreSQL refuses a prepared
+      // statement of several commands. The transaction keeps the migration all or nothing.
+      for (const statement of statementsOf(migration)) {
+        try {
+          await query(statement.text);
+        } catch (error) {
+          throw refused(migration, error, statement);
+        }
       }
       await query('INSERT INTO spillway.schema_migrations (id, checksum) VALUES ($1, $2)', [
         migration.id,
@@ -224,11 +230,11 @@ async function applyMigration(
  * A failure of a migration as core/db-errors.ts classifies it: transient ones (connection, lock,
  * timeout) are worth retrying (UnavailableError); a refused or systemic one is the migration's.
  */
-function refused(migration: Migration, error: unknown): SpillwayError {
+function refused(migration: Migration, error: unknown, statement?: SqlStatement): SpillwayError {
   if (classifyDatabaseError(error) === 'transient') return unavailable(migration, error);
   const sqlState = databaseReportOf(error)?.sqlState;
   const message = messageOf(error);
-  const position = positionOf(migration, error);
+  const position = statement === undefined ? '' : positionOf(statement, error);
   return new MigrationError(
     `migration ${migration.file} failed${position}: ${message}${sqlState ? ` (SQLSTATE ${sqlState})` : ''}`,
     { file: migration.file, sqlState, cause: error },
@@ -242,15 +248,30 @@ function unavailable(migration: Migration, error: unknown): UnavailableError {
   });
 }
 
-/** ` at line N` when PostgreSQL reported a character position inside the migration. */
-function positionOf(migration: Migration, error: unknown): string {
+/** The migration's statements; a file that does not split is the migration's failure. */
+function statementsOf(migration: Migration): SqlStatement[] {
+  try {
+    return splitSqlScript(migration.sql);
+  } catch (error) {
+    throw new MigrationError(`migration ${migration.file} failed: ${messageOf(error)}`, {
+      file: migration.file,
+      cause: error,
+    });
+  }
+}
+
+/**
+ * ` at line N` (of the migration file) when PostgreSQL reported a character position inside
+ * `statement`.
+ */
+function positionOf(statement: SqlStatement, error: unknown): string {
   const position = error instanceof pg.DatabaseError ? Number(error.position) : Number.NaN;
   if (!Number.isInteger(position) || position < 1) return '';
   // PostgreSQL counts characters (code points) from 1.
-  const before = Array.from(migration.sql)
+  const before = Array.from(statement.text)
     .slice(0, position - 1)
     .join('');
-  return ` at line ${before.split('\n').length}`;
+  return ` at line ${statement.line + before.split('\n').length - 1}`;
 }
 
 function quoteIdentifier(name: string): string {

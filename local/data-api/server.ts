@@ -5,7 +5,9 @@
  * /RollbackTransaction; typed `Field`s, `formatRecordsAs: 'JSON'`, `transactionId`; errors as
  * `x-amzn-errortype` with the status codes of the SDK's own error table) and the limits
  * enforced: 4 MiB a request, 1 MiB a response, 64 KB a row, 45 s a call, a transaction idle 3
- * minutes rolled back. It is not Aurora: no IAM, no secret, one PostgreSQL.
+ * minutes rolled back. Every statement is prepared, as by the real service, so SQL of several
+ * statements is refused (DatabaseErrorException, SQLState 42601). It is not Aurora: no IAM, no
+ * secret, one PostgreSQL.
  *
  * PostgreSQL's errors go out as DatabaseErrorException, "ERROR: <message>; SQLState: <code>"
  * (the form clients of the real service parse); a PostgreSQL out of reach as
@@ -150,7 +152,12 @@ export async function startLocalDataApi(options: {
       }, limits.callMs);
     });
     try {
-      return await Promise.race([client.query({ text, values }), timeout]);
+      // Always the extended protocol, as the real service prepares every statement: SQL of more
+      // than one statement is refused by PostgreSQL itself (42601, "cannot insert multiple
+      // commands into a prepared statement").
+      // (@types/pg does not know pg's `queryMode` yet.)
+      const query = { text, values, queryMode: 'extended' } as pg.QueryConfig;
+      return await Promise.race([client.query(query), timeout]);
     } finally {
       clearTimeout(timer);
     }

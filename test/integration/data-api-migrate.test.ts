@@ -1,4 +1,4 @@
-import { RDSDataClient } from '@aws-sdk/client-rds-data';
+import { ExecuteStatementCommand, RDSDataClient } from '@aws-sdk/client-rds-data';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DataApiPool } from '../../lambdas/io/data-api-connection.js';
@@ -82,6 +82,36 @@ async function catalogOf(pool: pg.Pool): Promise<Catalog> {
 }
 
 describe('migrations through the Data API (local stand-in)', () => {
+  it('the stand-in refuses SQL of more than one statement, as PostgreSQL refuses to prepare it', async () => {
+    const { directUrl } = await services().createDatabase();
+    const api = await startLocalDataApi({ postgresUrl: directUrl });
+    apis.push(api);
+    const client = new RDSDataClient({
+      endpoint: api.url,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+      maxAttempts: 1,
+    });
+    clients.push(client);
+    const refused = await client
+      .send(
+        new ExecuteStatementCommand({
+          resourceArn: 'arn:aws:rds:us-east-1:123456789012:cluster:spillway-local',
+          secretArn: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:spillway-local',
+          sql: 'CREATE TABLE one (id int); CREATE TABLE two (id int)',
+        }),
+      )
+      .catch((e: unknown) => e);
+    expect(refused).toMatchObject({
+      name: 'DatabaseErrorException',
+      message: 'ERROR: cannot insert multiple commands into a prepared statement; SQLState: 42601',
+    });
+    const { rows } = await directPool(directUrl).query(
+      "SELECT count(*)::int AS n FROM pg_tables WHERE tablename IN ('one', 'two')",
+    );
+    expect(rows[0]).toEqual({ n: 0 });
+  });
+
   it('migrate a fresh database to the same schema as through pg, and again to nothing', async () => {
     const viaPg = await services().createDatabase();
     const viaDataApi = await services().createDatabase();

@@ -35,7 +35,8 @@ const USAGE = `usage:
   spillway dead-letters purge (--all | CHANGESET_ID...)
 
 environment: REDIS_URL, DATABASE_URL (unset: the services 'spillway local' starts),
-  PORT, SYNC_INTERVAL_MS, SYNC_TIMEOUT_MS (local only), and every variable of lambdas/io/config.ts`;
+  PORT, SYNC_INTERVAL_MS, SYNC_TIMEOUT_MS (local only), and every variable of lambdas/io/config.ts;
+  SINK=data-api with 'local': the functions reach the database through the local Data API stand-in`;
 
 async function main(argv: readonly string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -93,8 +94,9 @@ async function local(): Promise<number> {
   const where = local.services
     ? `; data in .local/, PostgreSQL at ${local.directDatabaseUrl ?? local.databaseUrl}`
     : '';
+  const dataApi = local.dataApiUrl ? `; the Data API stand-in at ${local.dataApiUrl}` : '';
   console.log(
-    `Spillway local runner ready at ${local.url} (functions: ${local.runner.functions.join(', ')}; Redis ${local.redisUrl}${where})`,
+    `Spillway local runner ready at ${local.url} (functions: ${local.runner.functions.join(', ')}; Redis ${local.redisUrl}${where}${dataApi})`,
   );
 
   return await new Promise<number>((resolve) => {

@@ -4,10 +4,16 @@
  * Proxy is in AWS) for whichever is not, keeping their data in a folder so that the next start
  * finds it. Then it applies the migrations, serves every function on the Lambda invoke API and
  * invokes `sync` on a timer, as EventBridge Scheduler does in AWS.
+ *
+ * With `SINK=data-api` the functions reach the database through the RDS Data API instead: unless
+ * `DATA_API_ENDPOINT` is set, it starts the local stand-in (`data-api/server.ts`) over that
+ * database and points the functions at it, with placeholder cluster and secret ARNs
+ * (`LOCAL_DATA_API`) unless they are set.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { closeContainer, configureContainer } from '../lambdas/runtime/container.js';
+import { type LocalDataApi, startLocalDataApi } from './data-api/server.js';
 import { localFunctions } from './functions.js';
 import { type Runner, startRunner } from './runner.js';
 import { type Services, startServices } from './services/index.js';
@@ -16,6 +22,14 @@ import { type Services, startServices } from './services/index.js';
 export const LOCAL_PORTS = { redis: 16379, postgres: 15432, pgbouncer: 16432 } as const;
 /** The database the local runner creates and uses. */
 export const LOCAL_DATABASE = 'spillway';
+/**
+ * What the functions are told about Aurora with `SINK=data-api` and the local stand-in: ARNs of
+ * the right shape that name nothing (account 000000000000); the stand-in checks neither.
+ */
+export const LOCAL_DATA_API = {
+  resourceArn: 'arn:aws:rds:us-east-1:000000000000:cluster:spillway-local',
+  secretArn: 'arn:aws:secretsmanager:us-east-1:000000000000:secret:spillway-local',
+} as const;
 
 export interface LocalOptions {
   /** Where the invoke API listens; 0 picks a free port. @default 3001 */
@@ -32,7 +46,10 @@ export interface LocalOptions {
     readonly postgres?: number;
     readonly pgbouncer?: number;
   };
-  /** `REDIS_URL` and `DATABASE_URL` to use instead of starting services. @default process.env */
+  /**
+   * `REDIS_URL` and `DATABASE_URL` to use instead of starting services, and `SINK` with the
+   * `DATA_API_*` settings. @default process.env
+   */
   readonly env?: Readonly<Record<string, string | undefined>>;
   /** Connections of the shared pool: the runner serves invocations concurrently. @default 10 */
   readonly poolSize?: number;
@@ -47,6 +64,8 @@ export interface LocalSpillway {
   readonly databaseUrl: string;
   /** Straight to PostgreSQL, when the runner started it (for inspection). */
   readonly directDatabaseUrl: string | undefined;
+  /** The Data API stand-in it started (`SINK=data-api` without `DATA_API_ENDPOINT`), if any. */
+  readonly dataApiUrl: string | undefined;
   /** The services it started, if any. */
   readonly services: Services | undefined;
   /**
@@ -73,12 +92,14 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalSpill
 
   let runner: Runner | undefined;
   let schedule: Schedule | undefined;
+  let dataApi: LocalDataApi | undefined;
   const stop = async () => {
     schedule?.abort();
     // Closing the runner also tells a sync in flight that its time is up.
     await runner?.close();
     await schedule?.finished;
     await closeContainer();
+    await dataApi?.close();
     await services?.stop();
   };
 
@@ -95,6 +116,21 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalSpill
     // The handlers read their configuration from the environment, as in Lambda.
     process.env.REDIS_URL = redisUrl;
     process.env.DATABASE_URL = databaseUrl;
+    if (env.SINK?.trim() === 'data-api' && !env.DATA_API_ENDPOINT?.trim()) {
+      // Straight to PostgreSQL when it can: the stand-in cancels a statement past its time by
+      // the backend's pid, which PgBouncer would hide.
+      const postgresUrl = directDatabaseUrl ?? databaseUrl;
+      dataApi = await startLocalDataApi({ postgresUrl });
+      Object.assign(process.env, {
+        SINK: 'data-api',
+        DATA_API_ENDPOINT: dataApi.url,
+        // The client signs for a region even when its endpoint is the stand-in's.
+        AWS_REGION: env.AWS_REGION?.trim() || 'us-east-1',
+        DATA_API_RESOURCE_ARN: env.DATA_API_RESOURCE_ARN?.trim() || LOCAL_DATA_API.resourceArn,
+        DATA_API_SECRET_ARN: env.DATA_API_SECRET_ARN?.trim() || LOCAL_DATA_API.secretArn,
+        DATA_API_DATABASE: env.DATA_API_DATABASE?.trim() || new URL(postgresUrl).pathname.slice(1),
+      });
+    }
     configureContainer({ poolSize: options.poolSize ?? 10 });
 
     runner = await startRunner({
@@ -113,6 +149,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalSpill
       redisUrl,
       databaseUrl,
       directDatabaseUrl,
+      dataApiUrl: dataApi?.url,
       services,
       stop,
     };

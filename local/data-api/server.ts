@@ -35,6 +35,9 @@ export const DATA_API_LIMITS: DataApiLimits = {
   idleTransactionMs: 180_000,
 };
 
+/** The `application_name` of the stand-in's connections to PostgreSQL. */
+export const DATA_API_APPLICATION_NAME = 'spillway-data-api-stand-in';
+
 export interface LocalDataApi {
   /** For the client's `endpoint` option. */
   readonly url: string;
@@ -97,6 +100,7 @@ export async function startLocalDataApi(options: {
       url.pathname = `/${name}`;
       pool = new pg.Pool({
         connectionString: url.toString(),
+        application_name: DATA_API_APPLICATION_NAME,
         max: 20,
         connectionTimeoutMillis: 5_000,
         types: { getTypeParser: typeParser as never },

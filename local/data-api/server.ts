@@ -41,6 +41,11 @@ export const DATA_API_APPLICATION_NAME = 'spillway-data-api-stand-in';
 export interface LocalDataApi {
   /** For the client's `endpoint` option. */
   readonly url: string;
+  /**
+   * The next `requests` requests answer DatabaseResumingException, as the Data API does while
+   * an auto-paused Aurora Serverless v2 instance resumes.
+   */
+  simulateResuming(requests: number): void;
   close(): Promise<void>;
 }
 
@@ -90,6 +95,7 @@ export async function startLocalDataApi(options: {
   readonly limits?: Partial<DataApiLimits>;
 }): Promise<LocalDataApi> {
   const limits = { ...DATA_API_LIMITS, ...options.limits };
+  let resumingRequests = 0;
   const pools = new Map<string, pg.Pool>();
   const transactions = new Map<string, Transaction>();
   const poolFor = (database: string | undefined): pg.Pool => {
@@ -308,6 +314,15 @@ export async function startLocalDataApi(options: {
       if (typeof body.resourceArn !== 'string' || typeof body.secretArn !== 'string') {
         throw new ApiError('BadRequestException', 400, 'resourceArn and secretArn are required');
       }
+      if (resumingRequests > 0) {
+        resumingRequests--;
+        // The SDK's model gives the type and status; the wording is the model's description.
+        throw new ApiError(
+          'DatabaseResumingException',
+          400,
+          'The Aurora DB instance is resuming after being auto-paused. Wait a few seconds and try again.',
+        );
+      }
       send(res, 200, {}, await handler(body));
     } catch (error) {
       const api = toApiError(error);
@@ -324,6 +339,9 @@ export async function startLocalDataApi(options: {
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}`,
+    simulateResuming: (requests) => {
+      resumingRequests = requests;
+    },
     close: async () => {
       clearInterval(sweep);
       for (const tx of transactions.values()) tx.client.release(true);

@@ -25,7 +25,11 @@ export function addSpillway(
   const stack = new SpillwayStack(app, settings.stackName, {
     ...options,
     settings,
-    description: `Spillway write-behind buffer (${settings.shape} shape): ElastiCache in front, PostgreSQL through RDS Proxy behind`,
+    description: `Spillway write-behind buffer (${settings.shape} shape): ElastiCache in front, ${
+      settings.database.kind === 'new-aurora' || settings.database.kind === 'existing-aurora'
+        ? 'Aurora PostgreSQL through the RDS Data API'
+        : 'PostgreSQL through RDS Proxy'
+    } behind`,
   });
   acknowledgeNagFindings(stack);
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app));

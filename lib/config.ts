@@ -11,14 +11,19 @@ import {
   type EngineSettingName,
   type EngineSettings,
   type Setting,
+  SINK_SETTINGS,
 } from '../lambdas/core/settings.js';
 
 /**
- * The shapes a deployment can take: `new` and `existing` in AWS; `localstack`, the functions
- * alone (no VPC, cache, database or schedule) for LocalStack, against a Valkey and a PostgreSQL
- * behind PgBouncer that run beside it (`localstack/compose.yaml`).
+ * The shapes a deployment can take: `new` and `existing` in AWS (RDS PostgreSQL behind RDS
+ * Proxy); `new-aurora` and `existing-aurora` in AWS (Aurora PostgreSQL through the RDS Data
+ * API, no proxy); `localstack`, the functions alone (no VPC, cache, database or schedule) for
+ * LocalStack, against a Valkey and a PostgreSQL behind PgBouncer that run beside it
+ * (`localstack/compose.yaml`).
  */
-export type Shape = 'new' | 'existing' | 'localstack';
+export type Shape = 'new' | 'existing' | 'new-aurora' | 'existing-aurora' | 'localstack';
+
+const SHAPES = ['new', 'existing', 'new-aurora', 'existing-aurora', 'localstack'] as const;
 
 /** Where the LocalStack shape's functions find the services running beside LocalStack. */
 export interface LocalStackSettings {
@@ -87,6 +92,47 @@ export interface ExistingDatabaseSettings {
   readonly databaseName: string;
 }
 
+/**
+ * A new Aurora PostgreSQL Serverless v2 cluster with the Data API on, reached through it only.
+ */
+export interface NewAuroraDatabaseSettings {
+  readonly kind: 'new-aurora';
+  /** An Aurora PostgreSQL engine version with the Data API (13.11+, 14.8+, 15.3+, 16.1+). @default '16.6' */
+  readonly auroraVersion: string;
+  /** Serverless v2 capacity in ACUs, in steps of 0.5. @default 0.5 */
+  readonly minCapacity: number;
+  /** @default 4 */
+  readonly maxCapacity: number;
+  /** A non-default port (no client connects to it: the Data API does). @default 5433 */
+  readonly port: number;
+  /** @default true */
+  readonly deletionProtection: boolean;
+  /** @default 7 */
+  readonly backupRetentionDays: number;
+  /** @default 'spillway' */
+  readonly databaseName: string;
+}
+
+/** An existing Aurora PostgreSQL cluster with the Data API on, named by ARN (no lookup). */
+export interface ExistingAuroraDatabaseSettings {
+  readonly kind: 'existing-aurora';
+  /** `arn:aws:rds:<region>:<account>:cluster:<name>`. */
+  readonly clusterArn: string;
+  /** The complete ARN of the secret the Data API signs in with (`username`, `password`). */
+  readonly secretArn: string;
+  readonly databaseName: string;
+  /**
+   * Create an RDS Data API interface endpoint in the VPC. Turn it off when the VPC already has
+   * one with private DNS, or a NAT gateway. @default true
+   */
+  readonly createDataApiEndpoint: boolean;
+}
+
+/** The databases behind RDS Proxy (`SINK=postgres`). */
+export type ProxyDatabaseSettings = NewDatabaseSettings | ExistingDatabaseSettings;
+/** The databases reached through the RDS Data API (`SINK=data-api`). */
+export type AuroraDatabaseSettings = NewAuroraDatabaseSettings | ExistingAuroraDatabaseSettings;
+
 export interface CacheSettings {
   /** @default 'valkey' */
   readonly engine: 'valkey' | 'redis';
@@ -154,7 +200,7 @@ export interface SpillwaySettings {
   /** Create the database user with a one-time custom resource. @default true */
   readonly bootstrapDbUser: boolean;
   readonly network: NewNetworkSettings | ExistingNetworkSettings;
-  readonly database: NewDatabaseSettings | ExistingDatabaseSettings;
+  readonly database: ProxyDatabaseSettings | AuroraDatabaseSettings;
   readonly cache: CacheSettings;
   readonly functions: FunctionSettings;
   readonly alarms: AlarmSettings;
@@ -186,6 +232,11 @@ const DEPLOYMENT_SETTING_NAMES = [
   'dbSecurityGroupId',
   'dbSecretArn',
   'dbResourceId',
+  'auroraVersion',
+  'auroraMinCapacity',
+  'auroraMaxCapacity',
+  'dbClusterArn',
+  'createDataApiEndpoint',
   'cacheEngine',
   'cacheEngineVersion',
   'cacheNodeType',
@@ -230,6 +281,7 @@ const CIDR = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/;
 const VPC_ID = /^vpc-[0-9a-f]{8,17}$/;
 const SUBNET_ID = /^subnet-[0-9a-f]{8,17}$/;
 const SG_ID = /^sg-[0-9a-f]{8,17}$/;
+const CLUSTER_ARN = SINK_SETTINGS.dataApiResourceArn.pattern;
 const SECRET_ARN = /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@!-]+$/;
 const DB_RESOURCE_ID = /^db-[A-Z0-9]{10,}$/;
 const DB_INSTANCE_ID = /^[a-zA-Z][a-zA-Z0-9-]{0,62}$/;
@@ -278,7 +330,8 @@ const LOG_RETENTION_DAYS = [
 export function readSettings(read: ContextReader): SpillwaySettings {
   const p = new Parser(read);
 
-  const shape = p.oneOf('shape', ['new', 'existing', 'localstack'] as const, 'new');
+  const shape = p.oneOf('shape', SHAPES, 'new');
+  p.shape = shape;
   const stackName = p.matching('stackName', STACK_NAME, 'a CloudFormation stack name', 'Spillway');
   const serviceName = p.matching(
     'serviceName',
@@ -289,15 +342,21 @@ export function readSettings(read: ContextReader): SpillwaySettings {
   const dbUser = p.matching('dbUser', IDENTIFIER, 'a lower-case PostgreSQL identifier', 'spillway');
   const bootstrapDbUser = p.boolean('bootstrapDbUser', true);
 
-  let network: NewNetworkSettings | ExistingNetworkSettings;
-  let database: NewDatabaseSettings | ExistingDatabaseSettings;
-  if (shape === 'existing') {
-    network = {
-      kind: 'existing',
-      vpcId: p.requiredMatching('vpcId', VPC_ID, 'a VPC id (vpc-...)'),
-      subnetIds: p.subnetIds('subnetIds'),
-      createSecretsManagerEndpoint: p.boolean('createSecretsManagerEndpoint', true),
-    };
+  const existingNetwork = shape === 'existing' || shape === 'existing-aurora';
+  const network: NewNetworkSettings | ExistingNetworkSettings = existingNetwork
+    ? {
+        kind: 'existing',
+        vpcId: p.requiredMatching('vpcId', VPC_ID, 'a VPC id (vpc-...)'),
+        subnetIds: p.subnetIds('subnetIds'),
+        createSecretsManagerEndpoint: p.boolean('createSecretsManagerEndpoint', true),
+      }
+    : { kind: 'new', vpcCidr: p.cidr('vpcCidr', '10.40.0.0/16') };
+  if (!existingNetwork) p.rejectForShape(shape, ['vpcId', 'subnetIds']);
+
+  let database: ProxyDatabaseSettings | AuroraDatabaseSettings;
+  if (shape === 'new-aurora' || shape === 'existing-aurora') {
+    database = auroraDatabase(p, shape);
+  } else if (shape === 'existing') {
     database = {
       kind: 'existing',
       instanceIdentifier: p.requiredMatching(
@@ -328,11 +387,9 @@ export function readSettings(read: ContextReader): SpillwaySettings {
       ),
       databaseName: p.requiredMatching('dbName', IDENTIFIER, 'the database name'),
     };
+    p.rejectForShape(shape, AURORA_SETTING_NAMES);
   } else {
-    network = { kind: 'new', vpcCidr: p.cidr('vpcCidr', '10.40.0.0/16') };
-    const port = p.integer('dbPort', 5433, 1150, 65535);
-    if (port === 5432)
-      p.problem('dbPort', 'must not be the PostgreSQL default 5432 (cdk-nag RDS11)');
+    const port = newDatabasePort(p);
     database = {
       kind: 'new',
       postgresVersion: p.matching(
@@ -359,15 +416,8 @@ export function readSettings(read: ContextReader): SpillwaySettings {
         'spillway',
       ),
     };
-    p.rejectForShape(shape, [
-      'vpcId',
-      'subnetIds',
-      'dbInstanceIdentifier',
-      'dbEndpoint',
-      'dbSecurityGroupId',
-      'dbSecretArn',
-      'dbResourceId',
-    ]);
+    p.rejectForShape(shape, [...EXISTING_INSTANCE_SETTING_NAMES, 'dbSecretArn']);
+    p.rejectForShape(shape, AURORA_SETTING_NAMES);
   }
 
   const engine = p.oneOf('cacheEngine', ['valkey', 'redis'] as const, 'valkey');
@@ -484,9 +534,103 @@ export function readSettings(read: ContextReader): SpillwaySettings {
   };
 }
 
+/** The settings that name an existing RDS instance (shape `existing`). */
+const EXISTING_INSTANCE_SETTING_NAMES = [
+  'dbInstanceIdentifier',
+  'dbEndpoint',
+  'dbSecurityGroupId',
+  'dbResourceId',
+] as const satisfies readonly SettingName[];
+
+/** The settings of the Aurora shapes alone. */
+const AURORA_SETTING_NAMES = [
+  'auroraVersion',
+  'auroraMinCapacity',
+  'auroraMaxCapacity',
+  'dbClusterArn',
+  'createDataApiEndpoint',
+] as const satisfies readonly SettingName[];
+
+/** The port of a database Spillway creates: anything but PostgreSQL's default. */
+function newDatabasePort(p: Parser): number {
+  const port = p.integer('dbPort', 5433, 1150, 65535);
+  if (port === 5432) p.problem('dbPort', 'must not be the PostgreSQL default 5432 (cdk-nag RDS11)');
+  return port;
+}
+
+/** The database of the `new-aurora` and `existing-aurora` shapes. */
+function auroraDatabase(
+  p: Parser,
+  shape: 'new-aurora' | 'existing-aurora',
+): AuroraDatabaseSettings {
+  // RDS Proxy and the IAM user bootstrap are not part of these shapes: the Data API signs in
+  // with the cluster's secret.
+  p.rejectForShape(shape, [...EXISTING_INSTANCE_SETTING_NAMES, 'dbUser', 'bootstrapDbUser']);
+  if (shape === 'existing-aurora') {
+    const clusterArn = p.requiredMatching(
+      'dbClusterArn',
+      CLUSTER_ARN,
+      "the Aurora cluster's ARN (arn:aws:rds:<region>:<account>:cluster:<name>)",
+    );
+    const secretArn = p.requiredMatching(
+      'dbSecretArn',
+      SECRET_ARN,
+      'the complete ARN of the secret the Data API signs in with (arn:aws:secretsmanager:<region>:<account>:secret:<name>-<6 characters>)',
+    );
+    const [, , , clusterRegion, clusterAccount] = clusterArn.split(':');
+    const [, , , secretRegion, secretAccount] = secretArn.split(':');
+    if (clusterArn !== '' && secretArn !== '') {
+      if (clusterRegion !== secretRegion || clusterAccount !== secretAccount) {
+        p.problem(
+          'dbSecretArn',
+          `must be in the cluster's region and account (${clusterRegion}, ${clusterAccount}), got ${secretRegion}, ${secretAccount}`,
+        );
+      }
+    }
+    return {
+      kind: 'existing-aurora',
+      clusterArn,
+      secretArn,
+      databaseName: p.requiredMatching('dbName', IDENTIFIER, 'the database name'),
+      createDataApiEndpoint: p.boolean('createDataApiEndpoint', true),
+    };
+  }
+  p.rejectForShape(shape, ['dbClusterArn', 'dbSecretArn', 'createDataApiEndpoint']);
+  const minCapacity = p.capacity('auroraMinCapacity', 0.5);
+  const maxCapacity = p.capacity('auroraMaxCapacity', 4);
+  if (maxCapacity < minCapacity || maxCapacity < 1) {
+    p.problem(
+      'auroraMaxCapacity',
+      `must be at least 1 and at least auroraMinCapacity (${minCapacity}), got ${maxCapacity}`,
+    );
+  }
+  return {
+    kind: 'new-aurora',
+    auroraVersion: p.matching(
+      'auroraVersion',
+      /^1[3-7]\.\d{1,2}$/,
+      'an Aurora PostgreSQL engine version (major.minor, 16.6)',
+      '16.6',
+    ),
+    minCapacity,
+    maxCapacity,
+    port: newDatabasePort(p),
+    deletionProtection: p.boolean('dbDeletionProtection', true),
+    backupRetentionDays: p.integer('dbBackupRetentionDays', 7, 1, 35),
+    databaseName: p.matching(
+      'dbName',
+      IDENTIFIER,
+      'a lower-case PostgreSQL identifier',
+      'spillway',
+    ),
+  };
+}
+
 /** Collects problems instead of throwing at the first, so one synth reports them all. */
 class Parser {
   private readonly problems: string[] = [];
+  /** The shape being read, for the messages of required settings. */
+  shape: Shape = 'new';
 
   constructor(private readonly read: ContextReader) {}
 
@@ -561,7 +705,7 @@ class Parser {
   requiredMatching(name: SettingName, pattern: RegExp, what: string): string {
     const raw = this.raw(name);
     if (raw === undefined) {
-      this.problem(name, `is required when shape is "existing": ${what}`);
+      this.problem(name, `is required when shape is "${this.shape}": ${what}`);
       return '';
     }
     if (pattern.test(raw)) return raw;
@@ -598,13 +742,23 @@ class Parser {
     return fallback;
   }
 
+  /** Aurora Serverless v2 capacity: ACUs from 0 to 256 in steps of 0.5. */
+  capacity(name: SettingName, fallback: number): number {
+    const raw = this.raw(name);
+    if (raw === undefined) return fallback;
+    const value = /^\d+(\.\d+)?$/.test(raw) ? Number(raw) : Number.NaN;
+    if (value >= 0 && value <= 256 && Number.isInteger(value * 2)) return value;
+    this.problem(name, `must be a number of ACUs from 0 to 256 in steps of 0.5, got "${raw}"`);
+    return fallback;
+  }
+
   /** A comma-separated string (`-c subnetIds=subnet-a,subnet-b`) or a JSON array in cdk.json. */
   subnetIds(name: SettingName): string[] {
     const raw = this.raw(name);
     if (raw === undefined) {
       this.problem(
         name,
-        'is required when shape is "existing": two or more subnet ids in different Availability Zones, comma-separated',
+        `is required when shape is "${this.shape}": two or more subnet ids in different Availability Zones, comma-separated`,
       );
       return [];
     }

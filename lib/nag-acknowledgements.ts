@@ -2,6 +2,7 @@ import { type CfnElement, Stack, Validations } from 'aws-cdk-lib';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import type * as cr from 'aws-cdk-lib/custom-resources';
 import type { IConstruct } from 'constructs';
+import { SpillwayDatabase } from './database.js';
 import { SpillwayFunction } from './function.js';
 import type { SpillwayLocalStackStack } from './localstack-stack.js';
 import type { SpillwayStack } from './spillway-stack.js';
@@ -21,6 +22,7 @@ export function acknowledgeNagFindings(stack: SpillwayStack): void {
   if (
     stack.settings.database.kind === 'new' &&
     !stack.settings.database.multiAz &&
+    stack.database instanceof SpillwayDatabase &&
     stack.database.instance
   ) {
     acknowledge(

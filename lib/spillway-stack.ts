@@ -12,6 +12,7 @@ import {
   type FunctionName,
   WRITER_FUNCTIONS,
 } from '../lambdas/functions.js';
+import { SpillwayAuroraDatabase } from './aurora-database.js';
 import { SpillwayCache } from './cache.js';
 import type { FunctionSettings, SpillwaySettings } from './config.js';
 import { SpillwayDatabase } from './database.js';
@@ -74,7 +75,8 @@ export interface SpillwayStackProps extends StackProps {
 }
 
 /**
- * Spillway in one stack: network, cache, database behind RDS Proxy, the functions (from the
+ * Spillway in one stack: network, cache, database (behind RDS Proxy, or Aurora through the RDS
+ * Data API), the functions (from the
  * manifest, `lambdas/functions.ts`), the sync schedule, migrations on deploy and monitoring. What
  * it deploys and why: docs/design.md and docs/deploy.md.
  */
@@ -82,8 +84,9 @@ export class SpillwayStack extends Stack {
   readonly settings: SpillwaySettings;
   readonly network: SpillwayNetwork;
   readonly cache: SpillwayCache;
-  readonly database: SpillwayDatabase;
-  /** @default - undefined when `bootstrapDbUser` is false */
+  /** RDS Proxy in front of PostgreSQL (`new`, `existing`), or the Data API (`*-aurora`). */
+  readonly database: SpillwayDatabase | SpillwayAuroraDatabase;
+  /** @default - undefined when `bootstrapDbUser` is false, and in the Aurora shapes */
   readonly databaseUser: SpillwayDatabaseUser | undefined;
   readonly functions: Readonly<Record<FunctionName, SpillwayFunction>>;
   readonly schedule: SyncSchedule;
@@ -110,12 +113,20 @@ export class SpillwayStack extends Stack {
       network: this.network,
       settings: settings.cache,
     });
-    this.database = new SpillwayDatabase(this, 'Database', {
-      network: this.network,
-      settings: settings.database,
-      dbUser: settings.dbUser,
-      logRetention,
-    });
+    const database =
+      settings.database.kind === 'new-aurora' || settings.database.kind === 'existing-aurora'
+        ? new SpillwayAuroraDatabase(this, 'Database', {
+            network: this.network,
+            settings: settings.database,
+            logRetention,
+          })
+        : new SpillwayDatabase(this, 'Database', {
+            network: this.network,
+            settings: settings.database,
+            dbUser: settings.dbUser,
+            logRetention,
+          });
+    this.database = database;
 
     const f = settings.functions;
     const environment = settingsEnvironment(f.engine);
@@ -166,28 +177,39 @@ export class SpillwayStack extends Stack {
     }
     this.functions = functions;
 
-    this.databaseUser = settings.bootstrapDbUser
-      ? new SpillwayDatabaseUser(this, 'DatabaseUser', {
-          network: this.network,
-          database: this.database,
-          schema: settings.dbSchema,
-          serviceName,
-          logRetention,
-        })
-      : undefined;
+    // The Aurora shapes sign in with the cluster's secret: there is no IAM user to create.
+    this.databaseUser =
+      settings.bootstrapDbUser && database instanceof SpillwayDatabase
+        ? new SpillwayDatabaseUser(this, 'DatabaseUser', {
+            network: this.network,
+            database,
+            schema: settings.dbSchema,
+            serviceName,
+            logRetention,
+          })
+        : undefined;
 
-    if (this.databaseUser && settings.database.kind === 'new') {
+    if (
+      this.databaseUser &&
+      settings.database.kind === 'new' &&
+      database instanceof SpillwayDatabase
+    ) {
       // A new proxy target registers as soon as its target group exists; with the role not there
       // yet, IAM authentication to it fails until the proxy retries. Register it after the role.
-      this.database.proxyTargetGroup.node.addDependency(this.databaseUser.resource);
+      database.proxyTargetGroup.node.addDependency(this.databaseUser.resource);
     }
 
     this.migrations = new SpillwayMigrations(this, 'Migrations', {
       migrateFunction: this.functions.migrate,
       logRetention,
     });
-    // migrate signs in through the proxy as the bootstrapped user; both must be there first.
-    this.migrations.resource.node.addDependency(this.database.proxy);
+    if (database instanceof SpillwayDatabase) {
+      // migrate signs in through the proxy as the bootstrapped user; both must be there first.
+      this.migrations.resource.node.addDependency(database.proxy);
+    } else {
+      // migrate calls the Data API through the endpoint; the cluster's writer must be up.
+      this.migrations.resource.node.addDependency(...database.dataApiDependencies);
+    }
     if (this.databaseUser) this.migrations.resource.node.addDependency(this.databaseUser.resource);
 
     this.schedule = new SyncSchedule(this, 'SyncSchedule', { syncFunction: this.functions.sync });
@@ -244,15 +266,26 @@ export class SpillwayStack extends Stack {
       description: 'Secrets Manager secret holding the cache AUTH token',
       value: this.cache.authTokenSecret.secretArn,
     });
-    new CfnOutput(this, 'ProxyEndpoint', {
-      description: 'RDS Proxy endpoint (TLS and IAM authentication required, port 5432)',
-      value: this.database.proxy.endpoint,
-    });
-    new CfnOutput(this, 'DatabaseMasterSecretArn', {
-      description:
-        "The database master user's secret: read only by the user bootstrap; break-glass access",
-      value: this.database.masterSecret.secretArn,
-    });
+    if (this.database instanceof SpillwayDatabase) {
+      new CfnOutput(this, 'ProxyEndpoint', {
+        description: 'RDS Proxy endpoint (TLS and IAM authentication required, port 5432)',
+        value: this.database.proxy.endpoint,
+      });
+      new CfnOutput(this, 'DatabaseMasterSecretArn', {
+        description:
+          "The database master user's secret: read only by the user bootstrap; break-glass access",
+        value: this.database.masterSecret.secretArn,
+      });
+    } else {
+      new CfnOutput(this, 'DatabaseClusterArn', {
+        description: 'Aurora cluster the functions reach through the RDS Data API',
+        value: this.database.clusterArn,
+      });
+      new CfnOutput(this, 'DatabaseSecretArn', {
+        description: 'Secret the Data API signs in with (the functions may read it, nothing else)',
+        value: this.database.secretArn,
+      });
+    }
     new CfnOutput(this, 'PipelineClientPolicyArn', {
       description: 'Managed policy to attach to a pipeline that invokes write, read and health',
       value: this.pipelineClientPolicy.managedPolicyArn,

@@ -6,6 +6,7 @@ import {
   groupIdOf,
   ingressRulesOf,
   logicalIdOf,
+  proxyDatabaseOf,
   resourcesOfType,
   type Synthesized,
   statementsOfRoleIn,
@@ -84,7 +85,7 @@ describe('existing shape: imports without lookups', () => {
     const user = s.stack.databaseUser;
     if (!user) throw new Error('expected the database user bootstrap');
     const rules = ingressRulesOf(s.template).filter(([group]) => group === DB_GROUP);
-    const proxy = groupIdOf(logicalIdOf(s.stack, s.stack.database.proxySecurityGroup));
+    const proxy = groupIdOf(logicalIdOf(s.stack, proxyDatabaseOf(s.stack).proxySecurityGroup));
     const bootstrap = groupIdOf(logicalIdOf(s.stack, user.securityGroup));
     expect(rules.map(([, r]) => [r.SourceSecurityGroupId, r.FromPort, r.ToPort])).toEqual(
       expect.arrayContaining([
@@ -98,7 +99,7 @@ describe('existing shape: imports without lookups', () => {
   it("lets the proxy sign in as the Spillway user through the instance's resource id", () => {
     const statements = statementsOfRoleIn(
       s.template,
-      logicalIdOf(s.stack, s.stack.database.proxyRole),
+      logicalIdOf(s.stack, proxyDatabaseOf(s.stack).proxyRole),
     );
     expect(statements).toHaveLength(1);
     expect(statements[0]?.Action).toBe('rds-db:connect');
@@ -186,7 +187,7 @@ describe('existing shape: settings that change the template', () => {
     variant.template.resourceCountIs('Custom::SpillwayDatabaseUser', 0);
     const rules = ingressRulesOf(variant.template).filter(([group]) => group === DB_GROUP);
     expect(rules.map(([, r]) => r.SourceSecurityGroupId)).toEqual([
-      groupIdOf(logicalIdOf(variant.stack, variant.stack.database.proxySecurityGroup)),
+      groupIdOf(logicalIdOf(variant.stack, proxyDatabaseOf(variant.stack).proxySecurityGroup)),
     ]);
   }, 60_000);
 });

@@ -5,7 +5,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
 import { describe, expect, it } from 'vitest';
-import { EXISTING_SHAPE, logicalIdOf, synthesize } from './support.js';
+import { EXISTING_AURORA_SHAPE, EXISTING_SHAPE, logicalIdOf, synthesize } from './support.js';
 
 /** Unacknowledged AwsSolutions findings, as `rule at path` lines (empty when clean). */
 function findings(scope: IConstruct): string[] {
@@ -30,6 +30,13 @@ const SHAPES = {
   existing: EXISTING_SHAPE,
   'existing without a Secrets Manager endpoint': {
     ...EXISTING_SHAPE,
+    createSecretsManagerEndpoint: false,
+  },
+  'new-aurora': { shape: 'new-aurora' },
+  'existing-aurora': EXISTING_AURORA_SHAPE,
+  'existing-aurora without the Data API and Secrets Manager endpoints': {
+    ...EXISTING_AURORA_SHAPE,
+    createDataApiEndpoint: false,
     createSecretsManagerEndpoint: false,
   },
 };

@@ -9,9 +9,11 @@ import { RDS_CA_BUNDLE_FILE } from '../../lib/handlers/rds-ca-bundle.js';
 import { hashMigrations, hashTableDefinitions, MIGRATIONS_SOURCE } from '../../lib/migrations.js';
 import { DATABASE_FUNCTIONS, FUNCTION_NAMES } from '../../lib/spillway-stack.js';
 import {
+  actionsOf,
   groupIdOf,
   ingressRulesOf,
   logicalIdOf,
+  proxyDatabaseOf,
   resourcesOfType,
   type Synthesized,
   statementsOf,
@@ -49,9 +51,6 @@ const statementsOfRole = (roleLogicalId: string) => statementsOfRoleIn(s.templat
 function roleOf(name: (typeof FUNCTION_NAMES)[number]): string {
   return logicalIdOf(s.stack, fn(name).executionRole);
 }
-
-const actionsOf = (st: Record<string, unknown>): string[] =>
-  ([] as string[]).concat(st.Action as string | string[]);
 
 describe('new shape: network', () => {
   it('spans two Availability Zones with isolated subnets only and no NAT gateway', () => {
@@ -171,12 +170,12 @@ describe('new shape: database and proxy', () => {
   });
 
   it('admits only the proxy (and the one-time user bootstrap) to the database port', () => {
-    const dbGroup = groupIdOf(logicalIdOf(s.stack, s.stack.database.instanceSecurityGroup));
+    const dbGroup = groupIdOf(logicalIdOf(s.stack, proxyDatabaseOf(s.stack).instanceSecurityGroup));
     const sources = ingressRules()
       .filter(([g]) => JSON.stringify(g) === JSON.stringify(dbGroup))
       .map(([, r]) => JSON.stringify(r.SourceSecurityGroupId));
     const proxy = JSON.stringify(
-      groupIdOf(logicalIdOf(s.stack, s.stack.database.proxySecurityGroup)),
+      groupIdOf(logicalIdOf(s.stack, proxyDatabaseOf(s.stack).proxySecurityGroup)),
     );
     const bootstrap = s.stack.databaseUser
       ? JSON.stringify(groupIdOf(logicalIdOf(s.stack, s.stack.databaseUser.securityGroup)))
@@ -194,7 +193,7 @@ describe('new shape: database and proxy', () => {
   });
 
   it("admits only the database clients' security group to the proxy, on 5432", () => {
-    const proxyGroup = groupIdOf(logicalIdOf(s.stack, s.stack.database.proxySecurityGroup));
+    const proxyGroup = groupIdOf(logicalIdOf(s.stack, proxyDatabaseOf(s.stack).proxySecurityGroup));
     const rules = ingressRules().filter(([g]) => JSON.stringify(g) === JSON.stringify(proxyGroup));
     expect(rules.map(([, r]) => [r.SourceSecurityGroupId, r.FromPort])).toEqual([
       [groupIdOf(logicalIdOf(s.stack, s.stack.network.databaseClientsSecurityGroup)), 5432],
@@ -278,7 +277,9 @@ describe('new shape: functions', () => {
         expect(connects).toHaveLength(1);
         expect(JSON.stringify(connects[0]?.Resource)).toMatch(/dbuser:.*\/spillway"/);
         expect(env).toMatchObject({
-          DB_HOST: { 'Fn::GetAtt': [logicalIdOf(s.stack, s.stack.database.proxy), 'Endpoint'] },
+          DB_HOST: {
+            'Fn::GetAtt': [logicalIdOf(s.stack, proxyDatabaseOf(s.stack).proxy), 'Endpoint'],
+          },
           DB_PORT: '5432',
           DB_NAME: 'spillway',
           DB_USER: 'spillway',
@@ -424,9 +425,11 @@ describe('new shape: schedule, migrations and the database user', () => {
       ((s.template.toJSON().Resources[id] as { DependsOn?: string[] }).DependsOn ?? []).sort();
     const userId = logicalIdOf(s.stack, user.resource);
     const userDeps = dependsOn(userId);
-    expect(userDeps).toContain(logicalIdOf(s.stack, s.stack.database.instance as IConstruct));
     expect(userDeps).toContain(
-      logicalIdOf(s.stack, s.stack.database.instanceSecurityGroup as IConstruct),
+      logicalIdOf(s.stack, proxyDatabaseOf(s.stack).instance as IConstruct),
+    );
+    expect(userDeps).toContain(
+      logicalIdOf(s.stack, proxyDatabaseOf(s.stack).instanceSecurityGroup as IConstruct),
     );
     // The rule that admits the bootstrap to the instance is under the instance's group.
     const admitting = Object.entries(resourcesOfType(s.template, 'AWS::EC2::SecurityGroupIngress'))

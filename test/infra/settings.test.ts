@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { readSettings, SETTING_NAMES, SettingsError } from '../../lib/config.js';
-import { cdkJsonContext, EXISTING_SHAPE } from './support.js';
+import { cdkJsonContext, EXISTING_AURORA_SHAPE, EXISTING_SHAPE } from './support.js';
 
 function settingsFrom(context: Record<string, unknown>) {
   return readSettings((name) => context[name]);
@@ -198,9 +198,114 @@ describe('settings from CDK context', () => {
     ]);
   });
 
+  it('the new-aurora shape reads its capacity, engine version and database, with defaults', () => {
+    expect(settingsFrom({ shape: 'new-aurora' }).database).toEqual({
+      kind: 'new-aurora',
+      auroraVersion: '16.6',
+      minCapacity: 0.5,
+      maxCapacity: 4,
+      port: 5433,
+      deletionProtection: true,
+      backupRetentionDays: 7,
+      databaseName: 'spillway',
+    });
+    expect(
+      settingsFrom({ shape: 'new-aurora', auroraMinCapacity: '0', auroraMaxCapacity: 16.5 })
+        .database,
+    ).toMatchObject({ minCapacity: 0, maxCapacity: 16.5 });
+    expect(settingsFrom({ shape: 'new-aurora' }).network).toEqual({
+      kind: 'new',
+      vpcCidr: '10.40.0.0/16',
+    });
+  });
+
+  it('the new-aurora shape refuses capacities Serverless v2 does not have, and settings of other shapes', () => {
+    expect(
+      problemsOf({
+        shape: 'new-aurora',
+        auroraMinCapacity: '0.3',
+        auroraMaxCapacity: '300',
+        auroraVersion: '12.4',
+      }),
+    ).toEqual([
+      'auroraMinCapacity: must be a number of ACUs from 0 to 256 in steps of 0.5, got "0.3"',
+      'auroraMaxCapacity: must be a number of ACUs from 0 to 256 in steps of 0.5, got "300"',
+      'auroraVersion: must be an Aurora PostgreSQL engine version (major.minor, 16.6), got "12.4"',
+    ]);
+    expect(problemsOf({ shape: 'new-aurora', auroraMinCapacity: 8, auroraMaxCapacity: 4 })).toEqual(
+      ['auroraMaxCapacity: must be at least 1 and at least auroraMinCapacity (8), got 4'],
+    );
+    expect(
+      problemsOf({
+        shape: 'new-aurora',
+        dbClusterArn: EXISTING_AURORA_SHAPE.dbClusterArn,
+        dbResourceId: EXISTING_SHAPE.dbResourceId,
+        bootstrapDbUser: false,
+      }),
+    ).toEqual([
+      'dbResourceId: does not apply when shape is "new-aurora"; remove it or set shape',
+      'bootstrapDbUser: does not apply when shape is "new-aurora"; remove it or set shape',
+      'dbClusterArn: does not apply when shape is "new-aurora"; remove it or set shape',
+    ]);
+    expect(problemsOf({ auroraMaxCapacity: 8 })).toEqual([
+      'auroraMaxCapacity: does not apply when shape is "new"; remove it or set shape',
+    ]);
+  });
+
+  it('the existing-aurora shape reads the cluster, its secret, the database and the network', () => {
+    const settings = settingsFrom({ ...EXISTING_AURORA_SHAPE, createDataApiEndpoint: 'false' });
+    expect(settings.database).toEqual({
+      kind: 'existing-aurora',
+      clusterArn: EXISTING_AURORA_SHAPE.dbClusterArn,
+      secretArn: EXISTING_AURORA_SHAPE.dbSecretArn,
+      databaseName: 'pipeline',
+      createDataApiEndpoint: false,
+    });
+    expect(settings.network).toMatchObject({
+      kind: 'existing',
+      vpcId: EXISTING_AURORA_SHAPE.vpcId,
+    });
+  });
+
+  it('the existing-aurora shape names every missing attribute at once, for its shape', () => {
+    const problems = problemsOf({ shape: 'existing-aurora' });
+    for (const name of ['vpcId', 'subnetIds', 'dbClusterArn', 'dbSecretArn', 'dbName']) {
+      expect(problems).toContainEqual(
+        expect.stringMatching(new RegExp(`^${name}: is required when shape is "existing-aurora"`)),
+      );
+    }
+    expect(problems).toHaveLength(5);
+  });
+
+  it('the existing-aurora shape reports a malformed ARN, a secret in another region or account, and settings of the RDS shapes', () => {
+    expect(
+      problemsOf({ ...EXISTING_AURORA_SHAPE, dbClusterArn: 'arn:aws:rds:eu-west-1:123:db:x' }),
+    ).toEqual([
+      'dbClusterArn: must be the Aurora cluster\'s ARN (arn:aws:rds:<region>:<account>:cluster:<name>), got "arn:aws:rds:eu-west-1:123:db:x"',
+    ]);
+    expect(
+      problemsOf({
+        ...EXISTING_AURORA_SHAPE,
+        dbSecretArn: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf',
+      }),
+    ).toEqual([
+      "dbSecretArn: must be in the cluster's region and account (eu-west-1, 123456789012), got us-east-1, 123456789012",
+    ]);
+    expect(
+      problemsOf({
+        ...EXISTING_AURORA_SHAPE,
+        dbEndpoint: EXISTING_SHAPE.dbEndpoint,
+        dbUser: 'pipeline_writer',
+      }),
+    ).toEqual([
+      'dbEndpoint: does not apply when shape is "existing-aurora"; remove it or set shape',
+      'dbUser: does not apply when shape is "existing-aurora"; remove it or set shape',
+    ]);
+  });
+
   it('the error message tells where settings come from', () => {
     expect(() => settingsFrom({ shape: 'old' })).toThrow(
-      /Invalid Spillway settings \(CDK context; set them in cdk.json or with -c name=value\):\n {2}- shape: must be one of "new", "existing", "localstack", got "old"/,
+      /Invalid Spillway settings \(CDK context; set them in cdk.json or with -c name=value\):\n {2}- shape: must be one of "new", "existing", "new-aurora", "existing-aurora", "localstack", got "old"/,
     );
   });
 });

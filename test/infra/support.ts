@@ -10,6 +10,8 @@ import { Template } from 'aws-cdk-lib/assertions';
 import type { IConstruct } from 'constructs';
 import { afterAll } from 'vitest';
 import { addSpillway } from '../../lib/app.js';
+import { SpillwayAuroraDatabase } from '../../lib/aurora-database.js';
+import { SpillwayDatabase } from '../../lib/database.js';
 import { PROJECT_ROOT } from '../../lib/function.js';
 import type { SpillwayStack } from '../../lib/spillway-stack.js';
 
@@ -25,6 +27,33 @@ export const EXISTING_SHAPE = {
   dbResourceId: 'db-ABCDEFGHIJKLMNOPQRSTUVWXY0',
   dbName: 'pipeline',
 } as const;
+
+/** The existing-aurora shape with made-up ARNs (the same ones `npm run synth` uses). */
+export const EXISTING_AURORA_SHAPE = {
+  shape: 'existing-aurora',
+  vpcId: EXISTING_SHAPE.vpcId,
+  subnetIds: EXISTING_SHAPE.subnetIds,
+  dbClusterArn: 'arn:aws:rds:eu-west-1:123456789012:cluster:pipeline-aurora',
+  dbSecretArn:
+    'arn:aws:secretsmanager:eu-west-1:123456789012:secret:rds!cluster-1a2b3c4d-5e6f-AbCdEf',
+  dbName: 'pipeline',
+} as const;
+
+/** The database of a proxy shape (`new`, `existing`); throws in the Aurora shapes. */
+export function proxyDatabaseOf(stack: SpillwayStack): SpillwayDatabase {
+  if (!(stack.database instanceof SpillwayDatabase)) {
+    throw new Error(`${stack.node.path} has no RDS Proxy: it is an Aurora shape`);
+  }
+  return stack.database;
+}
+
+/** The database of an Aurora shape (`new-aurora`, `existing-aurora`); throws in the others. */
+export function auroraDatabaseOf(stack: SpillwayStack): SpillwayAuroraDatabase {
+  if (!(stack.database instanceof SpillwayAuroraDatabase)) {
+    throw new Error(`${stack.node.path} is not an Aurora shape`);
+  }
+  return stack.database;
+}
 
 export interface Synthesized {
   readonly app: App;
@@ -117,6 +146,10 @@ export function statementsOf(policy: Resource | undefined): Record<string, unkno
     | undefined;
   return document?.Statement ?? [];
 }
+
+/** A statement's actions, as a list whether the template holds one or several. */
+export const actionsOf = (st: Record<string, unknown>): string[] =>
+  ([] as string[]).concat(st.Action as string | string[]);
 
 /** The statements of every inline policy attached to a role. */
 export function statementsOfRoleIn(

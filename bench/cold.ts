@@ -79,7 +79,8 @@ interface Bundle {
   readonly name: string;
   readonly directory: string;
   readonly bytes: number;
-  readonly contributors: { readonly source: string; readonly kb: number }[];
+  /** The biggest contributors: a package the project imports (and `via` which file), or a folder. */
+  readonly contributors: { readonly source: string; readonly via: string; readonly kb: number }[];
   readonly environment: Record<string, string>;
 }
 
@@ -170,9 +171,16 @@ async function main(): Promise<void> {
       );
     }
     console.log('(medians; cold: the process spawned until its first answer)');
-    console.log('\nbiggest contributors (KB of the minified bundle, by package or source folder):');
+    console.log(
+      '\nbiggest contributors, KB of the minified bundle: each package the code imports with all it pulls in (and the file importing it), or a source folder:',
+    );
     for (const r of results) {
-      console.log(`  ${r.bundle}: ${r.contributors.map((c) => `${c.source} ${c.kb}`).join(', ')}`);
+      const list = r.contributors.map((c) =>
+        c.source === c.via.split('/').slice(0, -1).join('/')
+          ? `${c.source} ${c.kb}`
+          : `${c.source} (${c.via}) ${c.kb}`,
+      );
+      console.log(`  ${r.bundle}: ${list.join(', ')}`);
     }
     console.log(`\nload average before ${loadBefore}, after ${loadAfter}`);
 
@@ -243,28 +251,76 @@ async function esbuild(
   const outfile = join(directory, 'index.mjs');
   const { metafile } = await build({ ...ESBUILD_OPTIONS, entryPoints: [entry], outfile });
   if (metafile === undefined) throw new Error('esbuild wrote no metafile');
-  return { bytes: statSync(outfile).size, contributors: contributors(metafile, outfile) };
+  return { bytes: statSync(outfile).size, contributors: contributors(metafile, entry, outfile) };
 }
 
-/** The bundle's bytes by npm package (or, for this project's code, by source folder), biggest first. */
-function contributors(metafile: Metafile, outfile: string): Bundle['contributors'] {
+/**
+ * The bundle's bytes by what the project's code imports: each npm package the project imports
+ * directly, with everything it pulls in (a module shared by two of them counts for the first
+ * reached from the entry), and the project's own code by source folder; biggest first.
+ */
+function contributors(metafile: Metafile, entry: string, outfile: string): Bundle['contributors'] {
   const output = Object.entries(metafile.outputs).find(([path]) => resolve(path) === outfile);
   if (output === undefined) throw new Error(`esbuild's metafile has no ${outfile}`);
-  const bytes = new Map<string, number>();
-  for (const [path, input] of Object.entries(output[1].inputs)) {
-    const source = packageOf(path);
-    bytes.set(source, (bytes.get(source) ?? 0) + input.bytesInOutput);
+  const start = Object.keys(metafile.inputs).find((path) => resolve(path) === entry);
+  if (start === undefined) throw new Error(`esbuild's metafile has no ${entry}`);
+  // Breadth first from the entry, the project's static imports before its dynamic ones (what
+  // loads with the module before what loads on first use): a module's dependency is the one its
+  // importer was reached by.
+  const dependency = new Map<string, { source: string; via: string }>([[start, ownCode(start)]]);
+  const queue = [start];
+  const deferred: { from: string; path: string }[] = [];
+  const reach = (from: string, path: string) => {
+    if (dependency.has(path)) return;
+    const name = packageName(path);
+    const importer = dependency.get(from) ?? ownCode(from);
+    const inPackage = packageName(from) !== undefined;
+    dependency.set(
+      path,
+      name === undefined ? ownCode(path) : inPackage ? importer : { source: name, via: from },
+    );
+    queue.push(path);
+  };
+  while (queue.length > 0 || deferred.length > 0) {
+    const path = queue.shift();
+    if (path === undefined) {
+      const next = deferred.shift();
+      if (next !== undefined) reach(next.from, next.path);
+      continue;
+    }
+    for (const imported of metafile.inputs[path]?.imports ?? []) {
+      // Through all imports, kept or not (a file of re-exports leaves no bytes of its own): what
+      // esbuild dropped counts for nothing below.
+      // The project's lazy imports wait; a package's own (the AWS SDK's credential providers)
+      // count as part of that package.
+      const lazy = imported.kind === 'dynamic-import' && packageName(path) === undefined;
+      if (lazy) deferred.push({ from: path, path: imported.path });
+      else reach(path, imported.path);
+    }
   }
-  return [...bytes]
-    .sort((a, b) => b[1] - a[1])
+  const bytes = new Map<string, { source: string; via: string; bytes: number }>();
+  for (const [path, input] of Object.entries(output[1].inputs)) {
+    const { source, via } = dependency.get(path) ?? {
+      source: packageName(path) ?? ownCode(path).source,
+      via: '?',
+    };
+    const sum = bytes.get(source) ?? { source, via, bytes: 0 };
+    sum.bytes += input.bytesInOutput;
+    bytes.set(source, sum);
+  }
+  return [...bytes.values()]
+    .sort((a, b) => b.bytes - a.bytes)
     .slice(0, TOP_CONTRIBUTORS)
-    .map(([source, n]) => ({ source, kb: Math.round(n / 1024) }));
+    .map(({ source, via, bytes }) => ({ source, via, kb: Math.round(bytes / 1024) }));
 }
 
-function packageOf(path: string): string {
-  const match = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(path);
-  if (match?.[1] !== undefined) return match[1];
-  return path.split('/').slice(0, -1).join('/') || path;
+/** The npm package of a path of the metafile, or undefined for the project's own code. */
+function packageName(path: string): string | undefined {
+  return /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(path)?.[1];
+}
+
+function ownCode(path: string): { source: string; via: string } {
+  return { source: path.split('/').slice(0, -1).join('/') || path, via: path };
 }
 
 /** One cold start: a fresh process imports the bundle and answers its first invocation. */

@@ -201,3 +201,42 @@ export async function coldChart(
   const view = new View(parse(compile(spec).spec), { renderer: 'none' });
   return await view.toSVG();
 }
+
+/** What the latency chart needs of one case (see latency.ts). */
+export interface LatencyChartInput {
+  readonly changes: number;
+  readonly callers: number;
+  readonly write: { readonly p50: number; readonly p99: number };
+  readonly xadd: { readonly p50: number; readonly p99: number };
+  /** The load average when the case ended. */
+  readonly load: string;
+}
+
+/** p50 and p99 of `write` through the runner beside a bare XADD, per case. */
+export async function latencyChart(cases: readonly LatencyChartInput[]): Promise<string> {
+  const values = cases.flatMap((c) => {
+    const label = `${c.changes} change${c.changes === 1 ? '' : 's'}, ${c.callers} caller${c.callers === 1 ? '' : 's'}`;
+    return [
+      { case: label, call: 'write p50', ms: c.write.p50 },
+      { case: label, call: 'write p99', ms: c.write.p99 },
+      { case: label, call: 'XADD p50', ms: c.xadd.p50 },
+      { case: label, call: 'XADD p99', ms: c.xadd.p99 },
+    ];
+  });
+  const spec: TopLevelSpec = {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: 'write through the local runner beside a bare XADD',
+    data: { values },
+    width: 360,
+    height: 260,
+    mark: 'bar',
+    encoding: {
+      y: { field: 'case', type: 'nominal', title: null, sort: null },
+      yOffset: { field: 'call', sort: null },
+      x: { field: 'ms', type: 'quantitative', title: 'ms' },
+      color: { field: 'call', type: 'nominal', title: null, sort: null },
+    },
+  };
+  const view = new View(parse(compile(spec).spec), { renderer: 'none' });
+  return await view.toSVG();
+}

@@ -136,3 +136,107 @@ export async function backlogChart(runs: readonly BacklogChartInput[]): Promise<
   const view = new View(parse(compile(spec).spec), { renderer: 'none' });
   return await view.toSVG();
 }
+
+/** What the cold-start chart needs of one bundle (see cold.ts). */
+export interface ColdChartInput {
+  readonly bundle: string;
+  readonly kb: number;
+  /** Median time to import the bundle (Lambda's init), ms. */
+  readonly importMs: number;
+  /** Median time from the process spawned to its first answer, ms. */
+  readonly coldMs: number;
+}
+
+/**
+ * The bundles of the cold-start benchmark: their size, and the median import and cold start
+ * (spawn to first answer) beside the baseline's, which is drawn as a rule.
+ */
+export async function coldChart(
+  bundles: readonly ColdChartInput[],
+  baseline: string,
+): Promise<string> {
+  const times = bundles.flatMap((b) => [
+    { bundle: b.bundle, phase: 'import', ms: b.importMs },
+    { bundle: b.bundle, phase: 'spawn to first answer', ms: b.coldMs },
+  ]);
+  const base = bundles.find((b) => b.bundle === baseline);
+  const spec: TopLevelSpec = {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    hconcat: [
+      {
+        title: 'Bundle size (KB)',
+        data: { values: bundles.map((b) => ({ bundle: b.bundle, kb: b.kb })) },
+        width: 240,
+        height: 260,
+        mark: 'bar',
+        encoding: {
+          y: { field: 'bundle', type: 'nominal', title: null, sort: null },
+          x: { field: 'kb', type: 'quantitative', title: 'KB (minified)' },
+        },
+      },
+      {
+        title: 'Cold start, medians (the rule: 1.3 x the baseline import)',
+        width: 320,
+        height: 260,
+        layer: [
+          {
+            data: { values: times },
+            mark: 'bar',
+            encoding: {
+              y: { field: 'bundle', type: 'nominal', title: null, sort: null },
+              yOffset: { field: 'phase' },
+              x: { field: 'ms', type: 'quantitative', title: 'ms' },
+              color: { field: 'phase', type: 'nominal', title: null },
+            },
+          },
+          {
+            data: { values: [{ ms: (base?.importMs ?? 0) * 1.3 }] },
+            mark: { type: 'rule', strokeDash: [4, 4] },
+            encoding: { x: { field: 'ms', type: 'quantitative' } },
+          },
+        ],
+      },
+    ],
+  };
+  const view = new View(parse(compile(spec).spec), { renderer: 'none' });
+  return await view.toSVG();
+}
+
+/** What the latency chart needs of one case (see latency.ts). */
+export interface LatencyChartInput {
+  readonly changes: number;
+  readonly callers: number;
+  readonly write: { readonly p50: number; readonly p99: number };
+  readonly xadd: { readonly p50: number; readonly p99: number };
+  /** The load average when the case ended. */
+  readonly load: string;
+}
+
+/** p50 and p99 of `write` through the runner beside a bare XADD, per case. */
+export async function latencyChart(cases: readonly LatencyChartInput[]): Promise<string> {
+  const values = cases.flatMap((c) => {
+    const label = `${c.changes} change${c.changes === 1 ? '' : 's'}, ${c.callers} caller${c.callers === 1 ? '' : 's'}`;
+    return [
+      { case: label, call: 'write p50', ms: c.write.p50 },
+      { case: label, call: 'write p99', ms: c.write.p99 },
+      { case: label, call: 'XADD p50', ms: c.xadd.p50 },
+      { case: label, call: 'XADD p99', ms: c.xadd.p99 },
+    ];
+  });
+  const spec: TopLevelSpec = {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: 'write through the local runner beside a bare XADD',
+    data: { values },
+    width: 360,
+    height: 260,
+    mark: 'bar',
+    encoding: {
+      y: { field: 'case', type: 'nominal', title: null, sort: null },
+      yOffset: { field: 'call', sort: null },
+      x: { field: 'ms', type: 'quantitative', title: 'ms' },
+      color: { field: 'call', type: 'nominal', title: null, sort: null },
+    },
+  };
+  const view = new View(parse(compile(spec).spec), { renderer: 'none' });
+  return await view.toSVG();
+}

@@ -134,11 +134,14 @@ export class RedisBuffer {
   async changesetStatus(versions: readonly string[]): Promise<ChangesetStatus[]> {
     let replies: [unknown, unknown][];
     try {
-      const batch = this.redis.multi().hget(this.keys.meta, 'since').xinfo('STREAM', this.keys.log);
+      const batch = this.redis
+        .multi()
+        .hget(this.keys.meta, 'since')
+        .xinfo('STREAM', this.keys.backlog);
       for (const version of versions) {
         const member = sortableVersion(versionOf(version));
         batch
-          .xrange(this.keys.log, version, version, 'COUNT', 1)
+          .xrange(this.keys.backlog, version, version, 'COUNT', 1)
           .zrangebylex(this.keys.deadLetterIndex, `[${member}:`, `[${member};`, 'LIMIT', 0, 1);
       }
       replies = ((await batch.exec()) ?? []) as [unknown, unknown][];
@@ -203,7 +206,12 @@ export class RedisBuffer {
     meta: { changesetId: string; version?: string },
   ): Promise<string> {
     const payload = JSON.stringify({ id: meta.changesetId, changes: changes.map(encodeChange) });
-    const keys = [this.keys.log, this.keys.backlog, this.keys.backlogBytes, this.keys.meta];
+    const keys = [
+      this.keys.backlog,
+      this.keys.backlogChanges,
+      this.keys.backlogBytes,
+      this.keys.meta,
+    ];
     const layers: string[] = [];
     const parentKeys: string[] = [];
     const parentMembers: string[] = [];
@@ -249,7 +257,9 @@ export class RedisBuffer {
       }
       // Redis runs with noeviction: a full memory refuses writes, which is backpressure too (G5).
       if (message.startsWith('OOM')) {
-        const backlog = Number((await this.redis.get(this.keys.backlog).catch(() => null)) ?? -1);
+        const backlog = Number(
+          (await this.redis.get(this.keys.backlogChanges).catch(() => null)) ?? -1,
+        );
         throw new BackpressureError(backlog, this.options.backlogLimit, 'Redis is out of memory');
       }
       throw toUnavailable(error);
@@ -289,7 +299,7 @@ export class RedisBuffer {
         'COUNT',
         count,
         'STREAMS',
-        this.keys.log,
+        this.keys.backlog,
         from,
       );
     } catch (error) {
@@ -310,14 +320,14 @@ export class RedisBuffer {
       if (i % 64 === 63) await setImmediate();
     }
     // An entry deleted but still listed as delivered: already settled, only its ack was lost.
-    if (orphans.length > 0) await this.redis.xack(this.keys.log, DRAIN_GROUP, ...orphans);
+    if (orphans.length > 0) await this.redis.xack(this.keys.backlog, DRAIN_GROUP, ...orphans);
     return batch;
   }
 
   /** The oldest changesets still in the backlog, delivered to a drainer or not. */
   async peek(count: number): Promise<PendingChangeset[]> {
     try {
-      const entries = await this.redis.xrange(this.keys.log, '-', '+', 'COUNT', count);
+      const entries = await this.redis.xrange(this.keys.backlog, '-', '+', 'COUNT', count);
       return entries.map(([streamId, fields]) =>
         parseEntry(streamId, fields, this.options.registry),
       );
@@ -328,7 +338,7 @@ export class RedisBuffer {
 
   private async createGroup(): Promise<void> {
     try {
-      await groupScript.run(this.redis, [this.keys.log], [DRAIN_GROUP]);
+      await groupScript.run(this.redis, [this.keys.backlog], [DRAIN_GROUP]);
     } catch (error) {
       throw toUnavailable(error);
     }
@@ -430,8 +440,8 @@ export class RedisBuffer {
     layers: readonly (readonly [string, string])[],
   ): Promise<void> {
     const keys = [
-      this.keys.log,
       this.keys.backlog,
+      this.keys.backlogChanges,
       this.keys.backlogBytes,
       this.keys.deadLetters,
       this.keys.deadLetterIndex,
@@ -509,7 +519,7 @@ export class RedisBuffer {
     try {
       reply = (await this.redis
         .multi()
-        .xlen(this.keys.log)
+        .xlen(this.keys.backlog)
         .zrangebylex(this.keys.deadLetterIndex, '-', '+', 'LIMIT', 0, 1)
         .time()
         .hget(this.keys.meta, 'offset')
@@ -534,7 +544,7 @@ export class RedisBuffer {
   /** Changesets in the backlog: one cheap command, for polling while waiting for work. */
   async pendingChangesets(): Promise<number> {
     try {
-      return await this.redis.xlen(this.keys.log);
+      return await this.redis.xlen(this.keys.backlog);
     } catch (error) {
       throw toUnavailable(error);
     }
@@ -543,10 +553,10 @@ export class RedisBuffer {
   async stats(): Promise<BufferStats> {
     try {
       const [backlog, bytes, length, oldest, dead] = await Promise.all([
-        this.redis.get(this.keys.backlog),
+        this.redis.get(this.keys.backlogChanges),
         this.redis.get(this.keys.backlogBytes),
-        this.redis.xlen(this.keys.log),
-        this.redis.xrange(this.keys.log, '-', '+', 'COUNT', 1),
+        this.redis.xlen(this.keys.backlog),
+        this.redis.xrange(this.keys.backlog, '-', '+', 'COUNT', 1),
         this.redis.zcard(this.keys.deadLetterIndex),
       ]);
       const first = oldest[0]?.[0];

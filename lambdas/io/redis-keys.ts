@@ -3,8 +3,9 @@
  * the whole). The prefix sits in a hash tag so that all keys of a buffer live in one cluster slot
  * and the Lua scripts may touch them together.
  *
- * Words: *the backlog* is what waits to be drained, i.e. the entries of the `log` stream not yet
- * settled; `backlog` and `backlogBytes` are its two counters, not the backlog itself.
+ * Words: *the backlog* is what waits to be drained: the stream `backlog` (whose key string is
+ * `{p}:log`); `backlogChanges` and `backlogBytes` are its two counters. The key strings are the
+ * ones deployed caches hold data under: a TypeScript name may change, a key string may not.
  */
 export interface BufferKeys {
   /**
@@ -13,9 +14,9 @@ export interface BufferKeys {
    * changeset (JSON), `b` what it costs Redis in bytes (refunded when settled), and `v` only for a
    * replayed dead letter: its original version.
    */
-  readonly log: string;
-  /** Counter: changes in the backlog, for backpressure (G5). */
   readonly backlog: string;
+  /** Counter: changes in the backlog, for backpressure (G5). */
+  readonly backlogChanges: string;
   /** Counter: what the backlog costs Redis in bytes (estimated), for backpressure (G5). */
   readonly backlogBytes: string;
   /**
@@ -72,8 +73,8 @@ export const DRAIN_CONSUMER = 'drainer';
 export function bufferKeys(prefix: string): BufferKeys {
   const p = `{${prefix}}`;
   return {
-    log: `${p}:log`,
-    backlog: `${p}:backlog`,
+    backlog: `${p}:log`,
+    backlogChanges: `${p}:backlog`,
     backlogBytes: `${p}:backlog:bytes`,
     meta: `${p}:meta`,
     drainStatus: `${p}:drain`,

@@ -28,7 +28,7 @@ const groupScript = new LuaScript('group');
 const OVERHEAD_BYTES = 256;
 const ALLOCATION_FACTOR = 1.25;
 
-export interface BacklogOptions {
+export interface BacklogSettings {
   readonly registry: SchemaRegistry;
   /** Pending changes past which appends are refused (G5). */
   readonly backlogLimit: number;
@@ -50,7 +50,7 @@ export class RedisBacklog {
   constructor(
     private readonly redis: Redis,
     private readonly keys: BufferKeys,
-    private readonly options: BacklogOptions,
+    private readonly options: BacklogSettings,
   ) {}
 
   /**

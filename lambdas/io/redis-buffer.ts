@@ -32,7 +32,8 @@ import { RedisOverlay, type RowOverlay, SETTLE_CHUNK } from './redis-overlay.js'
 export type { DeadLetter } from './redis-codec.js';
 export type { RowOverlay } from './redis-overlay.js';
 
-export interface BufferOptions {
+/** What a buffer is built with, defaults resolved (`createBuffer` in `spillway.ts` resolves them). */
+export interface BufferSettings {
   readonly prefix: string;
   readonly registry: SchemaRegistry;
   readonly limits: ChangesetLimits;
@@ -82,7 +83,7 @@ export class RedisBuffer {
 
   constructor(
     private readonly redis: Redis,
-    private readonly options: BufferOptions,
+    private readonly options: BufferSettings,
   ) {
     this.keys = bufferKeys(options.prefix);
     this.limits = {

@@ -248,7 +248,7 @@ export class RedisBacklog {
 /**
  * What a changeset costs Redis, in bytes: its stream entry, its overlay layers and its entries
  * in the parent indexes (passed with the layers) (G5). An estimate from measurement
- * (`test/integration/backpressure.test.ts` holds it against Redis's own accounting), charged
+ * (`test/integration/large-backlog.test.ts` holds it against Redis's own accounting), charged
  * when written and refunded when settled.
  */
 function chargeOf(payload: string, layers: readonly string[]): number {

@@ -15,7 +15,7 @@
  * unset, they point at the services `spillway local` starts.
  */
 import { parseArgs } from 'node:util';
-import { ConfigError, SpillwayError } from '../lambdas/core/errors.js';
+import { ConfigError, messageOf, SpillwayError } from '../lambdas/core/errors.js';
 import { parseStatusRequest } from '../lambdas/core/status-request.js';
 import { closeContainer, getSpillway } from '../lambdas/runtime/container.js';
 import { LOCAL_DATABASE, LOCAL_PORTS, startLocal } from '../local/start.js';
@@ -148,7 +148,7 @@ async function wait(args: readonly string[]): Promise<number> {
   try {
     versions = parseStatusRequest({ changesets: positionals });
   } catch (error) {
-    console.error(`wait: ${error instanceof Error ? error.message : String(error)}\n${USAGE}`);
+    console.error(`wait: ${messageOf(error)}\n${USAGE}`);
     return 2;
   }
   return await withEngine(async (spillway) => {

@@ -144,7 +144,7 @@ export type DeadLetterSelection =
   | { readonly all: true };
 
 /** What the buffer alone needs: a function that only writes gets no database (nor a pool). */
-export type BufferOnlyOptions = Pick<
+export type BufferOptions = Pick<
   SpillwayOptions,
   | 'redis'
   | 'registry'
@@ -161,7 +161,7 @@ export type BufferOnlyOptions = Pick<
  * The buffer as `Spillway` builds it, for functions that only write (`write`, pipeline steps):
  * its `write` is `Spillway.write`.
  */
-export function createBuffer(options: BufferOnlyOptions): RedisBuffer {
+export function createBuffer(options: BufferOptions): RedisBuffer {
   return new RedisBuffer(options.redis, {
     prefix: options.prefix ?? D.prefix,
     registry: options.registry,

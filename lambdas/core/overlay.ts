@@ -1,6 +1,7 @@
 /**
  * The read overlay (G4): what `read` adds to the database row while changes to it are pending.
- * Pure: the buffer stores and fetches the layers, this module encodes them and resolves a row.
+ * Pure: the buffer stores and fetches the layers (`io/redis-codec.ts` encodes them), this module
+ * resolves a row.
  *
  * A row's overlay holds one layer per pending changeset that touched it. Layers are resolved in
  * stream order by the rule the drain follows, so that `read` returns what the database will hold
@@ -26,31 +27,6 @@ export interface OverlayLayer {
   readonly version: string;
   readonly op: RowWrite['op'];
   readonly values: Readonly<Record<string, JsonValue>>;
-}
-
-/** The layer of one row of a changeset, as the write script stores it after the replay marker. */
-export function encodeLayer(row: Pick<RowWrite, 'op' | 'values'>): string {
-  return JSON.stringify(row.op === 'delete' ? ['delete'] : [row.op, row.values]);
-}
-
-/** The layers of a row's overlay hash (field: stream id, value: '<replayed version>|<layer>'), in stream order. */
-export function decodeLayers(hash: Readonly<Record<string, string>>): OverlayLayer[] {
-  const layers: OverlayLayer[] = [];
-  for (const [streamId, value] of Object.entries(hash)) {
-    const bar = value.indexOf('|');
-    const replayed = value.slice(0, bar);
-    const [op, values] = JSON.parse(value.slice(bar + 1)) as [
-      RowWrite['op'],
-      Record<string, JsonValue>?,
-    ];
-    layers.push({
-      streamId,
-      version: replayed === '' ? versionOf(streamId) : replayed,
-      op,
-      values: values ?? {},
-    });
-  }
-  return layers.sort((a, b) => compareVersions(versionOf(a.streamId), versionOf(b.streamId)));
 }
 
 /** The database's row with the version `spillway.row_versions` holds for it (null: never written). */
@@ -118,10 +94,4 @@ function upserted(
     else row[column] = null;
   }
   return row;
-}
-
-function compareVersions(a: string, b: string): number {
-  const x = BigInt(a);
-  const y = BigInt(b);
-  return x < y ? -1 : x > y ? 1 : 0;
 }

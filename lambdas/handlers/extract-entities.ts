@@ -14,14 +14,14 @@ import { SpillwayError, ValidationError } from '../core/errors.js';
 import { entityRows, parseEntitiesInput, taskId } from '../example/pipeline.js';
 import { getBufferConfig } from '../io/config.js';
 import { loggableError, logger } from '../io/telemetry.js';
-import { getWriter } from '../runtime/container.js';
+import { getBuffer } from '../runtime/container.js';
 import { lambdaHandler } from '../runtime/invocation.js';
 
 const TASK_TYPE = 'extract-entities';
 
 export const handler = lambdaHandler(async (event) => {
   const input = parseEntitiesInput(event);
-  const writer = await getWriter();
+  const buffer = await getBuffer();
   const startedAt = new Date().toISOString();
   const task_id = taskId(TASK_TYPE, input.document_uuid);
   const task = {
@@ -42,7 +42,7 @@ export const handler = lambdaHandler(async (event) => {
       );
     }
     // `attempts` is left alone: only whoever retries the step knows how often it ran.
-    const { changesetId } = await writer.write({
+    const { changesetId } = await buffer.write({
       changes: [
         ...mentions.map((record) => ({ op: 'upsert', table: 'entity_mentions', record })),
         ...relationships.map((record) => ({ op: 'upsert', table: 'relationships', record })),
@@ -69,7 +69,7 @@ export const handler = lambdaHandler(async (event) => {
     const message =
       error instanceof SpillwayError ? `${error.name}: ${error.message}` : String(error);
     try {
-      await writer.write({
+      await buffer.write({
         changes: [
           {
             op: 'upsert',

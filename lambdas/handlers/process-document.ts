@@ -16,8 +16,9 @@ import { chunkRows, packChangesets, parseDocumentInput } from '../example/pipeli
 import { getPipelineConfig } from '../example/settings.js';
 import { getBufferConfig } from '../io/config.js';
 import { loggableError, logger } from '../io/telemetry.js';
-import { getWriter, type Writer } from '../runtime/container.js';
+import { getBuffer } from '../runtime/container.js';
 import { lambdaHandler } from '../runtime/invocation.js';
+import type { RedisBuffer } from '../spillway.js';
 
 export const handler = lambdaHandler(async (event) => {
   const input = parseDocumentInput(event);
@@ -45,14 +46,14 @@ export const handler = lambdaHandler(async (event) => {
     ],
     { maxChanges: config.changesetMaxChanges, maxBytes: config.changesetMaxBytes },
   );
-  const writer = await getWriter();
+  const buffer = await getBuffer();
   let documentWritten = false;
   try {
     for (const changeset of changesets) {
-      await writer.write(changeset);
+      await buffer.write(changeset);
       documentWritten = true;
     }
-    await setStatus(writer, document_uuid, 'completed', null);
+    await setStatus(buffer, document_uuid, 'completed', null);
     return {
       document_uuid,
       chunks: chunks.map(({ chunk_uuid, chunk_index, text }) => ({
@@ -63,18 +64,18 @@ export const handler = lambdaHandler(async (event) => {
     };
   } catch (error) {
     // A patch of a document never written would itself be dead-lettered.
-    if (documentWritten) await recordFailure(writer, document_uuid, error);
+    if (documentWritten) await recordFailure(buffer, document_uuid, error);
     throw error;
   }
 });
 
 function setStatus(
-  writer: Writer,
+  buffer: RedisBuffer,
   document_uuid: string,
   status: 'completed' | 'failed',
   error_message: string | null,
 ) {
-  return writer.write({
+  return buffer.write({
     changes: [
       {
         op: 'patch',
@@ -87,11 +88,15 @@ function setStatus(
 }
 
 /** Marks the document `failed`; when even that cannot be written, the caller's retry will. */
-async function recordFailure(writer: Writer, document_uuid: string, error: unknown): Promise<void> {
+async function recordFailure(
+  buffer: RedisBuffer,
+  document_uuid: string,
+  error: unknown,
+): Promise<void> {
   const message =
     error instanceof SpillwayError ? `${error.name}: ${error.message}` : String(error);
   try {
-    await setStatus(writer, document_uuid, 'failed', message.slice(0, 2_000));
+    await setStatus(buffer, document_uuid, 'failed', message.slice(0, 2_000));
   } catch (recordError) {
     logger.warn('could not mark the document failed', {
       document_uuid,

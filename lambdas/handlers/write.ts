@@ -6,7 +6,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { takeWriteWait } from '../core/status-request.js';
-import { getWriter } from '../runtime/container.js';
+import { getBuffer } from '../runtime/container.js';
 import { lambdaHandler } from '../runtime/invocation.js';
 
 /** How often a waiting `write` asks where its changeset stands. */
@@ -19,12 +19,12 @@ export const handler = lambdaHandler(async (event, context) => {
     event,
     Math.max(0, context.getRemainingTimeInMillis() - ANSWER_MARGIN_MS),
   );
-  const writer = await getWriter();
-  const written = await writer.write(changeset);
+  const buffer = await getBuffer();
+  const written = await buffer.write(changeset);
   if (waitMs === 0) return written;
   const until = Date.now() + waitMs;
   for (;;) {
-    const [standing] = await writer.changesetStatus([written.version]);
+    const [standing] = await buffer.changesetStatus([written.version]);
     const done = standing !== undefined && standing.status !== 'pending';
     if (done || Date.now() + STATUS_POLL_MS > until) {
       const { version: _, ...status } = standing ?? { version: '', status: 'pending' as const };

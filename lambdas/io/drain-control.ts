@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { SystemicDatabaseError } from '../core/errors.js';
 import { LuaScript } from './lua-script.js';
-import { toUnavailable } from './redis.js';
+import { redisCall } from './redis.js';
 import type { BufferKeys } from './redis-keys.js';
 
 const leaseScript = new LuaScript('lease');
@@ -104,27 +104,39 @@ export class DrainControl {
     return next === null ? null : String(next);
   }
 
-  private async lease(...args: (string | number)[]): Promise<unknown> {
-    try {
-      return await leaseScript.run(this.redis, [this.keys.lease, this.keys.leaseToken], args);
-    } catch (error) {
-      throw toUnavailable(error);
-    }
+  private lease(...args: (string | number)[]): Promise<unknown> {
+    return redisCall(`lease ${args[0]}`, () =>
+      leaseScript.run(this.redis, [this.keys.lease, this.keys.leaseToken], args),
+    );
   }
 
   /** The buffer's meta hash, created with a new epoch when the cache has none. */
   async meta(): Promise<CacheMeta> {
-    return toMeta(await this.script(metaScript, this.keys.meta, [randomUUID()]));
+    return toMeta(
+      await this.script('read the cache meta', metaScript, this.keys.meta, [randomUUID()]),
+    );
   }
 
   /** Set (or, with '', remove) fields of the meta hash. */
   async recordMeta(fields: Readonly<Record<string, string | number>>): Promise<CacheMeta> {
-    return toMeta(await this.script(recordScript, this.keys.meta, Object.entries(fields).flat()));
+    return toMeta(
+      await this.script(
+        'record the cache meta',
+        recordScript,
+        this.keys.meta,
+        Object.entries(fields).flat(),
+      ),
+    );
   }
 
   /** Record what a drain did. */
   async recordDrain(fields: Readonly<Record<string, string | number>>): Promise<void> {
-    await this.script(recordScript, this.keys.drainStatus, Object.entries(fields).flat());
+    await this.script(
+      'record the drain status',
+      recordScript,
+      this.keys.drainStatus,
+      Object.entries(fields).flat(),
+    );
   }
 
   /**
@@ -132,72 +144,50 @@ export class DrainControl {
    * changed (a failover, or a restart). Null where the server does not tell.
    */
   async replicationId(): Promise<string | null> {
-    let info: string;
-    try {
-      info = await this.redis.info('replication');
-    } catch (error) {
-      throw toUnavailable(error);
-    }
+    const info = await redisCall('read the replication id', () => this.redis.info('replication'));
     return /^master_replid:([0-9a-f]+)\s*$/m.exec(info)?.[1] ?? null;
   }
 
   /** What the last drain did, and the meta hash as it stands (without creating it). */
   async status(): Promise<{ drain: DrainStatus; meta: Partial<CacheMeta> }> {
-    try {
-      const [drain, meta] = await Promise.all([
-        this.redis.hgetall(this.keys.drainStatus),
-        this.redis.hgetall(this.keys.meta),
-      ]);
-      return {
-        drain: {
-          ...(drain.at ? { at: Number(drain.at) } : {}),
-          ...(drain.stoppedBy ? { stoppedBy: drain.stoppedBy } : {}),
-          ...(drain.progressAt ? { progressAt: Number(drain.progressAt) } : {}),
-          ...(drain.error ? { error: drain.error } : {}),
-        },
-        meta: meta.epoch ? toMeta(Object.entries(meta).flat()) : {},
-      };
-    } catch (error) {
-      throw toUnavailable(error);
-    }
+    const [drain, meta] = await redisCall('read the drain status', () =>
+      Promise.all([this.redis.hgetall(this.keys.drainStatus), this.redis.hgetall(this.keys.meta)]),
+    );
+    return {
+      drain: {
+        ...(drain.at ? { at: Number(drain.at) } : {}),
+        ...(drain.stoppedBy ? { stoppedBy: drain.stoppedBy } : {}),
+        ...(drain.progressAt ? { progressAt: Number(drain.progressAt) } : {}),
+        ...(drain.error ? { error: drain.error } : {}),
+      },
+      meta: meta.epoch ? toMeta(Object.entries(meta).flat()) : {},
+    };
   }
 
   private async script(
+    what: string,
     script: LuaScript,
     key: string,
     args: readonly (string | number)[],
   ): Promise<string[]> {
-    try {
-      return (await script.run(this.redis, [key], args)) as string[];
-    } catch (error) {
-      throw toUnavailable(error);
-    }
+    return (await redisCall(what, () => script.run(this.redis, [key], args))) as string[];
   }
 
   async breaker(action: 'check' | 'success' | 'failure'): Promise<BreakerStatus> {
     const policy = this.breakerPolicy;
-    let reply: [BreakerState, number, number];
-    try {
-      reply = (await breakerScript.run(
+    const [state, failures, wait] = (await redisCall(`record a breaker ${action}`, () =>
+      breakerScript.run(
         this.redis,
         [this.keys.breaker],
         [action, policy.threshold, policy.cooldownMs, policy.maxCooldownMs],
-      )) as [BreakerState, number, number];
-    } catch (error) {
-      throw toUnavailable(error);
-    }
-    const [state, failures, wait] = reply;
+      ),
+    )) as [BreakerState, number, number];
     return { state, failures: Number(failures), retryInMs: Number(wait) };
   }
 
   /** The breaker as it stands, without moving it to half-open. */
   async breakerStatus(): Promise<BreakerStatus> {
-    let hash: Record<string, string>;
-    try {
-      hash = await this.redis.hgetall(this.keys.breaker);
-    } catch (error) {
-      throw toUnavailable(error);
-    }
+    const hash = await redisCall('read the breaker', () => this.redis.hgetall(this.keys.breaker));
     const state = (hash.state as BreakerState | undefined) ?? 'closed';
     const retryInMs = state === 'open' ? Math.max(0, Number(hash.openUntil ?? 0) - Date.now()) : 0;
     return {
@@ -216,17 +206,13 @@ export class DrainControl {
   async recordFault(error: SystemicDatabaseError): Promise<SystemicFault> {
     const now = new Date().toISOString();
     const { cooldownMs, maxCooldownMs } = this.breakerPolicy;
-    let reply: [number, number];
-    try {
-      reply = (await faultScript.run(
+    const [attempts, holdMs] = (await redisCall('record the systemic fault', () =>
+      faultScript.run(
         this.redis,
         [this.keys.fault, this.keys.faultHold],
         [error.message, error.sqlState ?? '', error.table ?? '', now, cooldownMs, maxCooldownMs],
-      )) as [number, number];
-    } catch (failure) {
-      throw toUnavailable(failure);
-    }
-    const [attempts, holdMs] = reply;
+      ),
+    )) as [number, number];
     return (
       (await this.fault()) ?? {
         message: error.message,
@@ -241,16 +227,9 @@ export class DrainControl {
 
   /** The systemic fault the drain is stopped by, or null when there is none. */
   async fault(): Promise<SystemicFault | null> {
-    let hash: Record<string, string>;
-    let ttl: number;
-    try {
-      [hash, ttl] = await Promise.all([
-        this.redis.hgetall(this.keys.fault),
-        this.redis.pttl(this.keys.faultHold),
-      ]);
-    } catch (error) {
-      throw toUnavailable(error);
-    }
+    const [hash, ttl] = await redisCall('read the systemic fault', () =>
+      Promise.all([this.redis.hgetall(this.keys.fault), this.redis.pttl(this.keys.faultHold)]),
+    );
     if (hash.message === undefined) return null;
     return {
       message: hash.message,
@@ -264,11 +243,9 @@ export class DrainControl {
 
   /** The faulty batch went through: the fault is healed. */
   async clearFault(): Promise<void> {
-    try {
-      await this.redis.del(this.keys.fault, this.keys.faultHold);
-    } catch (error) {
-      throw toUnavailable(error);
-    }
+    await redisCall('clear the systemic fault', () =>
+      this.redis.del(this.keys.fault, this.keys.faultHold),
+    );
   }
 }
 

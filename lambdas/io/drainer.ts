@@ -18,6 +18,7 @@ import { BatchPlan } from '../core/batch-plan.js';
 import { coalesce, type PendingChangeset } from '../core/coalesce.js';
 import {
   FencedError,
+  messageOf,
   RejectedChangeError,
   SystemicDatabaseError,
   UnavailableError,
@@ -402,8 +403,7 @@ function prepareRun(
 
 /** The first line of an error's message, bounded, for the drain status. */
 function boundedMessage(error: unknown): string {
-  const message = error instanceof Error ? error.message : String(error);
-  return message.split('\n')[0]?.slice(0, 300) ?? '';
+  return messageOf(error).split('\n')[0]?.slice(0, 300) ?? '';
 }
 
 /** Changesets read per call when their size is not known yet. */

@@ -3,20 +3,22 @@
  * the whole). The prefix sits in a hash tag so that all keys of a buffer live in one cluster slot
  * and the Lua scripts may touch them together.
  *
- * Words: *the backlog* is what waits to be drained, i.e. the entries of the `log` stream not yet
- * settled; `backlog` and `backlogBytes` are its two counters, not the backlog itself.
+ * Words: *the backlog* is what waits to be drained: the stream `backlog` (whose key string is
+ * `{p}:log`); `backlogChanges` and `backlogBytes` are its two counters. The key strings are the
+ * ones deployed caches hold data under: a TypeScript name may change, a key string may not.
  */
 export interface BufferKeys {
   /**
-   * The backlog: a stream of changesets in acknowledgement order, read by the consumer group
-   * `DRAIN_GROUP`. Entry id: the changeset's version. Fields (`lua/write.lua`): `cs` the
-   * changeset (JSON), `b` what it costs Redis in bytes (refunded when settled), and `v` only for a
-   * replayed dead letter: its original version.
+   * `{p}:log`, the backlog: a stream of changesets in acknowledgement order, read by the consumer
+   * group `DRAIN_GROUP`. Entry id: the changeset's version. Fields (`lua/write.lua`): `cs` the
+   * changeset (JSON `{id, changes}`, each change stored without its key and row key:
+   * `redis-codec.ts`), `b` what it costs Redis in bytes (refunded when settled), and `v` only for
+   * a replayed dead letter: its original version.
    */
-  readonly log: string;
-  /** Counter: changes in the backlog, for backpressure (G5). */
   readonly backlog: string;
-  /** Counter: what the backlog costs Redis in bytes (estimated), for backpressure (G5). */
+  /** `{p}:backlog`, counter: changes in the backlog, for backpressure (G5). */
+  readonly backlogChanges: string;
+  /** `{p}:backlog:bytes`, counter: what the backlog costs Redis in bytes (estimated), for G5. */
   readonly backlogBytes: string;
   /**
    * Hash: `epoch` (names the cache's data; a cache that lost it gets a new one), `since` (the
@@ -27,11 +29,15 @@ export interface BufferKeys {
   readonly meta: string;
   /** Hash: what the last drain did (`at`, `stoppedBy`, `progressAt`, `error`), for health (G8). */
   readonly drainStatus: string;
-  /** Hash: changeset id -> the dead letter (JSON: its changes, version and the database's reason). */
+  /**
+   * Hash: changeset id -> the dead letter (JSON `DeadLetter`: `changesetId`, `version`, `changes`,
+   * `reason`, `sqlState`, `deadAt`, `writtenAt`; `redis-codec.ts`).
+   */
   readonly deadLetters: string;
   /**
    * Dead letters in original order: a sorted set, all scores 0, members `<version>:<changesetId>`
-   * ordered lexicographically (`lua/ack.lua` adds them; `redis-buffer.ts` reads them).
+   * with the version zero-padded to 20 digits, ordered lexicographically (`redis-codec.ts` encodes
+   * and decodes them; `lua/ack.lua` adds them; `redis-dead-letters.ts` reads them).
    */
   readonly deadLetterIndex: string;
   /** String with a TTL: the fencing token of the one drainer that may drain (`lua/lease.lua`). */
@@ -53,7 +59,7 @@ export interface BufferKeys {
   /**
    * Read overlay of one row (G4): a hash with one layer per pending changeset that touched the
    * row. Field: the changeset's stream id; value: `<replayed version>|<layer>` (empty before the
-   * bar for a new write), the layer being `["delete"]` or `[op, values]` (`core/overlay.ts`
+   * bar for a new write), the layer being `["delete"]` or `[op, values]` (`redis-codec.ts`
    * encodes and decodes it). Settling or dead-lettering a changeset removes its fields.
    */
   overlay(table: string, rowKey: string): string;
@@ -72,8 +78,8 @@ export const DRAIN_CONSUMER = 'drainer';
 export function bufferKeys(prefix: string): BufferKeys {
   const p = `{${prefix}}`;
   return {
-    log: `${p}:log`,
-    backlog: `${p}:backlog`,
+    backlog: `${p}:log`,
+    backlogChanges: `${p}:backlog`,
     backlogBytes: `${p}:backlog:bytes`,
     meta: `${p}:meta`,
     drainStatus: `${p}:drain`,

@@ -306,13 +306,29 @@ export function isRedisUnavailable(error: unknown): boolean {
 
 /**
  * `UnavailableError('redis', ...)` for an error that means Redis cannot be reached or used right
- * now (with the original as `cause`); any other error unchanged. Use as `throw toUnavailable(e)`.
+ * now (with the original as `cause`, and `what` was being done, when given, before its message);
+ * any other error unchanged. Use as `throw toUnavailable(e)`.
  */
-export function toUnavailable(error: unknown): Error {
+export function toUnavailable(error: unknown, what?: string): Error {
   if (error instanceof UnavailableError) return error;
   if (isRedisUnavailable(error)) {
-    const message = boundText(messageOf(error));
+    const reason = messageOf(error);
+    const message = boundText(what === undefined ? reason : `${what}: ${reason}`);
     return new UnavailableError('redis', message, { cause: error });
   }
   return error instanceof Error ? error : new Error(String(error), { cause: error });
+}
+
+/**
+ * Runs Redis commands, turning a failure that means Redis cannot be reached or used right now
+ * into `UnavailableError('redis', '<what>: <reason>')`; any other failure (a script refusing on
+ * purpose, NOGROUP, a wrong command) is rethrown unchanged for the caller to read. The one place
+ * the buffer and drain control type Redis failures.
+ */
+export async function redisCall<T>(what: string, commands: () => Promise<T>): Promise<T> {
+  try {
+    return await commands();
+  } catch (error) {
+    throw toUnavailable(error, what);
+  }
 }

@@ -24,22 +24,8 @@ import type { TransactionPool } from '../io/postgres-transaction.js';
 import { createRedis } from '../io/redis.js';
 import type { Sink } from '../io/sink.js';
 import { changesetLogger, loggableError, logger } from '../io/telemetry.js';
-import {
-  type ChangesetStatus,
-  createBuffer,
-  type RedisBuffer,
-  Spillway,
-  type WriteResult,
-} from '../spillway.js';
+import { createBuffer, type RedisBuffer, Spillway } from '../spillway.js';
 import { deployedTables } from './tables.js';
-
-/** All a function that only writes needs: `write` and the pipeline steps have no database. */
-export interface Writer {
-  /** Buffers one changeset; resolves once Redis holds it (G1, G5, G6). */
-  write(input: unknown): Promise<WriteResult>;
-  /** Where changesets stand, by the versions `write` returned. */
-  changesetStatus(versions: readonly string[]): Promise<ChangesetStatus[]>;
-}
 
 export interface ContainerOptions {
   /**
@@ -196,7 +182,7 @@ export async function getSpillway(): Promise<Spillway> {
  * The buffer of this container, for functions that only write. Needs no database settings.
  * @throws ConfigError on bad configuration, UnavailableError('redis') when Redis is unreachable.
  */
-export async function getWriter(): Promise<Writer> {
+export async function getBuffer(): Promise<RedisBuffer> {
   const config = getBufferConfig();
   const client = await sharedRedis(config);
   buffer ??= createBuffer({ redis: client, ...bufferOptions(config) });

@@ -102,7 +102,7 @@ describe('a cache that lost its data', () => {
       const doc = uuid();
       await spillway.write({ changes: [document(doc)] });
       // The old node's clock ran an hour ahead: every version it handed out is in the future.
-      await redis.xsetid(spillway.buffer.keys.log, `${Date.now() + 3_600_000}-0`);
+      await redis.xsetid(spillway.buffer.keys.backlog, `${Date.now() + 3_600_000}-0`);
       await spillway.write({
         changes: [patchDocument(doc, { status: 'processing', page_count: 1 })],
       });

@@ -192,7 +192,7 @@ describe('random histories with crashes and redeliveries', () => {
 });
 
 function spillwayPrefix(spillway: Spillway): string {
-  return spillway.buffer.keys.log.slice(1, spillway.buffer.keys.log.indexOf('}'));
+  return spillway.buffer.keys.backlog.slice(1, spillway.buffer.keys.backlog.indexOf('}'));
 }
 
 const DOCS = KEYS.slice(0, 2);

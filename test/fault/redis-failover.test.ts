@@ -166,7 +166,7 @@ describe('Redis failover with REDIS_REPLICA_ACKS = 1', () => {
         acknowledged.tables.get(table) ?? new Map(),
       );
     }
-    expect(await after.redis.xlen(after.spillway.buffer.keys.log)).toBe(0);
+    expect(await after.redis.xlen(after.spillway.buffer.keys.backlog)).toBe(0);
 
     const health = await after.spillway.health();
     expect(health).toMatchObject({

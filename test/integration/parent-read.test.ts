@@ -85,7 +85,7 @@ describe('read by parent key', () => {
     // Nothing pending is left in the parent indexes once drained.
     expect(
       await redis.keys(
-        `{${spillway.buffer.keys.log.slice(1, spillway.buffer.keys.log.indexOf('}'))}}:px:*`,
+        `{${spillway.buffer.keys.backlog.slice(1, spillway.buffer.keys.backlog.indexOf('}'))}}:px:*`,
       ),
     ).toEqual([]);
   });

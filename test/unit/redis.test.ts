@@ -8,6 +8,7 @@ import {
   isAuthFailure,
   isRedisUnavailable,
   readRedisAuthToken,
+  redisCall,
   toUnavailable,
 } from '../../lambdas/io/redis.js';
 
@@ -99,6 +100,30 @@ describe('toUnavailable', () => {
     const wrapped = toUnavailable('boom');
     expect(wrapped).toBeInstanceOf(Error);
     expect(wrapped.message).toBe('boom');
+  });
+});
+
+describe('redisCall', () => {
+  it('makes an outage an UnavailableError of redis that says what was being done', async () => {
+    const refused = socketError('ECONNREFUSED');
+    const call = redisCall('read the breaker', () => Promise.reject(refused));
+    await expect(call).rejects.toBeInstanceOf(UnavailableError);
+    await expect(call).rejects.toMatchObject({
+      dependency: 'redis',
+      cause: refused,
+      message: `redis unavailable: read the breaker: ${refused.message}`,
+    });
+  });
+
+  it('rethrows a failure that is no outage unchanged, for the caller to read', async () => {
+    const noGroup = new ReplyError('NOGROUP No such key or consumer group');
+    await expect(redisCall('read the backlog', () => Promise.reject(noGroup))).rejects.toBe(
+      noGroup,
+    );
+  });
+
+  it('returns what the commands returned', async () => {
+    await expect(redisCall('count', () => Promise.resolve(3))).resolves.toBe(3);
   });
 });
 

@@ -6,8 +6,8 @@
   that takes the changesets off the backlog. A crash between chunks leaves changesets that are
   committed but still pending: they are redelivered, and their row versions make that harmless.
 
-  KEYS[1]  the log stream
-  KEYS[2]  the backlog counter (changes)
+  KEYS[1]  the backlog stream (`{p}:log`)
+  KEYS[2]  the backlog change counter (changes)
   KEYS[3]  the backlog byte counter
   KEYS[4]  the dead-letter hash (id -> JSON)
   KEYS[5]  the dead-letter index (sorted set, all scores 0, members ordered by original version)
@@ -19,7 +19,7 @@
   then d, the number of dead letters (0 for a commit), and d triples: id, index member, JSON
   then, per overlay key in order: the stream id of the layer to remove
 
-  Only changesets still in the log are taken off the counters, so a stale drainer settling what a
+  Only changesets still in the backlog stream are taken off the counters, so a stale drainer settling what a
   newer one already settled changes nothing.
   Returns the number of changesets taken off the backlog.
 ]]

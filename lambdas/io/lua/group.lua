@@ -1,9 +1,10 @@
 #!lua flags=allow-oom
 --[[
-  Create the drainers' consumer group on the log (and the log, when missing), also when Redis is
-  out of memory: the first drain after a long outage may find a full cache and no group yet (G5).
+  Create the drainers' consumer group on the backlog stream (and the stream, when missing), also
+  when Redis is out of memory: the first drain after a long outage may find a full cache and no
+  group yet (G5).
 
-  KEYS[1]  the log stream
+  KEYS[1]  the backlog stream (`{p}:log`)
   ARGV[1]  consumer group
 
   Returns 1 when it created the group, 0 when it existed.

@@ -4,8 +4,8 @@
   (G1, G4, G5). Declared with a shebang and no flags, so Redis refuses the whole script up front
   when it is out of memory: a write is never half done.
 
-  KEYS[1]  the log stream
-  KEYS[2]  the backlog counter (pending changes)
+  KEYS[1]  the backlog stream (`{p}:log`)
+  KEYS[2]  the backlog change counter (pending changes)
   KEYS[3]  the backlog byte counter (what pending changesets cost Redis, estimated)
   KEYS[4]  the buffer's meta hash (epoch, since: created here when the cache has none)
   KEYS[5..4+n] one overlay hash per row the changeset touches

@@ -1,0 +1,150 @@
+/**
+ * How the buffer's structures are stored in Redis, one encoder and one decoder each: a backlog
+ * entry's changeset (`cs`), a row's overlay layers, a dead letter and its index member.
+ * `redis-keys.ts` says which key holds which; the Lua scripts store these strings as they are.
+ */
+import { type Change, type JsonValue, rowKeyOf } from '../core/changeset.js';
+import type { PendingChangeset, RowWrite } from '../core/coalesce.js';
+import type { OverlayLayer } from '../core/overlay.js';
+import type { SchemaRegistry } from '../core/schema.js';
+import { sortableVersion, versionOf } from '../core/version.js';
+
+/** A changeset the database refused, with its reason (G7). */
+export interface DeadLetter {
+  readonly changesetId: string;
+  readonly version: string;
+  readonly changes: readonly Change[];
+  readonly reason: string;
+  readonly sqlState: string | null;
+  /** When it was dead-lettered (ISO-8601). */
+  readonly deadAt: string;
+  /** When it was first acknowledged to its writer (ISO-8601). */
+  readonly writtenAt: string;
+}
+
+/**
+ * A change as the backlog stores it: without its key and row key, which follow from the record
+ * or key and the table definition (a third less to store, send and parse).
+ */
+type StoredChange =
+  | readonly ['upsert', string, Record<string, JsonValue>]
+  | readonly ['patch', string, Record<string, JsonValue>, Record<string, JsonValue>]
+  | readonly ['delete', string, Record<string, JsonValue>];
+
+/** The `cs` field of a backlog entry: the changeset id and its changes (JSON). */
+export function encodeChangeset(changesetId: string, changes: readonly Change[]): string {
+  return JSON.stringify({ id: changesetId, changes: changes.map(encodeChange) });
+}
+
+/**
+ * A backlog entry (fields `cs`, `b`, `v`; see `redis-keys.ts`) as the changeset it holds. The
+ * entry's version is its stream id, or `v` for a replayed dead letter.
+ */
+export function decodeEntry(
+  streamId: string,
+  fields: readonly string[],
+  registry: SchemaRegistry,
+): PendingChangeset {
+  const field = (name: string): string | undefined => {
+    const at = fields.indexOf(name);
+    return at >= 0 && at % 2 === 0 ? fields[at + 1] : undefined;
+  };
+  const payload = JSON.parse(field('cs') ?? '{}') as { id: string; changes: StoredChange[] };
+  const replayed = field('v');
+  return {
+    streamId,
+    version: replayed ?? versionOf(streamId),
+    replayed: replayed !== undefined,
+    charge: Number(field('b') ?? 0),
+    changesetId: payload.id,
+    changes: payload.changes.map((c) => decodeChange(c, registry)),
+  };
+}
+
+function encodeChange(change: Change): StoredChange {
+  if (change.op === 'upsert') return ['upsert', change.table, change.record];
+  if (change.op === 'patch') return ['patch', change.table, change.key, change.set];
+  return ['delete', change.table, change.key];
+}
+
+function decodeChange(stored: StoredChange, registry: SchemaRegistry): Change {
+  const [op, table, values] = stored;
+  const def = registry.get(table);
+  if (def === undefined) {
+    // A table whose definition was removed since: read the change as it was written, so that
+    // the drainer dead-letters it (the sink refuses unknown tables) instead of wedging on it.
+    // The key of an upsert is unknown without the definition; patch and delete keys were
+    // stored in primary-key order, as rowKeyOf lists them.
+    const key = op === 'upsert' ? {} : values;
+    const rowKey = JSON.stringify(Object.values(key));
+    if (op === 'upsert') return { op, table, key, rowKey, record: values };
+    if (op === 'patch') return { op, table, key, rowKey, set: stored[3] };
+    return { op, table, key, rowKey };
+  }
+  if (op === 'upsert') {
+    const key: Record<string, JsonValue> = {};
+    for (const column of def.primaryKey) key[column] = values[column] ?? null;
+    return { op, table, key, rowKey: rowKeyOf(def, key), record: values };
+  }
+  if (op === 'patch')
+    return { op, table, key: values, rowKey: rowKeyOf(def, values), set: stored[3] };
+  return { op, table, key: values, rowKey: rowKeyOf(def, values) };
+}
+
+/**
+ * The layer of one row of a changeset: `["delete"]` or `[op, values]`. The write script stores
+ * it in the row's overlay hash behind the replay marker: `<replayed version>|<layer>`.
+ */
+export function encodeLayer(row: Pick<RowWrite, 'op' | 'values'>): string {
+  return JSON.stringify(row.op === 'delete' ? ['delete'] : [row.op, row.values]);
+}
+
+/**
+ * The layers of a row's overlay hash (field: stream id, value: `<replayed version>|<layer>`,
+ * the version empty for a new write), in stream order.
+ */
+export function decodeLayers(hash: Readonly<Record<string, string>>): OverlayLayer[] {
+  const layers: { order: bigint; layer: OverlayLayer }[] = [];
+  for (const [streamId, value] of Object.entries(hash)) {
+    const bar = value.indexOf('|');
+    const replayed = value.slice(0, bar);
+    const [op, values] = JSON.parse(value.slice(bar + 1)) as [
+      RowWrite['op'],
+      Record<string, JsonValue>?,
+    ];
+    const order = versionOf(streamId);
+    layers.push({
+      order: BigInt(order),
+      layer: { streamId, version: replayed === '' ? order : replayed, op, values: values ?? {} },
+    });
+  }
+  return layers
+    .sort((a, b) => (a.order < b.order ? -1 : a.order > b.order ? 1 : 0))
+    .map((l) => l.layer);
+}
+
+/** A dead letter as the dead-letter hash holds it (JSON). */
+export function encodeDeadLetter(letter: DeadLetter): string {
+  return JSON.stringify(letter);
+}
+
+export function decodeDeadLetter(value: string): DeadLetter {
+  return JSON.parse(value) as DeadLetter;
+}
+
+/**
+ * A dead letter's member in the dead-letter index: `<version, zero-padded>:<changesetId>`, so
+ * that the members sort lexicographically in original order.
+ */
+export function encodeIndexMember(letter: Pick<DeadLetter, 'version' | 'changesetId'>): string {
+  return `${sortableVersion(letter.version)}:${letter.changesetId}`;
+}
+
+/** The version (unpadded) and changeset id an index member names. */
+export function decodeIndexMember(member: string): { version: string; changesetId: string } {
+  const colon = member.indexOf(':');
+  return {
+    version: BigInt(member.slice(0, colon)).toString(),
+    changesetId: member.slice(colon + 1),
+  };
+}

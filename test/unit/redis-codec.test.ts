@@ -1,0 +1,135 @@
+import { describe, expect, it } from 'vitest';
+import type { Change } from '../../lambdas/core/changeset.js';
+import { SchemaRegistry } from '../../lambdas/core/schema.js';
+import { versionOf } from '../../lambdas/core/version.js';
+import {
+  type DeadLetter,
+  decodeDeadLetter,
+  decodeEntry,
+  decodeIndexMember,
+  decodeLayers,
+  encodeChangeset,
+  encodeDeadLetter,
+  encodeIndexMember,
+  encodeLayer,
+} from '../../lambdas/io/redis-codec.js';
+import { pipelineRegistry } from '../../lambdas/schema/tables.js';
+
+const doc = 'b3c4a1f0-0000-4000-8000-000000000001';
+const rowKey = JSON.stringify([doc]);
+const changes: Change[] = [
+  {
+    op: 'upsert',
+    table: 'source_documents',
+    key: { document_uuid: doc },
+    rowKey,
+    record: { document_uuid: doc, filename: 'a.pdf', status: 'pending' },
+  },
+  {
+    op: 'patch',
+    table: 'source_documents',
+    key: { document_uuid: doc },
+    rowKey,
+    set: { status: 'completed' },
+  },
+  { op: 'delete', table: 'source_documents', key: { document_uuid: doc }, rowKey },
+];
+
+/** A stream entry's fields as XRANGE returns them. */
+const fields = (record: Record<string, string>) => Object.entries(record).flat();
+
+describe('backlog entries', () => {
+  it('decode to the changeset that was encoded, with its version and charge', () => {
+    const entry = decodeEntry(
+      '1700000000000-3',
+      fields({ cs: encodeChangeset('cs-1', changes), b: '812' }),
+      pipelineRegistry,
+    );
+    expect(entry).toEqual({
+      streamId: '1700000000000-3',
+      version: versionOf('1700000000000-3'),
+      replayed: false,
+      charge: 812,
+      changesetId: 'cs-1',
+      changes,
+    });
+  });
+
+  it('take a replayed dead letter original version from the field v', () => {
+    const entry = decodeEntry(
+      '1700000000500-0',
+      fields({ cs: encodeChangeset('cs-2', changes), b: '10', v: '1699999999000000002' }),
+      pipelineRegistry,
+    );
+    expect(entry).toMatchObject({ version: '1699999999000000002', replayed: true });
+  });
+
+  it('store no key or row key, and read them back from the table definition', () => {
+    expect(JSON.parse(encodeChangeset('cs-3', changes))).toEqual({
+      id: 'cs-3',
+      changes: [
+        ['upsert', 'source_documents', changes[0]?.op === 'upsert' ? changes[0].record : null],
+        ['patch', 'source_documents', { document_uuid: doc }, { status: 'completed' }],
+        ['delete', 'source_documents', { document_uuid: doc }],
+      ],
+    });
+  });
+
+  it('of a table no longer defined still decode, as written, for the drainer to dead-letter', () => {
+    const [patch] = decodeEntry(
+      '1-0',
+      fields({ cs: encodeChangeset('cs-4', [changes[1] as Change]) }),
+      new SchemaRegistry([]),
+    ).changes;
+    expect(patch).toEqual({ ...changes[1], rowKey });
+  });
+});
+
+describe('overlay layers', () => {
+  it('decode in stream order, with a replay marker as the version and without it the stream id', () => {
+    const hash = {
+      '1700000000010-0': `|${encodeLayer({ op: 'delete', values: {} })}`,
+      '1700000000002-5': `42|${encodeLayer({ op: 'patch', values: { status: 'failed' } })}`,
+      '1700000000002-10': `|${encodeLayer({ op: 'upsert', values: { filename: 'b' } })}`,
+    };
+    expect(decodeLayers(hash)).toEqual([
+      { streamId: '1700000000002-5', version: '42', op: 'patch', values: { status: 'failed' } },
+      {
+        streamId: '1700000000002-10',
+        version: versionOf('1700000000002-10'),
+        op: 'upsert',
+        values: { filename: 'b' },
+      },
+      {
+        streamId: '1700000000010-0',
+        version: versionOf('1700000000010-0'),
+        op: 'delete',
+        values: {},
+      },
+    ]);
+  });
+});
+
+describe('dead letters', () => {
+  const letter: DeadLetter = {
+    changesetId: 'cs-5',
+    version: '1700000000000000007',
+    changes,
+    reason: 'violates check constraint',
+    sqlState: '23514',
+    deadAt: '2026-01-01T00:00:00.000Z',
+    writtenAt: '2025-12-31T23:59:59.000Z',
+  };
+
+  it('decode to the letter that was encoded', () => {
+    expect(decodeDeadLetter(encodeDeadLetter(letter))).toEqual(letter);
+  });
+
+  it('have index members that sort in version order as text and decode to version and id', () => {
+    const older = encodeIndexMember({ version: '99', changesetId: 'z' });
+    const newer = encodeIndexMember(letter);
+    expect([newer, older].sort()).toEqual([older, newer]);
+    expect(decodeIndexMember(newer)).toEqual({ version: letter.version, changesetId: 'cs-5' });
+    expect(decodeIndexMember(older)).toEqual({ version: '99', changesetId: 'z' });
+  });
+});

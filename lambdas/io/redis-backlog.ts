@@ -6,13 +6,12 @@
 import { randomUUID } from 'node:crypto';
 import { setImmediate } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
-import type { Change } from '../core/changeset.js';
 import type { PendingChangeset } from '../core/coalesce.js';
 import { BackpressureError, messageOf, UnavailableError } from '../core/errors.js';
 import type { SchemaRegistry } from '../core/schema.js';
 import { LuaScript } from './lua-script.js';
 import { redisCall } from './redis.js';
-import { decodeEntry, encodeChangeset } from './redis-codec.js';
+import { decodeEntry } from './redis-codec.js';
 import { type BufferKeys, DRAIN_CONSUMER, DRAIN_GROUP } from './redis-keys.js';
 import type { LayerWrites } from './redis-overlay.js';
 
@@ -21,11 +20,15 @@ const ackScript = new LuaScript('ack');
 const groupScript = new LuaScript('group');
 
 /**
- * What Redis spends on a stream entry or an overlay layer beyond its bytes: a key, a hash
- * table entry, and the allocator's size classes (up to a quarter more than asked). Measured,
- * rounded up (see `chargeOf`).
+ * What Redis spends beyond the bytes it stores, measured with `INFO memory` and rounded up (see
+ * `chargeOf`): per stream entry (its share of a stream node), per overlay layer (a hash of its
+ * own holding one small field, or a field in one), per parent index (a small hash) and per row
+ * in it; and the allocator's size classes on top of the bytes themselves.
  */
-const OVERHEAD_BYTES = 256;
+const ENTRY_OVERHEAD_BYTES = 128;
+const LAYER_OVERHEAD_BYTES = 96;
+const PARENT_INDEX_OVERHEAD_BYTES = 96;
+const PARENT_ENTRY_OVERHEAD_BYTES = 48;
 const ALLOCATION_FACTOR = 1.25;
 
 export interface BacklogSettings {
@@ -59,12 +62,12 @@ export class RedisBacklog {
    * @throws BackpressureError past a limit or when Redis is out of memory (G5)
    */
   async append(
-    changes: readonly Change[],
+    changeset: { readonly payload: string; readonly changes: number },
     meta: { changesetId: string; version?: string },
     rows: LayerWrites,
   ): Promise<string> {
-    const payload = encodeChangeset(meta.changesetId, changes);
-    const charge = chargeOf(payload, [...rows.layers, ...rows.parentMembers]);
+    const { payload } = changeset;
+    const charge = chargeOf(payload, rows);
     const keys = [
       this.keys.backlog,
       this.keys.backlogChanges,
@@ -76,7 +79,7 @@ export class RedisBacklog {
     const args: (string | number)[] = [
       this.options.backlogLimit,
       this.options.backlogBytesLimit,
-      changes.length,
+      changeset.changes,
       charge,
       payload,
       meta.version ?? '',
@@ -246,15 +249,19 @@ export class RedisBacklog {
 }
 
 /**
- * What a changeset costs Redis, in bytes: its stream entry, its overlay layers and its entries
- * in the parent indexes (passed with the layers) (G5). An estimate from measurement
- * (`test/integration/large-backlog.test.ts` holds it against Redis's own accounting), charged
- * when written and refunded when settled.
+ * What a changeset costs Redis, in bytes: its stream entry, its overlay layers (each a reference
+ * into the entry, under the row's key), the parent indexes it names (each counted once, although
+ * an earlier changeset may have made it) and its rows in them (G5). An estimate from measurement
+ * (`test/integration/large-backlog.test.ts` holds it against Redis's own accounting: never below
+ * what Redis uses, and less than 1.5 times it), charged when written and refunded when settled.
  */
-function chargeOf(payload: string, layers: readonly string[]): number {
-  const cost = (text: string) =>
-    Math.ceil(Buffer.byteLength(text) * ALLOCATION_FACTOR) + OVERHEAD_BYTES;
-  let bytes = cost(payload);
-  for (const layer of layers) bytes += cost(layer);
-  return bytes;
+function chargeOf(payload: string, rows: LayerWrites): number {
+  const bytes = (text: string) => Buffer.byteLength(text) * ALLOCATION_FACTOR;
+  let charge = bytes(payload) + ENTRY_OVERHEAD_BYTES;
+  rows.overlayKeys.forEach((key, i) => {
+    charge += bytes(key) + bytes(rows.layers[i] ?? '') + LAYER_OVERHEAD_BYTES;
+  });
+  for (const key of new Set(rows.parentKeys)) charge += bytes(key) + PARENT_INDEX_OVERHEAD_BYTES;
+  for (const member of rows.parentMembers) charge += bytes(member) + PARENT_ENTRY_OVERHEAD_BYTES;
+  return Math.ceil(charge);
 }

@@ -17,11 +17,13 @@ import type { PendingChangeset } from '../core/coalesce.js';
 import type { OverlayLayer } from '../core/overlay.js';
 import type { SchemaRegistry } from '../core/schema.js';
 import { sortableVersion, timeOf, versionOf } from '../core/version.js';
+import { LuaScript } from './lua-script.js';
 import { redisCall } from './redis.js';
 import { RedisBacklog } from './redis-backlog.js';
 import {
   type DeadLetter,
   decodeIndexMember,
+  encodeChangeset,
   encodeDeadLetter,
   encodeIndexMember,
 } from './redis-codec.js';
@@ -30,6 +32,10 @@ import { type BufferKeys, bufferKeys } from './redis-keys.js';
 import { RedisOverlay, type RowOverlay, SETTLE_CHUNK } from './redis-overlay.js';
 
 export type { DeadLetter } from './redis-codec.js';
+
+const changesetStatusScript = new LuaScript('changeset-status');
+const tombstoneFloorScript = new LuaScript('tombstone-floor');
+
 export type { RowOverlay } from './redis-overlay.js';
 
 /** What a buffer is built with, defaults resolved (`createBuffer` in `spillway.ts` resolves them). */
@@ -113,35 +119,23 @@ export class RedisBuffer {
    * version, which `replay` does not return: its old version reads `applied`.
    */
   async changesetStatus(versions: readonly string[]): Promise<ChangesetStatus[]> {
-    const replies = ((await redisCall('read changeset statuses', () => {
-      const batch = this.redis
-        .multi()
-        .hget(this.keys.meta, 'since')
-        .xinfo('STREAM', this.keys.backlog);
-      for (const version of versions) {
-        const member = sortableVersion(versionOf(version));
-        batch
-          .xrange(this.keys.backlog, version, version, 'COUNT', 1)
-          .zrangebylex(this.keys.deadLetterIndex, `[${member}:`, `[${member};`, 'LIMIT', 0, 1);
-      }
-      return batch.exec();
-    })) ?? []) as [unknown, unknown][];
-    const [[, since], [infoError, info]] = replies as [
-      [unknown, string | null],
-      [unknown, unknown[]],
-    ];
-    const lastIndex = Array.isArray(info) ? info.indexOf('last-generated-id') : -1;
-    const lastId = infoError === null && lastIndex >= 0 ? String(info[lastIndex + 1]) : '0-0';
+    const reply = (await redisCall('read changeset statuses', () =>
+      changesetStatusScript.run(
+        this.redis,
+        [this.keys.backlog, this.keys.meta, this.keys.deadLetterIndex],
+        versions.flatMap((version) => [version, sortableVersion(versionOf(version))]),
+      ),
+    )) as [string, string, ...(number | string)[]];
+    const [since, lastId, ...looks] = reply;
     const deadIds: (string | undefined)[] = [];
     const statuses: ChangesetStatus[] = versions.map((version, i) => {
-      const [, entries] = replies[2 + 2 * i] as [unknown, unknown[]];
-      const [, dead] = replies[3 + 2 * i] as [unknown, string[]];
-      const member = dead[0];
-      deadIds.push(member === undefined ? undefined : decodeIndexMember(member).changesetId);
-      if (entries.length > 0) return { version, status: 'pending' };
-      if (member !== undefined) return { version, status: 'dead-lettered' };
+      const pending = looks[2 * i] === 1;
+      const member = looks[2 * i + 1] as string;
+      deadIds.push(member === '' ? undefined : decodeIndexMember(member).changesetId);
+      if (pending) return { version, status: 'pending' };
+      if (member !== '') return { version, status: 'dead-lettered' };
       const v = BigInt(versionOf(version));
-      if (since === null || v < BigInt(versionOf(since)) || v > BigInt(versionOf(lastId))) {
+      if (since === '' || v < BigInt(versionOf(since)) || v > BigInt(versionOf(lastId))) {
         return { version, status: 'unknown' };
       }
       return { version, status: 'applied' };
@@ -183,7 +177,12 @@ export class RedisBuffer {
     changes: readonly Change[],
     meta: { changesetId: string; version?: string },
   ): Promise<string> {
-    return this.backlog.append(changes, meta, this.readOverlay.writesOf(changes));
+    const { payload, refs } = encodeChangeset(meta.changesetId, changes);
+    return this.backlog.append(
+      { payload, changes: changes.length },
+      meta,
+      this.readOverlay.writesOf(changes, refs),
+    );
   }
 
   /** Changesets delivered to the drainer but never settled, oldest first, after `afterId`. */
@@ -273,32 +272,23 @@ export class RedisBuffer {
    * changesets (a replayed dead letter among them carries an older version than its place in
    * the backlog). With an empty backlog that is the oldest dead letter (a replay keeps its
    * version) or, without any, now; in the database's versions (shifted by the epoch's offset),
-   * and null too while the drainer has not agreed an offset. Read in one MULTI, so that a replay
-   * cannot slip between the looks.
+   * and null too while the drainer has not agreed an offset. Read in one script, so that a
+   * replay cannot slip between the looks (and it answers at maxmemory).
    */
   async tombstoneFloor(): Promise<string | null> {
-    const reply = await redisCall('read the tombstone floor', () =>
-      this.redis
-        .multi()
-        .xlen(this.keys.backlog)
-        .zrangebylex(this.keys.deadLetterIndex, '-', '+', 'LIMIT', 0, 1)
-        .time()
-        .hget(this.keys.meta, 'offset')
-        .exec(),
-    );
-    const [[, length], [, firstDead], [, time], [, offset]] = reply as [
-      [unknown, number],
-      [unknown, string[]],
-      [unknown, [string, string]],
-      [unknown, string | null],
-    ];
-    if (length > 0 || offset === null) return null;
-    const member = firstDead[0];
-    const now = Number(time[0]) * 1000 + Math.floor(Number(time[1]) / 1000);
-    const floor = member !== undefined ? decodeIndexMember(member).version : versionOf(`${now}-0`);
+    const reply = (await redisCall('read the tombstone floor', () =>
+      tombstoneFloorScript.run(
+        this.redis,
+        [this.keys.backlog, this.keys.deadLetterIndex, this.keys.meta],
+        [],
+      ),
+    )) as [number, string, string, string, string];
+    const [length, member, seconds, micros, offset] = reply;
+    if (length > 0 || offset === '') return null;
+    const now = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+    const floor = member !== '' ? decodeIndexMember(member).version : versionOf(`${now}-0`);
     return (BigInt(floor) + BigInt(offset)).toString();
   }
-
   /** Changesets in the backlog: one cheap command, for polling while waiting for work. */
   pendingChangesets(): Promise<number> {
     return this.backlog.length();

@@ -1,10 +1,11 @@
 /**
  * How the buffer's structures are stored in Redis, one encoder and one decoder each: a backlog
- * entry's changeset (`cs`), a row's overlay layers, a dead letter and its index member.
+ * entry's changeset (`cs`, with where each change sits in it, which the overlay refers to), a
+ * row's overlay layers, a dead letter and its index member.
  * `redis-keys.ts` says which key holds which; the Lua scripts store these strings as they are.
  */
 import { type Change, type JsonValue, rowKeyOf } from '../core/changeset.js';
-import type { PendingChangeset, RowWrite } from '../core/coalesce.js';
+import { coalesce, type PendingChangeset, type RowWrite } from '../core/coalesce.js';
 import type { OverlayLayer } from '../core/overlay.js';
 import type { SchemaRegistry } from '../core/schema.js';
 import { sortableVersion, versionOf } from '../core/version.js';
@@ -31,9 +32,32 @@ type StoredChange =
   | readonly ['patch', string, Record<string, JsonValue>, Record<string, JsonValue>]
   | readonly ['delete', string, Record<string, JsonValue>];
 
-/** The `cs` field of a backlog entry: the changeset id and its changes (JSON). */
-export function encodeChangeset(changesetId: string, changes: readonly Change[]): string {
-  return JSON.stringify({ id: changesetId, changes: changes.map(encodeChange) });
+/**
+ * A changeset as the backlog stores it: the `cs` field (JSON `{id, changes}`), and where each
+ * change sits in it, as the overlay refers to it: `<byte offset>:<byte length>` (`write.lua`).
+ */
+export interface EncodedChangeset {
+  readonly payload: string;
+  readonly refs: readonly string[];
+}
+
+/**
+ * The `cs` field of a backlog entry: the changeset id and its changes (JSON, byte for byte what
+ * `JSON.stringify({ id, changes })` makes), with each change's place in it.
+ */
+export function encodeChangeset(changesetId: string, changes: readonly Change[]): EncodedChangeset {
+  const head = `{"id":${JSON.stringify(changesetId)},"changes":[`;
+  const parts: string[] = [];
+  const refs: string[] = [];
+  let at = Buffer.byteLength(head);
+  for (const change of changes) {
+    const part = JSON.stringify(encodeChange(change));
+    const length = Buffer.byteLength(part);
+    refs.push(`${at}:${length}`);
+    parts.push(part);
+    at += length + 1;
+  }
+  return { payload: `${head}${parts.join(',')}]}`, refs };
 }
 
 /**
@@ -92,30 +116,51 @@ function decodeChange(stored: StoredChange, registry: SchemaRegistry): Change {
 }
 
 /**
- * The layer of one row of a changeset: `["delete"]` or `[op, values]`. The write script stores
- * it in the row's overlay hash behind the replay marker: `<replayed version>|<layer>`.
+ * One layer of a row's overlay as `lua/overlay-read.lua` returns it: `[streamId, 'changes',
+ * replayed version or '', ...the row's changes as stored in the changeset]` for an overlay value
+ * that refers to its changes in the backlog entry, or `[streamId, 'layer', value]` for a value
+ * written before overlays held references: `<replayed version>|<layer>`, the layer being
+ * `["delete"]` or `[op, values]` (caches upgraded with pending changes still hold them).
  */
-export function encodeLayer(row: Pick<RowWrite, 'op' | 'values'>): string {
-  return JSON.stringify(row.op === 'delete' ? ['delete'] : [row.op, row.values]);
-}
+export type StoredLayer =
+  | readonly [streamId: string, kind: 'changes', replayed: string, ...changes: string[]]
+  | readonly [streamId: string, kind: 'layer', value: string];
 
-/**
- * The layers of a row's overlay hash (field: stream id, value: `<replayed version>|<layer>`,
- * the version empty for a new write), in stream order.
- */
-export function decodeLayers(hash: Readonly<Record<string, string>>): OverlayLayer[] {
+/** A row's layers (see `StoredLayer`) in stream order, each the net effect of its changeset. */
+export function decodeLayers(
+  stored: readonly StoredLayer[],
+  registry: SchemaRegistry,
+): OverlayLayer[] {
   const layers: { order: bigint; layer: OverlayLayer }[] = [];
-  for (const [streamId, value] of Object.entries(hash)) {
-    const bar = value.indexOf('|');
-    const replayed = value.slice(0, bar);
-    const [op, values] = JSON.parse(value.slice(bar + 1)) as [
-      RowWrite['op'],
-      Record<string, JsonValue>?,
-    ];
+  for (const entry of stored) {
+    const [streamId, kind] = entry;
     const order = versionOf(streamId);
+    let replayed: string;
+    let op: RowWrite['op'];
+    let values: Record<string, JsonValue>;
+    if (kind === 'layer') {
+      const value = entry[2];
+      const bar = value.indexOf('|');
+      replayed = value.slice(0, bar);
+      const layer = JSON.parse(value.slice(bar + 1)) as [
+        RowWrite['op'],
+        Record<string, JsonValue>?,
+      ];
+      op = layer[0];
+      values = layer[1] ?? {};
+    } else {
+      replayed = entry[2];
+      const changes = entry
+        .slice(3)
+        .map((change) => decodeChange(JSON.parse(change) as StoredChange, registry));
+      const [row] = coalesce([{ streamId, version: order, changesetId: '', changes }]).rows;
+      if (row === undefined) continue;
+      op = row.op;
+      values = { ...row.values };
+    }
     layers.push({
       order: BigInt(order),
-      layer: { streamId, version: replayed === '' ? order : replayed, op, values: values ?? {} },
+      layer: { streamId, version: replayed === '' ? order : replayed, op, values },
     });
   }
   return layers

@@ -4,6 +4,7 @@
  * removed here.
  */
 import type { Redis } from 'ioredis';
+import { LuaScript } from './lua-script.js';
 import { redisCall } from './redis.js';
 import {
   type DeadLetter,
@@ -12,6 +13,11 @@ import {
   encodeIndexMember,
 } from './redis-codec.js';
 import type { BufferKeys } from './redis-keys.js';
+
+const removeScript = new LuaScript('remove-dead-letters');
+
+/** Dead letters removed per script call: no call holds Redis for long. */
+const REMOVE_CHUNK = 1_000;
 
 export class RedisDeadLetters {
   constructor(
@@ -97,16 +103,22 @@ export class RedisDeadLetters {
     };
   }
 
-  /** Remove dead letters (after replay, or on an operator's purge). Returns how many existed. */
+  /**
+   * Remove dead letters (after replay, or on an operator's purge), from the hash and the index
+   * atomically, in bounded script calls that also run at maxmemory. Returns how many existed.
+   */
   async remove(letters: readonly DeadLetter[]): Promise<number> {
-    if (letters.length === 0) return 0;
-    const [[, removed]] = (await redisCall('remove dead letters', () =>
-      this.redis
-        .multi()
-        .hdel(this.keys.deadLetters, ...letters.map((l) => l.changesetId))
-        .zrem(this.keys.deadLetterIndex, ...letters.map(encodeIndexMember))
-        .exec(),
-    )) as [[unknown, number]];
+    let removed = 0;
+    for (let at = 0; at < letters.length; at += REMOVE_CHUNK) {
+      const chunk = letters.slice(at, at + REMOVE_CHUNK);
+      removed += (await redisCall('remove dead letters', () =>
+        removeScript.run(
+          this.redis,
+          [this.keys.deadLetters, this.keys.deadLetterIndex],
+          chunk.flatMap((letter) => [letter.changesetId, encodeIndexMember(letter)]),
+        ),
+      )) as number;
+    }
     return removed;
   }
 

@@ -1,8 +1,10 @@
 /**
  * The read overlay (G4): one hash per row with a layer per pending changeset that touched it,
- * and the parent indexes that let a read by parent find pending children. Layers are written
- * with their changeset (`RedisBacklog.append`) and removed when it is settled or dead-lettered
- * (`RedisBacklog.ack`); this part says which keys and layers those are, and reads them.
+ * and the parent indexes that let a read by parent find pending children. A layer refers to
+ * the row's changes inside the changeset's backlog entry rather than copying them, so a pending
+ * change is stored once. Layers are written with their changeset (`RedisBacklog.append`) and
+ * removed when it is settled or dead-lettered (`RedisBacklog.ack`); this part says which keys
+ * and layers those are, and reads them, with the entries they refer to, in one script.
  */
 import type { Redis } from 'ioredis';
 import type { Change } from '../core/changeset.js';
@@ -12,10 +14,12 @@ import { parentEntriesOf } from '../core/parent-read.js';
 import type { SchemaRegistry } from '../core/schema.js';
 import { LuaScript } from './lua-script.js';
 import { redisCall } from './redis.js';
-import { decodeLayers, encodeLayer } from './redis-codec.js';
+import { decodeLayers, type StoredLayer } from './redis-codec.js';
 import type { BufferKeys } from './redis-keys.js';
 
 const pruneParentsScript = new LuaScript('prune-parents');
+const overlayReadScript = new LuaScript('overlay-read');
+const parentReadScript = new LuaScript('parent-read');
 
 /**
  * Overlay layers, parent-index entries and changesets per settling script call: no call holds
@@ -25,7 +29,11 @@ export const SETTLE_CHUNK = 1_000;
 
 /** What appending a changeset writes beside its backlog entry. */
 export interface LayerWrites {
-  /** One overlay hash per row the changeset touches, and that row's layer, in the same order. */
+  /**
+   * One overlay hash per row the changeset touches, and that row's layer in the same order:
+   * where the row's changes sit in the backlog entry's payload (`<offset>:<length>` each,
+   * joined by `,`).
+   */
   readonly overlayKeys: readonly string[];
   readonly layers: readonly string[];
   /** Parent indexes the rows belong in, and the row key added to each, in the same order. */
@@ -46,8 +54,18 @@ export class RedisOverlay {
     private readonly registry: SchemaRegistry,
   ) {}
 
-  /** One layer per row (the changeset's net effect on it), and the parents each row names. */
-  writesOf(changes: readonly Change[]): LayerWrites {
+  /**
+   * One layer per row: the places of the row's changes in the payload (`refs`, one per change,
+   * from `encodeChangeset`), and the parents each row names once the changeset applied.
+   */
+  writesOf(changes: readonly Change[], refs: readonly string[]): LayerWrites {
+    const rowRefs = new Map<string, string[]>();
+    changes.forEach((change, i) => {
+      const id = `${change.table}\u0000${change.rowKey}`;
+      const list = rowRefs.get(id) ?? [];
+      list.push(refs[i] as string);
+      rowRefs.set(id, list);
+    });
     const overlayKeys: string[] = [];
     const layers: string[] = [];
     const parentKeys: string[] = [];
@@ -55,7 +73,7 @@ export class RedisOverlay {
     for (const row of coalesce([{ streamId: '0-0', version: '0', changesetId: '', changes }])
       .rows) {
       overlayKeys.push(this.keys.overlay(row.table, row.rowKey));
-      layers.push(encodeLayer(row));
+      layers.push((rowRefs.get(`${row.table}\u0000${row.rowKey}`) ?? []).join(','));
       const def = this.registry.get(row.table);
       for (const { column, value } of def === undefined ? [] : parentEntriesOf(def, row)) {
         parentKeys.push(this.keys.parentIndex(row.table, column, value));
@@ -73,48 +91,44 @@ export class RedisOverlay {
     return [...keys];
   }
 
-  /** The pending layers of several rows of one table, with the epoch's version offset (G4). */
+  /**
+   * The pending layers of several rows of one table, with the epoch's version offset, in one
+   * script (`lua/overlay-read.lua`): atomic, and answering at maxmemory (G4).
+   */
   async overlays(
     table: string,
     rowKeys: readonly string[],
   ): Promise<{ layers: Map<string, OverlayLayer[]>; offset: bigint | null }> {
-    const reply = await redisCall('read the overlay', () => {
-      const batch = this.redis.multi().hget(this.keys.meta, 'offset');
-      for (const rowKey of rowKeys) batch.hgetall(this.keys.overlay(table, rowKey));
-      return batch.exec();
-    });
-    const [[, offset], ...hashes] = reply as [
-      [unknown, string | null],
-      ...[unknown, Record<string, string>][],
-    ];
+    const reply = (await redisCall('read the overlay', () =>
+      overlayReadScript.run(
+        this.redis,
+        [
+          this.keys.backlog,
+          this.keys.meta,
+          ...rowKeys.map((rowKey) => this.keys.overlay(table, rowKey)),
+        ],
+        [],
+      ),
+    )) as [string, ...StoredLayer[][]];
+    const [offset, ...rows] = reply;
     const layers = new Map<string, OverlayLayer[]>();
     rowKeys.forEach((rowKey, i) => {
-      layers.set(rowKey, decodeLayers(hashes[i]?.[1] ?? {}));
+      layers.set(rowKey, decodeLayers(rows[i] ?? [], this.registry));
     });
-    return { layers, offset: offset === null ? null : BigInt(offset) };
+    return { layers, offset: offset === '' ? null : BigInt(offset) };
   }
 
   /** The pending layers of one row, in stream order, with the epoch's version offset (G4). */
   async overlay(table: string, rowKey: string): Promise<RowOverlay> {
-    const reply = await redisCall('read the overlay', () =>
-      this.redis
-        .multi()
-        .hgetall(this.keys.overlay(table, rowKey))
-        .hget(this.keys.meta, 'offset')
-        .exec(),
-    );
-    const [[, hash], [, offset]] = reply as [
-      [unknown, Record<string, string>],
-      [unknown, string | null],
-    ];
-    return { layers: decodeLayers(hash), offset: offset === null ? null : BigInt(offset) };
+    const { layers, offset } = await this.overlays(table, [rowKey]);
+    return { layers: layers.get(rowKey) ?? [], offset };
   }
 
   /** Row keys of `table` with pending changes naming `value` (JSON) in `column`. */
-  pendingChildren(table: string, column: string, value: string): Promise<string[]> {
-    return redisCall('read a parent index', () =>
-      this.redis.smembers(this.keys.parentIndex(table, column, value)),
-    );
+  async pendingChildren(table: string, column: string, value: string): Promise<string[]> {
+    return (await redisCall('read a parent index', () =>
+      parentReadScript.run(this.redis, [this.keys.parentIndex(table, column, value)], []),
+    )) as string[];
   }
 
   /** Take the rows of these changesets out of the parent indexes where nothing is pending. */

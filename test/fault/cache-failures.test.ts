@@ -74,6 +74,76 @@ describe('a cache at its memory limit', () => {
   });
 });
 
+describe('reads and operator calls at maxmemory', () => {
+  // Redis refuses every command queued in a MULTI while it is out of memory (EXECABORT), read
+  // or not: whatever must answer at maxmemory runs as single commands or no-writes scripts.
+  let engine: TestEngine;
+  const doc = uuid();
+  const child = chunk(doc, 0);
+  let version: string;
+  let deadId: string;
+  beforeAll(async () => {
+    engine = await createTestEngine(services(), 'full-reads', {
+      backlogLimit: 100_000_000,
+      backlogBytesLimit: 10 * 1024 ** 3,
+    });
+    const { spillway, redis } = engine;
+    // A dead letter (its document does not exist), then pending writes left undrained.
+    await spillway.write({ changes: [chunk(uuid(), 0)] });
+    await drainAll(spillway);
+    deadId = (await spillway.listDeadLetters())[0]?.changesetId as string;
+    ({ version } = await spillway.write({ changes: [document(doc), child] }));
+    const used = Number(/used_memory:(\d+)/.exec(await redis.info('memory'))?.[1]);
+    await redis.config('SET', 'maxmemory', String(used + 1024 * 1024));
+    let refused: unknown;
+    while (refused === undefined) {
+      const other = uuid();
+      await spillway
+        .write({ changes: [document(other), chunk(other, 0), chunk(other, 1)] })
+        .catch((error: unknown) => {
+          refused = error;
+        });
+    }
+    expect((refused as Error).message).toMatch(/Redis is out of memory/);
+  });
+  afterAll(async () => {
+    await engine.redis.config('SET', 'maxmemory', '0');
+    await engine.close();
+  });
+
+  it('read answers with the pending row', async () => {
+    expect(
+      await engine.spillway.read({ table: 'source_documents', key: { document_uuid: doc } }),
+    ).toMatchObject({ record: { document_uuid: doc }, pending: true });
+  });
+
+  it('read by parent answers with the pending child', async () => {
+    expect(
+      await engine.spillway.readChildren({
+        table: 'document_chunks',
+        where: { document_uuid: doc },
+      }),
+    ).toMatchObject({ records: [{ chunk_uuid: child.record.chunk_uuid }], pending: true });
+  });
+
+  it('changesetStatus answers', async () => {
+    expect(await engine.spillway.changesetStatus([version])).toEqual([
+      { version, status: 'pending' },
+    ]);
+  });
+
+  it('tombstone pruning answers (nothing to prune while the backlog holds changesets)', async () => {
+    expect(await engine.spillway.pruneTombstones()).toBe(0);
+  });
+
+  it('dead letters are listed and purged', async () => {
+    const { spillway } = engine;
+    expect((await spillway.listDeadLetters()).map((l) => l.changesetId)).toEqual([deadId]);
+    expect(await spillway.purgeDeadLetters({ changesetIds: [deadId] })).toEqual([deadId]);
+    expect(await spillway.listDeadLetters()).toEqual([]);
+  });
+});
+
 describe('a cache that lost its data', () => {
   it('resumes the drain within one sync after FLUSHALL, although the token counter restarted', async () => {
     const engine = await createTestEngine(services(), 'flushed');

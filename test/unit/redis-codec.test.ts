@@ -11,7 +11,6 @@ import {
   encodeChangeset,
   encodeDeadLetter,
   encodeIndexMember,
-  encodeLayer,
 } from '../../lambdas/io/redis-codec.js';
 import { pipelineRegistry } from '../../lambdas/schema/tables.js';
 
@@ -42,7 +41,7 @@ describe('backlog entries', () => {
   it('decode to the changeset that was encoded, with its version and charge', () => {
     const entry = decodeEntry(
       '1700000000000-3',
-      fields({ cs: encodeChangeset('cs-1', changes), b: '812' }),
+      fields({ cs: encodeChangeset('cs-1', changes).payload, b: '812' }),
       pipelineRegistry,
     );
     expect(entry).toEqual({
@@ -58,14 +57,14 @@ describe('backlog entries', () => {
   it('take a replayed dead letter original version from the field v', () => {
     const entry = decodeEntry(
       '1700000000500-0',
-      fields({ cs: encodeChangeset('cs-2', changes), b: '10', v: '1699999999000000002' }),
+      fields({ cs: encodeChangeset('cs-2', changes).payload, b: '10', v: '1699999999000000002' }),
       pipelineRegistry,
     );
     expect(entry).toMatchObject({ version: '1699999999000000002', replayed: true });
   });
 
   it('store no key or row key, and read them back from the table definition', () => {
-    expect(JSON.parse(encodeChangeset('cs-3', changes))).toEqual({
+    expect(JSON.parse(encodeChangeset('cs-3', changes).payload)).toEqual({
       id: 'cs-3',
       changes: [
         ['upsert', 'source_documents', changes[0]?.op === 'upsert' ? changes[0].record : null],
@@ -78,7 +77,7 @@ describe('backlog entries', () => {
   it('of a table no longer defined still decode, as written, for the drainer to dead-letter', () => {
     const [patch] = decodeEntry(
       '1-0',
-      fields({ cs: encodeChangeset('cs-4', [changes[1] as Change]) }),
+      fields({ cs: encodeChangeset('cs-4', [changes[1] as Change]).payload }),
       new SchemaRegistry([]),
     ).changes;
     expect(patch).toEqual({ ...changes[1], rowKey });
@@ -86,13 +85,61 @@ describe('backlog entries', () => {
 });
 
 describe('overlay layers', () => {
-  it('decode in stream order, with a replay marker as the version and without it the stream id', () => {
-    const hash = {
-      '1700000000010-0': `|${encodeLayer({ op: 'delete', values: {} })}`,
-      '1700000000002-5': `42|${encodeLayer({ op: 'patch', values: { status: 'failed' } })}`,
-      '1700000000002-10': `|${encodeLayer({ op: 'upsert', values: { filename: 'b' } })}`,
+  /** What `overlay-read.lua` cuts out of a payload for a reference, byte for byte. */
+  const cut = (payload: string, ref: string) => {
+    const [offset, length] = ref.split(':').map(Number) as [number, number];
+    return Buffer.from(payload)
+      .subarray(offset, offset + length)
+      .toString('utf8');
+  };
+
+  it('refer to each change by its place in the payload, in bytes, whatever the characters', () => {
+    const text: Change = {
+      ...(changes[0] as Change & { op: 'upsert' }),
+      record: { document_uuid: doc, filename: 'Zürich – €.pdf', status: 'pending' },
     };
-    expect(decodeLayers(hash)).toEqual([
+    const { payload, refs } = encodeChangeset('cs-6 "quoted"', [text, ...changes]);
+    expect(payload).toBe(JSON.stringify(JSON.parse(payload) as unknown));
+    const stored = (JSON.parse(payload) as { changes: unknown[] }).changes;
+    expect(refs.map((ref) => JSON.parse(cut(payload, ref)) as unknown)).toEqual(stored);
+  });
+
+  it('resolve the referred changes of a row to its net effect, in stream order, with a replay as the version', () => {
+    const { payload, refs } = encodeChangeset('cs-7', changes.slice(0, 2));
+    const patched = refs.map((ref) => cut(payload, ref));
+    const layers = decodeLayers(
+      [
+        ['1700000000010-0', 'changes', '', cut(payload, refs[1] as string)],
+        ['1700000000002-5', 'changes', '42', ...patched],
+      ],
+      pipelineRegistry,
+    );
+    expect(layers).toEqual([
+      {
+        streamId: '1700000000002-5',
+        version: '42',
+        op: 'upsert',
+        values: { document_uuid: doc, filename: 'a.pdf', status: 'completed' },
+      },
+      {
+        streamId: '1700000000010-0',
+        version: versionOf('1700000000010-0'),
+        op: 'patch',
+        values: { status: 'completed' },
+      },
+    ]);
+  });
+
+  it('written before overlays held references (`<replayed version>|<layer>`) decode as they did', () => {
+    const layers = decodeLayers(
+      [
+        ['1700000000010-0', 'layer', '|["delete"]'],
+        ['1700000000002-5', 'layer', '42|["patch",{"status":"failed"}]'],
+        ['1700000000002-10', 'layer', '|["upsert",{"filename":"b"}]'],
+      ],
+      pipelineRegistry,
+    );
+    expect(layers).toEqual([
       { streamId: '1700000000002-5', version: '42', op: 'patch', values: { status: 'failed' } },
       {
         streamId: '1700000000002-10',

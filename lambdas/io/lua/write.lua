@@ -1,16 +1,20 @@
 #!lua
 --[[
-  Append one changeset to the backlog and add its layers to the read overlay, atomically
-  (G1, G4, G5). Declared with a shebang and no flags, so Redis refuses the whole script up front
-  when it is out of memory: a write is never half done.
+  Append one changeset to the backlog, point the read overlay at its changes and enter its rows
+  in the parent indexes, atomically (G1, G4, G5). Declared with a shebang and no flags, so Redis
+  refuses the whole script up front when it is out of memory: a write is never half done.
 
+  KEYS (the backlog and its bookkeeping):
   KEYS[1]  the backlog stream (`{p}:log`)
   KEYS[2]  the backlog change counter (pending changes)
   KEYS[3]  the backlog byte counter (what pending changesets cost Redis, estimated)
   KEYS[4]  the buffer's meta hash (epoch, since: created here when the cache has none)
+  KEYS (the read overlay, n of them):
   KEYS[5..4+n] one overlay hash per row the changeset touches
-  KEYS[5+n..] parent indexes (sets) the changeset's rows belong in
+  KEYS (the parent indexes, the rest):
+  KEYS[5+n..] parent indexes the changeset's rows belong in
 
+  ARGV (the backlog entry and the limits):
   ARGV[1]  backlog limit in changes
   ARGV[2]  backlog limit in bytes
   ARGV[3]  number of changes in this changeset
@@ -19,12 +23,16 @@
   ARGV[6]  the original version for a replayed dead letter, or '' for a new write
   ARGV[7]  a fresh epoch id, used only when the meta hash is missing (a new or emptied cache)
   ARGV[8]  n, the number of overlay keys
-  then, per overlay key in order: the row's layer (JSON, opaque here)
-  then, per parent index in order: the row key to add to it
+  ARGV (the read overlay): per overlay key in order, where that row's changes sit in the payload:
+           '<byte offset>:<byte length>' per change, joined by ','
+  ARGV (the parent indexes): per parent index in order, the row key to enter in it
 
   Each overlay hash holds one field per pending changeset that touched the row: the field is the
-  changeset's stream id, the value '<replayed version>|<layer>' ('' before the bar for a new
-  write). Settling or dead-lettering a changeset removes its fields.
+  changeset's stream id, the value where the row's changes sit in that entry's payload (read
+  back by `overlay-read.lua`; a replay's version is the entry's field `v`). Settling or
+  dead-lettering a changeset removes its fields.
+  A parent index is a hash whose fields are row keys (the value is unused: a small hash stays a
+  compact listpack); one created before that is a set, and keeps being one until it empties.
 
   Returns the stream id of the new entry, or an error reply 'BACKPRESSURE <changes> <bytes>'.
 ]]
@@ -43,6 +51,7 @@ if redis.call('EXISTS', KEYS[4]) == 0 then
   redis.call('HSET', KEYS[4], 'epoch', ARGV[7], 'since', t[1] .. string.format('%03d', math.floor(tonumber(t[2]) / 1000)) .. '-0')
 end
 
+-- The backlog entry.
 local id
 if ARGV[6] ~= '' then
   id = redis.call('XADD', KEYS[1], '*', 'cs', ARGV[5], 'b', charge, 'v', ARGV[6])
@@ -52,11 +61,18 @@ end
 redis.call('INCRBY', KEYS[2], count)
 redis.call('INCRBY', KEYS[3], charge)
 
+-- The read overlay: references into the entry.
 local n = tonumber(ARGV[8])
 for k = 5, 4 + n do
-  redis.call('HSET', KEYS[k], id, ARGV[6] .. '|' .. ARGV[k + 4])
+  redis.call('HSET', KEYS[k], id, ARGV[k + 4])
 end
+
+-- The parent indexes.
 for k = 5 + n, #KEYS do
-  redis.call('SADD', KEYS[k], ARGV[k + 4])
+  if redis.call('TYPE', KEYS[k]).ok == 'set' then
+    redis.call('SADD', KEYS[k], ARGV[k + 4])
+  else
+    redis.call('HSET', KEYS[k], ARGV[k + 4], '')
+  end
 end
 return id

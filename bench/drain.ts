@@ -10,7 +10,9 @@
  * (upserts of one table, 20 to a changeset). Each approach gets a fresh database behind the
  * same PgBouncer (transaction pooling, as RDS Proxy). COPY and the drains run in alternating
  * rounds and the medians are compared. It also reports the Redis memory per pending change
- * (INFO memory before and after the buffer is filled) beside the changesets' JSON size.
+ * (INFO memory before and after the buffer is filled) beside the changesets' JSON size, for
+ * each workload and for changesets of 1,000-character chunks, with what the backlog limit
+ * charges for it and how many changes (and minutes of outage) a cache node absorbs.
  * Results go to bench/results/*.json and a chart beside it (bench/chart.ts).
  * Usage: npm run bench [-- --documents 2500 --batch 500 --rounds 3 --workload mixed|single|both --naive]
  */
@@ -23,12 +25,12 @@ import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { runMigrations } from '../lambdas/io/migrator.js';
 import { pipelineRegistry } from '../lambdas/schema/tables.js';
-import { Spillway } from '../lambdas/spillway.js';
+import { createBuffer, Spillway } from '../lambdas/spillway.js';
 import { startServices } from '../local/services/index.js';
 import { timingApply } from './apply-timing.js';
 import { type DrainChartInput, drainChart } from './chart.js';
 import { load, median, PeakMemory, rate, usedMemory, writeResults } from './common.js';
-import { type Change, documentRun, type Row, singleTable } from './workloads.js';
+import { type Change, documentRun, longChunks, type Row, singleTable } from './workloads.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -92,6 +94,8 @@ interface DrainMeasured extends Measured {
   readonly applyMs: number;
   readonly batches: number;
   readonly redisBytes: number;
+  /** What the backlog limit charged for the filled buffer (`stats().backlogBytes`). */
+  readonly chargedBytes: number;
   readonly timeline: { ms: number; rssMiB: number }[];
 }
 
@@ -101,6 +105,46 @@ const NODES: [string, number][] = [
   ['6 GiB', 6 * 2 ** 30],
 ];
 const WRITE_RATE = 1_000;
+
+/**
+ * What a filled buffer costs per pending change, and what a node absorbs: the backlog limit
+ * (`BACKLOG_LIMIT_BYTES`, half the node's memory when deployed) counts the charge, so the
+ * changes it lets in are half the node over the charge per change.
+ */
+function memoryFigures(
+  redisBytes: number,
+  chargedBytes: number,
+  jsonBytes: number,
+  changes: number,
+) {
+  const charged = chargedBytes / changes;
+  return {
+    redisBytesPerChange: Math.round(redisBytes / changes),
+    chargedBytesPerChange: Math.round(charged),
+    jsonBytesPerChange: Math.round(jsonBytes / changes),
+    redisToJson: Number((redisBytes / jsonBytes).toFixed(2)),
+    absorbs: Object.fromEntries(
+      NODES.map(([name, bytes]) => {
+        const pending = Math.floor(bytes / 2 / charged);
+        return [name, { changes: pending, outageMinutes: Math.round(pending / WRITE_RATE / 60) }];
+      }),
+    ),
+  };
+}
+
+function printMemory(label: string, figures: ReturnType<typeof memoryFigures>): void {
+  console.log(
+    `${label}: Redis ${figures.redisBytesPerChange} B per pending change, JSON ${figures.jsonBytesPerChange} B (${figures.redisToJson} x), charged ${figures.chargedBytesPerChange} B`,
+  );
+  for (const [name, a] of Object.entries(figures.absorbs)) {
+    console.log(
+      `  a ${name} node (backlog limit half of it) holds ${a.changes} pending changes: ${a.outageMinutes} minutes of outage at ${WRITE_RATE} changes/s`,
+    );
+  }
+}
+
+const jsonBytesOf = (changesets: Change[][]) =>
+  changesets.reduce((n, c) => n + Buffer.byteLength(JSON.stringify({ changes: c })), 0);
 
 type Method = 'copy' | 'drain' | 'naive';
 
@@ -165,6 +209,7 @@ async function main(): Promise<void> {
     }
     const writeMs = performance.now() - w;
     const redisBytes = (await usedMemory(redis)) - before;
+    const chargedBytes = (await spillway.buffer.stats()).backlogBytes;
     memory.start();
     const t = performance.now();
     let applied = 0;
@@ -190,8 +235,30 @@ async function main(): Promise<void> {
       applyMs,
       batches,
       redisBytes,
+      chargedBytes,
       timeline,
     };
+  };
+
+  // The memory of a filled buffer alone (nothing drains it; the services stop at the end).
+  const fillMemory = async (changesets: Change[][]) => {
+    const redis = new Redis(services.redis.url);
+    const buffer = createBuffer({
+      redis,
+      registry: pipelineRegistry,
+      prefix: `bench-${prefixes++}`,
+      backlogLimit: 1e12,
+      backlogBytesLimit: 1e15,
+    });
+    const before = await usedMemory(redis);
+    for (let i = 0; i < changesets.length; i += 64) {
+      await Promise.all(changesets.slice(i, i + 64).map((c) => buffer.write({ changes: c })));
+    }
+    const redisBytes = (await usedMemory(redis)) - before;
+    const { backlogBytes } = await buffer.stats();
+    redis.disconnect();
+    const changes = changesets.reduce((n, c) => n + c.length, 0);
+    return memoryFigures(redisBytes, backlogBytes, jsonBytesOf(changesets), changes);
   };
 
   // Naive: one statement per change, each its own transaction.
@@ -230,10 +297,7 @@ async function main(): Promise<void> {
           ? singleTable(DOCUMENTS)
           : Array.from({ length: DOCUMENTS }, (_, d) => documentRun(d)).flat();
       const changes = changesets.reduce((n, c) => n + c.length, 0);
-      const jsonBytes = changesets.reduce(
-        (n, c) => n + Buffer.byteLength(JSON.stringify({ changes: c })),
-        0,
-      );
+      const jsonBytes = jsonBytesOf(changesets);
       const final = finalRows(changesets);
       const rows = [...final.values()].reduce((n, t) => n + t.size, 0);
       console.log(
@@ -291,6 +355,7 @@ async function main(): Promise<void> {
           };
         });
       const redisBytes = median(drains.map((d) => d.redisBytes));
+      const chargedBytes = median(drains.map((d) => d.chargedBytes));
       const result = {
         workload,
         changesets: changesets.length,
@@ -303,19 +368,7 @@ async function main(): Promise<void> {
         buffer: {
           writeMs: Math.round(median(drains.map((d) => d.writeMs))),
           changesPerSecond: rate(changes, median(drains.map((d) => d.writeMs))),
-          redisBytesPerChange: Math.round(redisBytes / changes),
-          jsonBytesPerChange: Math.round(jsonBytes / changes),
-          redisToJson: Number((redisBytes / jsonBytes).toFixed(2)),
-          // What a node absorbs: BACKLOG_LIMIT_BYTES defaults to half its memory.
-          absorbs: Object.fromEntries(
-            NODES.map(([name, bytes]) => {
-              const pending = Math.floor(bytes / 2 / (redisBytes / changes));
-              return [
-                name,
-                { changes: pending, outageMinutes: Math.round(pending / WRITE_RATE / 60) },
-              ];
-            }),
-          ),
+          ...memoryFigures(redisBytes, chargedBytes, jsonBytes, changes),
         },
         drainRssTimeline: drains[0]?.timeline ?? [],
         loadAverageAfter: loadavg(),
@@ -326,20 +379,25 @@ async function main(): Promise<void> {
           `${m.method.padEnd(10)} ${String(m.medianMs).padStart(7)} ms  ${String(m.rowsPerSecond).padStart(8)} rows/s  ${m.ratioToCopy.toFixed(2)} x COPY  runs ${m.runsMs.join('/')} ms${m.applyShare === null ? '' : `  in apply ${Math.round(m.applyShare * 100)}%`}  peak rss ${m.peakMemory.rssMiB} MiB`,
         );
       }
-      console.log(
-        `buffer: ${result.buffer.changesPerSecond} changes/s written; Redis ${result.buffer.redisBytesPerChange} B per pending change, JSON ${result.buffer.jsonBytesPerChange} B (${result.buffer.redisToJson} x)`,
-      );
-      for (const [name, a] of Object.entries(result.buffer.absorbs)) {
-        console.log(
-          `  a ${name} node (backlog limit half of it) holds ${a.changes} pending changes: ${a.outageMinutes} minutes of outage at ${WRITE_RATE} changes/s`,
-        );
-      }
+      console.log(`buffer: ${result.buffer.changesPerSecond} changes/s written`);
+      printMemory('buffer', result.buffer);
+    }
+    // Changesets of 1,000-character chunks: memory only (the drain is measured above).
+    const chunkMemory: Record<string, unknown>[] = [];
+    for (const [shape, changesets] of [
+      ['a document with 4 chunks of 1,000 characters', longChunks(DOCUMENTS * 4, 4, true)],
+      ['one 1,000-character chunk', longChunks(DOCUMENTS * 8, 1, false)],
+    ] as const) {
+      const figures = await fillMemory(changesets);
+      chunkMemory.push({ shape, changesets: changesets.length, ...figures });
+      printMemory(`\nchangesets of ${shape}`, figures);
     }
     const figures = {
       measuredAt: new Date().toISOString(),
       command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(),
       machine: { node: process.version, cpus: cpus().length, loadAverage: loadavg() },
       results,
+      chunkMemory,
     };
     const base = writeResults(
       'drain',

@@ -145,3 +145,33 @@ export function documentUpsert(n: number): Change {
     },
   };
 }
+
+/**
+ * Changesets of 1,000-character chunks, for the memory a pending change costs Redis:
+ * `perChangeset` chunks of one new document each, with the document itself when `withDocument`.
+ */
+export function longChunks(
+  changesets: number,
+  perChangeset: number,
+  withDocument: boolean,
+): Change[][] {
+  const sentence =
+    'The parties agree that Acme Holdings LLC shall pay the sum stated in Exhibit B. ';
+  return Array.from({ length: changesets }, (_, c) => {
+    const document = documentUpsert(c);
+    const doc = document.op === 'upsert' ? document.record.document_uuid : undefined;
+    const chunks: Change[] = Array.from({ length: perChangeset }, (_, i) => ({
+      op: 'upsert',
+      table: 'document_chunks',
+      record: {
+        chunk_uuid: randomUUID(),
+        document_uuid: doc,
+        chunk_index: i,
+        text: `${c}-${i} ${sentence.repeat(13)}`.slice(0, 1_000),
+        char_start: i * 1_000,
+        char_end: i * 1_000 + 1_000,
+      },
+    }));
+    return withDocument ? [document, ...chunks] : chunks;
+  });
+}

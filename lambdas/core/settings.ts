@@ -88,7 +88,7 @@ export const ENGINE_SETTINGS = {
     min: 1,
     max: MAX,
     description:
-      "What pending changesets may cost Redis in bytes (estimated per changeset: its payload and its read-overlay layers, with Redis's overhead), past which `write` fails with BackpressureError (G5): backpressure comes before the cache is full.",
+      "What pending changesets may cost Redis in bytes (estimated per changeset: its payload, its read-overlay references and parent-index entries, with Redis's overhead), past which `write` fails with BackpressureError (G5): backpressure comes before the cache is full.",
   },
   redisReplicaAcks: {
     kind: 'integer',

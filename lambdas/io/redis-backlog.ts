@@ -25,11 +25,11 @@ const groupScript = new LuaScript('group');
  * own holding one small field, or a field in one), per parent index (a small hash) and per row
  * in it; and the allocator's size classes on top of the bytes themselves.
  */
-const ENTRY_OVERHEAD_BYTES = 128;
-const LAYER_OVERHEAD_BYTES = 96;
-const PARENT_INDEX_OVERHEAD_BYTES = 96;
-const PARENT_ENTRY_OVERHEAD_BYTES = 48;
-const ALLOCATION_FACTOR = 1.25;
+const ENTRY_OVERHEAD_BYTES = 192;
+const LAYER_OVERHEAD_BYTES = 128;
+const PARENT_INDEX_OVERHEAD_BYTES = 128;
+const PARENT_ENTRY_OVERHEAD_BYTES = 64;
+const ALLOCATION_FACTOR = 1.1;
 
 export interface BacklogSettings {
   readonly registry: SchemaRegistry;

@@ -58,15 +58,21 @@ export interface BufferKeys {
   readonly faultHold: string;
   /**
    * Read overlay of one row (G4): a hash with one layer per pending changeset that touched the
-   * row. Field: the changeset's stream id; value: `<replayed version>|<layer>` (empty before the
-   * bar for a new write), the layer being `["delete"]` or `[op, values]` (`redis-codec.ts`
-   * encodes and decodes it). Settling or dead-lettering a changeset removes its fields.
+   * row. Field: the changeset's stream id; value: where the row's changes sit in that backlog
+   * entry's `cs` payload, `<byte offset>:<byte length>` per change joined by `,` (`lua/write.lua`
+   * writes it, `lua/overlay-read.lua` cuts the changes out of the entry, `redis-codec.ts`
+   * resolves them to the layer; a replay's version is the entry's `v`). The change itself is
+   * stored once, in the backlog. A cache written before references may still hold values
+   * `<replayed version>|<layer>` (a copy of the layer), which are read as they were. Settling or
+   * dead-lettering a changeset removes its fields.
    */
   overlay(table: string, rowKey: string): string;
   /**
-   * Set of the row keys of `table` with pending changes that name `value` (JSON) in the
-   * foreign-key column `column`, so that a read by parent finds pending rows without scanning
-   * the overlay. A member goes once its row's overlay is empty (`lua/prune-parents.lua`).
+   * Hash whose fields are the row keys of `table` with pending changes that name `value`
+   * (JSON) in the foreign-key column `column` (values unused, empty), so that a read by parent
+   * finds pending rows without scanning the overlay; small, it stays a compact listpack. A row
+   * key goes once its row's overlay is empty (`lua/prune-parents.lua`). One written before
+   * parent indexes were hashes is a set of the row keys, kept (and read) as such until it empties.
    */
   parentIndex(table: string, column: string, value: string): string;
 }

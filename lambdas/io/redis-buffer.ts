@@ -32,11 +32,10 @@ import { type BufferKeys, bufferKeys } from './redis-keys.js';
 import { RedisOverlay, type RowOverlay, SETTLE_CHUNK } from './redis-overlay.js';
 
 export type { DeadLetter } from './redis-codec.js';
+export type { RowOverlay } from './redis-overlay.js';
 
 const changesetStatusScript = new LuaScript('changeset-status');
 const tombstoneFloorScript = new LuaScript('tombstone-floor');
-
-export type { RowOverlay } from './redis-overlay.js';
 
 /** What a buffer is built with, defaults resolved (`createBuffer` in `spillway.ts` resolves them). */
 export interface BufferSettings {
@@ -289,6 +288,7 @@ export class RedisBuffer {
     const floor = member !== '' ? decodeIndexMember(member).version : versionOf(`${now}-0`);
     return (BigInt(floor) + BigInt(offset)).toString();
   }
+
   /** Changesets in the backlog: one cheap command, for polling while waiting for work. */
   pendingChangesets(): Promise<number> {
     return this.backlog.length();

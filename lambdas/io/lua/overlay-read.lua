@@ -11,8 +11,9 @@
   Returns { offset or '', then per overlay hash: its layers }, a layer being
   { stream id, 'changes', replayed version or '', the row's changes (JSON, as in the entry)... }
   or, for a value written before overlays held references ('<replayed version>|<layer>'),
-  { stream id, 'layer', the value }. A reference to an entry no longer in the backlog (settled
-  between two calls of a settling drainer) has nothing to add and is left out.
+  { stream id, 'layer', the value }. A reference to an entry no longer in the backlog is left
+  out: settled, it has nothing to add (settling removes a changeset's layers before its entry,
+  so this only guards against an entry removed by hand).
 ]]
 local reply = { redis.call('HGET', KEYS[2], 'offset') or '' }
 -- Each entry is fetched once, however many of the rows its changeset touched.

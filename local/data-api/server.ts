@@ -112,6 +112,10 @@ export async function startLocalDataApi(options: {
         types: { getTypeParser: typeParser as never },
       });
       pool.on('error', () => {});
+      // A connection the database drops while checked out (a transaction idle between two
+      // requests) emits 'error' with no query to report it; without a listener that crashes the
+      // process. The next statement on it fails and reports the loss instead.
+      pool.on('connect', (client) => client.on('error', () => {}));
       pools.set(name, pool);
     }
     return pool;

@@ -14,6 +14,7 @@ import { runMigrations } from '../../lambdas/io/migrator.js';
 import { pipelineRegistry } from '../../lambdas/schema/tables.js';
 import { Spillway } from '../../lambdas/spillway.js';
 import {
+  DATA_API_APPLICATION_NAME,
   type DataApiLimits,
   type LocalDataApi,
   startLocalDataApi,
@@ -187,6 +188,27 @@ describe('the Data API sink within the Data API limits (local stand-in)', () => 
     holdNextInsert(3_000);
 
     const result = await spillway.drain(Date.now() + 30_000);
+
+    expect(result).toMatchObject({ stoppedBy: 'empty', applied: 1, deadLettered: 0 });
+    expect(result.transientErrors).toBeGreaterThanOrEqual(1);
+    expect(await countDocuments(direct, [id])).toBe(1);
+  });
+
+  it('a transaction whose connection the database dropped between two requests fails its next statement, counted as transient, and is retried', async () => {
+    const { spillway, direct, holdNextInsert } = await setup('data-api-dropped');
+    const id = randomUUID();
+    await spillway.write({ changes: [document(id)] });
+    holdNextInsert(1_500);
+
+    const drained = spillway.drain(Date.now() + 30_000);
+    // While the INSERT is held, the transaction's connection sits idle in the stand-in: drop it.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const { rows } = await direct.query<{ dropped: boolean }>(
+      'SELECT pg_terminate_backend(pid) AS dropped FROM pg_stat_activity WHERE application_name = $1',
+      [DATA_API_APPLICATION_NAME],
+    );
+    expect(rows.some((row) => row.dropped)).toBe(true);
+    const result = await drained;
 
     expect(result).toMatchObject({ stoppedBy: 'empty', applied: 1, deadLettered: 0 });
     expect(result.transientErrors).toBeGreaterThanOrEqual(1);

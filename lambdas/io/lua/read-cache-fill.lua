@@ -17,13 +17,16 @@
 
   Returns 1 when the row was stored, 0 when the fill was refused.
 ]]
+-- What an entry costs Redis (estimated, like a changeset's charge): its field twice (hash and
+-- age index), its value with the allocator's size classes, and the entries' overhead.
+local function charge(f, v) return 2 * #f + math.ceil(#v * 1.25) + 128 end
 local field, at, limit, keep = ARGV[1], tonumber(ARGV[3]), tonumber(ARGV[5]), tonumber(ARGV[6])
 
 local function forget(f)
   local value = redis.call('HGET', KEYS[1], f)
   if value then
     redis.call('HDEL', KEYS[1], f)
-    redis.call('DECRBY', KEYS[3], 2 * #f + #value + 128)
+    redis.call('DECRBY', KEYS[3], charge(f, value))
   end
   redis.call('ZREM', KEYS[2], f)
 end
@@ -33,7 +36,7 @@ if not before or string.match(before, '^[^|]*') ~= ARGV[2] then return 0 end
 local value = ARGV[2] .. '|' .. ARGV[3] .. '|' .. ARGV[4]
 redis.call('HSET', KEYS[1], field, value)
 redis.call('ZADD', KEYS[2], at, field)
-redis.call('INCRBY', KEYS[3], #value - #before)
+redis.call('INCRBY', KEYS[3], charge(field, value) - charge(field, before))
 
 -- Bounded: entries past the stale window go (a few per call), then the oldest while over the limit.
 for _, old in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', at - keep, 'LIMIT', 0, 16)) do

@@ -11,6 +11,9 @@
 
   Returns the number of places removed.
 ]]
+-- What an entry costs Redis (estimated, like a changeset's charge): its field twice (hash and
+-- age index), its value with the allocator's size classes, and the entries' overhead.
+local function charge(f, v) return 2 * #f + math.ceil(#v * 1.25) + 128 end
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local removed, bytes = 0, 0
 for _, field in ipairs(ARGV) do
@@ -19,7 +22,7 @@ for _, field in ipairs(ARGV) do
     redis.call('HDEL', KEYS[1], field)
     redis.call('ZREM', KEYS[2], field)
     removed = removed + 1
-    bytes = bytes + 2 * #field + #value + 128
+    bytes = bytes + charge(field, value)
   end
 end
 if bytes > 0 and redis.call('DECRBY', KEYS[3], bytes) < 0 then redis.call('SET', KEYS[3], 0) end

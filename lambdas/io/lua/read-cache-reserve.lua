@@ -19,15 +19,16 @@
 
   A place without a row is '<generation>||'. Returns the row's generation.
 ]]
+-- What an entry costs Redis (estimated, like a changeset's charge): its field twice (hash and
+-- age index), its value with the allocator's size classes, and the entries' overhead.
+local function charge(f, v) return 2 * #f + math.ceil(#v * 1.25) + 128 end
 local field, now, limit, keep = ARGV[1], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 
--- What an entry costs: its field twice (hash and age index), its value, and Redis's overhead.
-local function charge(value) return 2 * #field + #value + 128 end
 local function forget(f)
   local value = redis.call('HGET', KEYS[1], f)
   if value then
     redis.call('HDEL', KEYS[1], f)
-    redis.call('DECRBY', KEYS[3], 2 * #f + #value + 128)
+    redis.call('DECRBY', KEYS[3], charge(f, value))
   end
   redis.call('ZREM', KEYS[2], f)
 end
@@ -39,7 +40,7 @@ end
 value = ARGV[2] .. '||'
 redis.call('HSET', KEYS[1], field, value)
 redis.call('ZADD', KEYS[2], now, field)
-redis.call('INCRBY', KEYS[3], charge(value))
+redis.call('INCRBY', KEYS[3], charge(field, value))
 
 -- Bounded: entries past the stale window go (a few per call), then the oldest while over the limit.
 for _, old in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now - keep, 'LIMIT', 0, 16)) do

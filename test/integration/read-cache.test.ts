@@ -157,6 +157,17 @@ describe('the read cache', () => {
     });
   });
 
+  it('READ_CACHE_MAX_BYTES=0 turns it off: every read asks the database and nothing is kept', async () => {
+    const { test, observed, spillway } = await setup('off', { readCacheMaxBytes: 0 });
+    const id = uuid();
+    await spillway.write({ changes: [document(id)] });
+    await drainAll(spillway);
+    await readDocument(spillway, id);
+    await readDocument(spillway, id);
+    expect(observed.fetches()).toBe(2);
+    expect(await test.redis.exists(spillway.buffer.keys.readCache)).toBe(0);
+  });
+
   it('stays within its byte limit, keeping the rows read last', async () => {
     const limit = 4_096;
     const { test, spillway } = await setup('bounded', { readCacheMaxBytes: limit });

@@ -157,6 +157,39 @@ describe('the read cache', () => {
     });
   });
 
+  it('reads the overlay before the cache: a change settled between the two looks is not missed (G4)', async () => {
+    const { test, spillway } = await setup('order');
+    const id = uuid();
+    await spillway.write({ changes: [document(id)] });
+    await drainAll(spillway);
+    await readDocument(spillway, id);
+    await spillway.write({ changes: [patchDocument(id, { status: 'completed' })] });
+
+    // Right after this read's first look (whichever it is), a drain commits the patch and
+    // settles it: the second look must not pair a cached row with an overlay that lost the patch.
+    const { buffer } = spillway;
+    const cache = buffer.readCache;
+    const [overlay, lookup] = [buffer.overlay.bind(buffer), cache.lookup.bind(cache)];
+    let drained = false;
+    const thenDrain = async <T>(look: Promise<T>): Promise<T> => {
+      const seen = await look;
+      if (!drained) {
+        drained = true;
+        await drainAll(test.spillway);
+      }
+      return seen;
+    };
+    buffer.overlay = (...args) => thenDrain(overlay(...args));
+    cache.lookup = (...args) => thenDrain(lookup(...args));
+    try {
+      expect(await readDocument(spillway, id)).toMatchObject({ record: { status: 'completed' } });
+      expect(drained).toBe(true);
+    } finally {
+      buffer.overlay = overlay;
+      cache.lookup = lookup;
+    }
+  });
+
   it('READ_CACHE_MAX_BYTES=0 turns it off: every read asks the database and nothing is kept', async () => {
     const { test, observed, spillway } = await setup('off', { readCacheMaxBytes: 0 });
     const id = uuid();

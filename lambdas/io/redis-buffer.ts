@@ -1,10 +1,10 @@
 /**
  * The buffer: the backlog of changesets in Redis (`redis-backlog.ts`), the read overlay
  * (`redis-overlay.ts`), the dead-letter store (`redis-dead-letters.ts`) and the read cache
- * (`redis-read-cache.ts`), stored as
- * `redis-codec.ts` encodes them under the keys of `redis-keys.ts`. Writers append (G1, G5, G6);
- * the drainer reads in order and settles after commit (G4). This facade composes the parts and
- * holds what spans them: a write, settling, dead-lettering, and the looks across all three.
+ * (`redis-read-cache.ts`), stored as `redis-codec.ts` encodes them under the keys of
+ * `redis-keys.ts`. Writers append (G1, G5, G6); the drainer reads in order and settles after
+ * commit (G4). This facade composes the parts and holds what spans them: a write, settling,
+ * dead-lettering, and the looks across them.
  */
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';

@@ -6,11 +6,10 @@
  * `{ document_uuid, task_id, changesetId, version, entities, relationships }` (`version`: ask
  * `read` with `{ changesets: [version] }` whether the run reached the database). Extracts
  * emails, phone numbers, dates, money amounts, case numbers and organisations with deterministic
- * rules, and
- * writes the mentions (offsets within their chunk), a `co_occurs_with` relationship between
- * mentions of the same sentence and the `processing_tasks` row of this run, all in one changeset:
- * they reach the database together or not at all (G3). Ids derive from the input, so a retry
- * writes the same rows again, never duplicates.
+ * rules, and writes the mentions (offsets within their chunk), a `co_occurs_with` relationship
+ * between mentions of the same sentence and the `processing_tasks` row of this run, all in one
+ * changeset: they reach the database together or not at all (G3). Ids derive from the input, so
+ * a retry writes the same rows again, never duplicates.
  */
 import { SpillwayError, ValidationError } from '../core/errors.js';
 import { entityRows, parseEntitiesInput, taskId } from '../example/pipeline.js';

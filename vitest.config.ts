@@ -5,6 +5,7 @@ const bothSinks = [
   'test/integration/drain.test.ts',
   'test/integration/read-and-replay.test.ts',
   'test/integration/parent-read.test.ts',
+  'test/integration/read-cache.test.ts',
   'test/fault/postgres-kill.test.ts',
   'test/fault/property.test.ts',
 ];

@@ -1,6 +1,6 @@
 /**
  * What the benchmark scripts share: the process's memory over time, Redis's memory, medians,
- * rates and the load average they print beside every figure.
+ * rates, timed calls and their percentiles, and the load average they print beside every figure.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -66,4 +66,31 @@ export function writeResults(name: string, figures: { measuredAt: string }, svg:
   writeFileSync(`${base}.json`, `${JSON.stringify(figures, null, 2)}\n`);
   writeFileSync(`${base}.svg`, svg);
   return base;
+}
+
+/** Runs `call` `count` times over `callers` concurrent callers; each call's time in ms. */
+export async function timed(
+  call: () => Promise<void>,
+  count: number,
+  callers: number,
+): Promise<number[]> {
+  const times: number[] = [];
+  let started = 0;
+  const caller = async () => {
+    while (started < count) {
+      started++;
+      const t = performance.now();
+      await call();
+      times.push(performance.now() - t);
+    }
+  };
+  await Promise.all(Array.from({ length: callers }, caller));
+  return times;
+}
+
+/** The nearest-rank percentile, in ms to two decimals. */
+export function percentile(values: readonly number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const value = sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+  return Math.round((value ?? Number.NaN) * 100) / 100;
 }

@@ -15,7 +15,7 @@ import { Redis } from 'ioredis';
 import { spawnRunner } from '../local/runner-process.js';
 import { startServices } from '../local/services/index.js';
 import { type LatencyChartInput, latencyChart } from './chart.js';
-import { load, writeResults } from './common.js';
+import { load, percentile, timed, writeResults } from './common.js';
 import { documentUpsert } from './workloads.js';
 
 const PREFIX = 'bench-latency';
@@ -127,26 +127,4 @@ async function main(): Promise<void> {
 }
 
 /** Runs `call` `count` times with `callers` of them in flight; each call's time, in ms. */
-async function timed(call: () => Promise<void>, count: number, callers: number): Promise<number[]> {
-  const times: number[] = [];
-  let started = 0;
-  const caller = async () => {
-    while (started < count) {
-      started++;
-      const t = performance.now();
-      await call();
-      times.push(performance.now() - t);
-    }
-  };
-  await Promise.all(Array.from({ length: callers }, caller));
-  return times;
-}
-
-/** The nearest-rank percentile, in ms to one decimal. */
-function percentile(values: readonly number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const value = sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
-  return Math.round((value ?? Number.NaN) * 10) / 10;
-}
-
 await main();

@@ -19,6 +19,7 @@ import {
   type DeadLetter,
   RedisBuffer,
 } from './io/redis-buffer.js';
+import type { ReadCacheStats } from './io/redis-read-cache.js';
 import type { Sink } from './io/sink.js';
 
 export type { BreakerStatus, BufferStats, ChangesetStatus, DeadLetter, DrainResult, RedisBuffer };
@@ -73,6 +74,12 @@ export interface SpillwayOptions {
   readonly backoff?: { readonly baseMs: number; readonly maxMs: number };
   /** @default `BREAKER_THRESHOLD`'s, `BREAKER_COOLDOWN_MS`'s and `BREAKER_MAX_COOLDOWN_MS`'s */
   readonly breaker?: BreakerPolicy;
+  /** How long a row read from the database answers later reads from Redis. @default `READ_CACHE_TTL_MS`'s */
+  readonly readCacheTtlMs?: number;
+  /** How long a cached row answers during a database outage (`stale`). @default `READ_CACHE_STALE_MS`'s */
+  readonly readCacheStaleMs?: number;
+  /** What the read cache may cost Redis, in bytes; 0 turns it off. @default `READ_CACHE_MAX_BYTES`'s */
+  readonly readCacheMaxBytes?: number;
   /** Test and logging hooks around drain steps. */
   readonly drainHooks?: DrainHooks;
 }
@@ -96,6 +103,12 @@ export interface ReadResult {
   readonly record: Record<string, JsonValue> | null;
   /** True when changes to this row wait in the backlog (the record includes them, G4). */
   readonly pending: boolean;
+  /**
+   * Present (true) only when the database was out of reach and the row came from the read
+   * cache: what the database held at `cachedAt` (ISO-8601), pending changes resolved on it.
+   */
+  readonly stale?: true;
+  readonly cachedAt?: string;
 }
 
 export interface Health {
@@ -127,6 +140,8 @@ export interface Health {
     readonly progressAt?: string;
     readonly error?: string;
   };
+  /** The read cache: rows cached or reserved, what they cost Redis (estimated), its limit. */
+  readonly readCache: ReadCacheStats;
   /** What the drainer detected about the cache (ISO-8601), until an operator acknowledges it. */
   readonly cache: {
     readonly dataLostAt?: string;
@@ -155,6 +170,9 @@ export type BufferOptions = Pick<
   | 'maxChangesetBytes'
   | 'replicaAcks'
   | 'replicaAckTimeoutMs'
+  | 'readCacheTtlMs'
+  | 'readCacheStaleMs'
+  | 'readCacheMaxBytes'
 >;
 
 /**
@@ -169,6 +187,11 @@ export function createBuffer(options: BufferOptions): RedisBuffer {
     backlogBytesLimit: options.backlogBytesLimit ?? D.backlogBytesLimit,
     replicaAcks: options.replicaAcks ?? D.redisReplicaAcks,
     replicaAckTimeoutMs: options.replicaAckTimeoutMs ?? D.redisReplicaAckTimeoutMs,
+    readCache: {
+      ttlMs: options.readCacheTtlMs ?? D.readCacheTtlMs,
+      staleMs: options.readCacheStaleMs ?? D.readCacheStaleMs,
+      maxBytes: options.readCacheMaxBytes ?? D.readCacheMaxBytes,
+    },
     limits: {
       maxChanges: options.maxChangesPerChangeset ?? D.changesetMaxChanges,
       maxBytes: options.maxChangesetBytes ?? D.changesetMaxBytes,
@@ -244,23 +267,44 @@ export class Spillway {
   }
 
   /**
-   * The latest acknowledged state of a row, synced or not (G4): the database's row with the
-   * pending layers resolved on it by the drain's own rule (`core/overlay.ts`). During a database
-   * outage a row whose pending changes replace or delete it whole still answers.
+   * The latest acknowledged state of a row, synced or not (G4): the database's row, from the
+   * read cache while it is fresh, with the pending layers resolved on it by the drain's own rule
+   * (`core/overlay.ts`). During a database outage a row whose pending changes replace or delete
+   * it whole still answers, and so does a row cached within the stale window (`stale: true`).
    */
   async read(input: unknown): Promise<ReadResult> {
     const { def, key } = parseReadRequest(input, this.options.registry);
     const rowKey = rowKeyOf(def, key);
+    // The overlay first, then the cache: a cached row is removed before the layers of a change
+    // settled over it go, so read in this order the two never miss that change (G4).
     const { layers, offset } = await this.buffer.overlay(def.name, rowKey);
     const pending = layers.length > 0;
+    const cache = this.buffer.readCache;
+    const cached = await cache.lookup(def.name, rowKey);
+    if (cached.kind === 'fresh') {
+      return { record: resolveRow(def, cached.cached.row, layers, offset), pending };
+    }
+    const fetchedAt = Date.now();
     let stored: Awaited<ReturnType<Sink['fetchRow']>>;
     try {
       stored = await this.sink.fetchRow(def.name, key, rowKey);
     } catch (error) {
-      if (error instanceof UnavailableError && resolvesWithoutDatabase(layers)) {
+      if (!(error instanceof UnavailableError)) throw error;
+      if (resolvesWithoutDatabase(layers)) {
         return { record: resolveRow(def, { record: null, version: null }, layers, null), pending };
       }
+      if (cached.stale !== null) {
+        return {
+          record: resolveRow(def, cached.stale.row, layers, offset),
+          pending,
+          stale: true,
+          cachedAt: new Date(cached.stale.cachedAt).toISOString(),
+        };
+      }
       throw error;
+    }
+    if (cached.generation !== null) {
+      await cache.fill(def.name, rowKey, cached.generation, stored, fetchedAt);
     }
     return { record: resolveRow(def, stored, layers, offset), pending };
   }
@@ -366,17 +410,20 @@ export class Spillway {
    * reach, or the buffer fills, or the cache lost its data; `down` when writes are impossible.
    */
   async health(): Promise<Health> {
-    const [stats, breaker, control, database, fault] = await Promise.allSettled([
+    const [stats, breaker, control, database, fault, readCache] = await Promise.allSettled([
       this.buffer.stats(),
       this.control.breakerStatus(),
       this.control.status(),
       this.sink.ping(),
       this.control.fault(),
+      this.buffer.readCache.stats(),
     ]);
     const now = Date.now();
     const iso = (ms: number | undefined) =>
       ms === undefined ? undefined : new Date(ms).toISOString();
-    const redisFailure = [stats, breaker, control, fault].find((r) => r.status === 'rejected');
+    const redisFailure = [stats, breaker, control, fault, readCache].find(
+      (r) => r.status === 'rejected',
+    );
     // A systemic fault (G7): the database answers, but refuses every drain until fixed (G8).
     const systemic = fault.status === 'fulfilled' ? fault.value : null;
     const s = stats.status === 'fulfilled' ? stats.value : undefined;
@@ -443,6 +490,10 @@ export class Spillway {
         ...(drain.progressAt !== undefined ? { progressAt: iso(drain.progressAt) } : {}),
         ...(drain.error !== undefined ? { error: drain.error } : {}),
       },
+      readCache:
+        readCache.status === 'fulfilled'
+          ? readCache.value
+          : { entries: -1, bytes: -1, bytesLimit: this.buffer.readCache.settings.maxBytes },
       cache: {
         ...(meta.lostAt !== undefined ? { dataLostAt: iso(meta.lostAt) } : {}),
         ...(meta.failoverAt !== undefined ? { failoverAt: iso(meta.failoverAt) } : {}),

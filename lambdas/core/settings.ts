@@ -248,6 +248,36 @@ export const ENGINE_SETTINGS = {
     description:
       '`health` reports the backlog as not draining after this long without progress while changes wait (three runs of the one-minute schedule).',
   },
+  readCacheTtlMs: {
+    kind: 'integer',
+    env: 'READ_CACHE_TTL_MS',
+    context: 'readCacheTtlMs',
+    default: 30_000,
+    min: 0,
+    max: MAX,
+    description:
+      'How long a row `read` fetched from the database answers later reads from the read cache in Redis, without the database. Writes through Spillway never make it stale (pending changes overlay it; settling them removes it); this bounds only changes made to the database by others. `0` always asks the database (the cache still answers during an outage).',
+  },
+  readCacheStaleMs: {
+    kind: 'integer',
+    env: 'READ_CACHE_STALE_MS',
+    context: 'readCacheStaleMs',
+    default: 3_600_000,
+    min: 0,
+    max: MAX,
+    description:
+      'How long after it was cached a row still answers `read` while the database is out of reach, marked `stale: true` with `cachedAt`.',
+  },
+  readCacheMaxBytes: {
+    kind: 'integer',
+    env: 'READ_CACHE_MAX_BYTES',
+    context: 'readCacheMaxBytes',
+    default: 16 * MIB,
+    min: 0,
+    max: MAX,
+    description:
+      'What the read cache may cost Redis in bytes (estimated); the oldest rows go past it. Never at the expense of writes: a write Redis refuses for lack of memory drops the whole cache first. `0` turns the cache off.',
+  },
   migrationTimeoutMs: {
     kind: 'integer',
     env: 'MIGRATION_TIMEOUT_MS',

@@ -3,12 +3,13 @@
  * buffer, so it keeps working while the database is out of reach.
  *
  * `{ document_uuid, chunks: [{ chunk_uuid, text }] }` (what `process-document` returns) →
- * `{ document_uuid, task_id, changesetId, entities, relationships }`. Extracts emails, phone
- * numbers, dates, money amounts, case numbers and organisations with deterministic rules, and
- * writes the mentions (offsets within their chunk), a `co_occurs_with` relationship between
- * mentions of the same sentence and the `processing_tasks` row of this run, all in one changeset:
- * they reach the database together or not at all (G3). Ids derive from the input, so a retry
- * writes the same rows again, never duplicates.
+ * `{ document_uuid, task_id, changesetId, version, entities, relationships }` (`version`: ask
+ * `read` with `{ changesets: [version] }` whether the run reached the database). Extracts
+ * emails, phone numbers, dates, money amounts, case numbers and organisations with deterministic
+ * rules, and writes the mentions (offsets within their chunk), a `co_occurs_with` relationship
+ * between mentions of the same sentence and the `processing_tasks` row of this run, all in one
+ * changeset: they reach the database together or not at all (G3). Ids derive from the input, so
+ * a retry writes the same rows again, never duplicates.
  */
 import { SpillwayError, ValidationError } from '../core/errors.js';
 import { entityRows, parseEntitiesInput, taskId } from '../example/pipeline.js';
@@ -42,7 +43,7 @@ export const handler = lambdaHandler(async (event) => {
       );
     }
     // `attempts` is left alone: only whoever retries the step knows how often it ran.
-    const { changesetId } = await buffer.write({
+    const { changesetId, version } = await buffer.write({
       changes: [
         ...mentions.map((record) => ({ op: 'upsert', table: 'entity_mentions', record })),
         ...relationships.map((record) => ({ op: 'upsert', table: 'relationships', record })),
@@ -62,6 +63,7 @@ export const handler = lambdaHandler(async (event) => {
       document_uuid: input.document_uuid,
       task_id,
       changesetId,
+      version,
       entities: mentions.length,
       relationships: relationships.length,
     };

@@ -41,6 +41,7 @@ async function downWithoutRedis(error: UnavailableError): Promise<Health> {
     buffer: { changes: -1, bytes: -1, changesLimit: -1, bytesLimit: -1, percentFull: -1 },
     breaker: 'closed',
     lastDrain: {},
+    readCache: { entries: -1, bytes: -1, bytesLimit: -1 },
     cache: {},
     checks: { redis: { ok: false, error: error.message }, database },
   };

@@ -3,7 +3,9 @@
  * buffer, so it keeps working while the database is out of reach.
  *
  * `{ document_uuid?, filename, content_type?, text }` → `{ document_uuid, chunks: [{ chunk_uuid,
- * chunk_index, text }] }`, the input of `extract-entities`. It registers the document as
+ * chunk_index, text }], versions }`, the input of `extract-entities`; `versions` are the versions
+ * of the changesets it wrote, in order, for whoever needs them in the database to ask `read`
+ * where they stand (`{ changesets: versions }`). It registers the document as
  * `processing` together with its first chunks, writes the rest of its chunks (`CHUNK_SIZE`
  * characters, `CHUNK_OVERLAP` shared, split inside a word only when the word is longer than
  * `CHUNK_SIZE`), packed into changesets by their measured size, then marks it `completed`, or
@@ -47,13 +49,12 @@ export const handler = lambdaHandler(async (event) => {
     { maxChanges: config.changesetMaxChanges, maxBytes: config.changesetMaxBytes },
   );
   const buffer = await getBuffer();
-  let documentWritten = false;
+  const versions: string[] = [];
   try {
     for (const changeset of changesets) {
-      await buffer.write(changeset);
-      documentWritten = true;
+      versions.push((await buffer.write(changeset)).version);
     }
-    await setStatus(buffer, document_uuid, 'completed', null);
+    versions.push((await setStatus(buffer, document_uuid, 'completed', null)).version);
     return {
       document_uuid,
       chunks: chunks.map(({ chunk_uuid, chunk_index, text }) => ({
@@ -61,10 +62,11 @@ export const handler = lambdaHandler(async (event) => {
         chunk_index,
         text,
       })),
+      versions,
     };
   } catch (error) {
     // A patch of a document never written would itself be dead-lettered.
-    if (documentWritten) await recordFailure(buffer, document_uuid, error);
+    if (versions.length > 0) await recordFailure(buffer, document_uuid, error);
     throw error;
   }
 });

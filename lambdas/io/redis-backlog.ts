@@ -10,7 +10,7 @@ import type { PendingChangeset } from '../core/coalesce.js';
 import { BackpressureError, messageOf, UnavailableError } from '../core/errors.js';
 import type { SchemaRegistry } from '../core/schema.js';
 import { LuaScript } from './lua-script.js';
-import { redisCall } from './redis.js';
+import { isOutOfMemory, redisCall } from './redis.js';
 import { decodeEntry } from './redis-codec.js';
 import { type BufferKeys, DRAIN_CONSUMER, DRAIN_GROUP } from './redis-keys.js';
 import type { LayerWrites } from './redis-overlay.js';
@@ -54,11 +54,18 @@ export class RedisBacklog {
     private readonly redis: Redis,
     private readonly keys: BufferKeys,
     private readonly options: BacklogSettings,
+    /**
+     * Frees what Redis may give up for writes (the read cache); resolves with whether anything
+     * went. Called when Redis refuses an append for lack of memory, before the one retry.
+     */
+    private readonly freeMemory: () => Promise<boolean>,
   ) {}
 
   /**
    * Append a changeset with its overlay layers and parent-index entries, atomically; resolves
-   * with its stream id once Redis (and the replicas asked for) hold it.
+   * with its stream id once Redis (and the replicas asked for) hold it. When Redis is out of
+   * memory, the read cache is dropped and the append tried once more, so that cached reads never
+   * cause backpressure.
    * @throws BackpressureError past a limit or when Redis is out of memory (G5)
    */
   async append(
@@ -88,11 +95,14 @@ export class RedisBacklog {
       ...rows.layers,
       ...rows.parentMembers,
     ];
+    const run = async () =>
+      String(await redisCall('append a changeset', () => writeScript.run(this.redis, keys, args)));
     let id: string;
     try {
-      id = String(
-        await redisCall('append a changeset', () => writeScript.run(this.redis, keys, args)),
-      );
+      id = await run().catch(async (error: unknown) => {
+        if (!isOutOfMemory(error) || !(await this.freeMemory())) throw error;
+        return await run();
+      });
     } catch (error) {
       throw await this.refusal(error, charge);
     }
@@ -125,7 +135,7 @@ export class RedisBacklog {
       );
     }
     // Redis runs with noeviction: a full memory refuses writes, which is backpressure too (G5).
-    if (message.startsWith('OOM')) {
+    if (isOutOfMemory(error)) {
       const changes = Number(
         (await this.redis.get(this.keys.backlogChanges).catch(() => null)) ?? -1,
       );

@@ -1,9 +1,10 @@
 /**
  * The buffer: the backlog of changesets in Redis (`redis-backlog.ts`), the read overlay
- * (`redis-overlay.ts`) and the dead-letter store (`redis-dead-letters.ts`), stored as
- * `redis-codec.ts` encodes them under the keys of `redis-keys.ts`. Writers append (G1, G5, G6);
- * the drainer reads in order and settles after commit (G4). This facade composes the parts and
- * holds what spans them: a write, settling, dead-lettering, and the looks across all three.
+ * (`redis-overlay.ts`), the dead-letter store (`redis-dead-letters.ts`) and the read cache
+ * (`redis-read-cache.ts`), stored as `redis-codec.ts` encodes them under the keys of
+ * `redis-keys.ts`. Writers append (G1, G5, G6); the drainer reads in order and settles after
+ * commit (G4). This facade composes the parts and holds what spans them: a write, settling,
+ * dead-lettering, and the looks across them.
  */
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
@@ -30,6 +31,7 @@ import {
 import { RedisDeadLetters } from './redis-dead-letters.js';
 import { type BufferKeys, bufferKeys } from './redis-keys.js';
 import { RedisOverlay, type RowOverlay, SETTLE_CHUNK } from './redis-overlay.js';
+import { type ReadCacheSettings, RedisReadCache } from './redis-read-cache.js';
 
 export type { DeadLetter } from './redis-codec.js';
 export type { RowOverlay } from './redis-overlay.js';
@@ -57,6 +59,7 @@ export interface BufferSettings {
   readonly replicaAcks: number;
   /** How long to wait for those confirmations. */
   readonly replicaAckTimeoutMs: number;
+  readonly readCache: ReadCacheSettings;
 }
 
 /** Where one changeset stands (see `RedisBuffer.changesetStatus`). */
@@ -85,6 +88,8 @@ export class RedisBuffer {
   private readonly backlog: RedisBacklog;
   private readonly readOverlay: RedisOverlay;
   private readonly deadLetters: RedisDeadLetters;
+  /** Recently read database rows (`Spillway.read`); settling invalidates, writes drop it at OOM. */
+  readonly readCache: RedisReadCache;
 
   constructor(
     private readonly redis: Redis,
@@ -95,7 +100,13 @@ export class RedisBuffer {
       backlogLimit: options.backlogLimit,
       backlogBytesLimit: options.backlogBytesLimit,
     };
-    this.backlog = new RedisBacklog(redis, this.keys, options);
+    this.readCache = new RedisReadCache(redis, this.keys, options.readCache);
+    this.backlog = new RedisBacklog(
+      redis,
+      this.keys,
+      options,
+      async () => (await this.readCache.drop()) > 0,
+    );
     this.readOverlay = new RedisOverlay(redis, this.keys, options.registry);
     this.deadLetters = new RedisDeadLetters(redis, this.keys);
   }
@@ -200,10 +211,14 @@ export class RedisBuffer {
   }
 
   /**
-   * After commit: remove the changesets' overlay layers, then take them off the backlog (G4).
-   * Done in bounded script calls, so that settling a large batch never holds Redis for long.
+   * After commit: take the changesets' rows out of the read cache, remove their overlay layers,
+   * then take them off the backlog (G4), in this order (see `redis-read-cache.ts`). Done in
+   * bounded script calls, so that settling a large batch never holds Redis for long.
    */
   async settle(changesets: readonly PendingChangeset[]): Promise<void> {
+    await this.readCache.invalidate(
+      changesets.flatMap((c) => c.changes.map((change) => [change.table, change.rowKey] as const)),
+    );
     const layers: [string, string][] = [];
     for (const changeset of changesets) {
       for (const key of this.readOverlay.keysOf(changeset)) layers.push([key, changeset.streamId]);

@@ -1,12 +1,12 @@
 /**
  * How the buffer's structures are stored in Redis, one encoder and one decoder each: a backlog
  * entry's changeset (`cs`, with where each change sits in it, which the overlay refers to), a
- * row's overlay layers, a dead letter and its index member.
+ * row's overlay layers, a dead letter and its index member, a read cache entry.
  * `redis-keys.ts` says which key holds which; the Lua scripts store these strings as they are.
  */
 import { type Change, type JsonValue, rowKeyOf } from '../core/changeset.js';
 import { coalesce, type PendingChangeset, type RowWrite } from '../core/coalesce.js';
-import type { OverlayLayer } from '../core/overlay.js';
+import type { OverlayLayer, StoredRow } from '../core/overlay.js';
 import type { SchemaRegistry } from '../core/schema.js';
 import { sortableVersion, versionOf } from '../core/version.js';
 
@@ -191,5 +191,32 @@ export function decodeIndexMember(member: string): { version: string; changesetI
   return {
     version: BigInt(member.slice(0, colon)).toString(),
     changesetId: member.slice(colon + 1),
+  };
+}
+
+/** A row as the read cache holds it (the part after `<generation>|<cachedAt>|`): JSON `{r, v}`. */
+export function encodeCachedRow(row: StoredRow): string {
+  return JSON.stringify({ r: row.record, v: row.version });
+}
+
+/**
+ * One place of the read cache, `<generation>|<cachedAt ms>|<row>` (`lua/read-cache-fill.lua`
+ * writes it), or `<generation>||` while reserved and not yet filled (`lua/read-cache-reserve.lua`).
+ */
+export function decodeCacheEntry(value: string): {
+  generation: string;
+  cached: { row: StoredRow; cachedAt: number } | null;
+} {
+  const first = value.indexOf('|');
+  const second = value.indexOf('|', first + 1);
+  const generation = value.slice(0, first);
+  if (second === first + 1) return { generation, cached: null };
+  const { r, v } = JSON.parse(value.slice(second + 1)) as {
+    r: Record<string, JsonValue> | null;
+    v: string | null;
+  };
+  return {
+    generation,
+    cached: { row: { record: r, version: v }, cachedAt: Number(value.slice(first + 1, second)) },
   };
 }

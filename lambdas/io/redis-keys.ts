@@ -75,6 +75,17 @@ export interface BufferKeys {
    * parent indexes were hashes is a set of the row keys, kept (and read) as such until it empties.
    */
   parentIndex(table: string, column: string, value: string): string;
+  /**
+   * `{p}:rc`, the read cache (`redis-read-cache.ts`): a hash, field `<table>:<rowKey>`, value
+   * `<generation>|<cachedAt ms>|<row>` (the database's row and its version, JSON `{r, v}`:
+   * `redis-codec.ts`), or `<generation>||` while a read reserved the place and has not filled it.
+   * Bounded by `READ_CACHE_MAX_BYTES`; the one structure Spillway evicts from (G5).
+   */
+  readonly readCache: string;
+  /** `{p}:rc:age`, sorted set: the read cache's fields by when they were cached (eviction order). */
+  readonly readCacheAge: string;
+  /** `{p}:rc:bytes`, counter: what the read cache costs Redis in bytes (estimated). */
+  readonly readCacheBytes: string;
 }
 
 /** Consumer group and consumer name: one drainer at a time holds the lease, so one name suffices. */
@@ -98,5 +109,8 @@ export function bufferKeys(prefix: string): BufferKeys {
     faultHold: `${p}:fault:hold`,
     overlay: (table, rowKey) => `${p}:ov:${table}:${rowKey}`,
     parentIndex: (table, column, value) => `${p}:px:${table}:${column}:${value}`,
+    readCache: `${p}:rc`,
+    readCacheAge: `${p}:rc:age`,
+    readCacheBytes: `${p}:rc:bytes`,
   };
 }

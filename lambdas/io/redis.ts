@@ -304,6 +304,11 @@ export function isRedisUnavailable(error: unknown): boolean {
   );
 }
 
+/** Whether Redis refused a command for lack of memory (`maxmemory` with `noeviction`, G5). */
+export function isOutOfMemory(error: unknown): boolean {
+  return messageOf(error).startsWith('OOM');
+}
+
 /**
  * `UnavailableError('redis', ...)` for an error that means Redis cannot be reached or used right
  * now (with the original as `cause`, and `what` was being done, when given, before its message);

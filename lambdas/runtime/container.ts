@@ -198,6 +198,9 @@ function bufferOptions(config: BufferConfig) {
     backlogBytesLimit: config.backlogBytesLimit,
     replicaAcks: config.redisReplicaAcks,
     replicaAckTimeoutMs: config.redisReplicaAckTimeoutMs,
+    readCacheTtlMs: config.readCacheTtlMs,
+    readCacheStaleMs: config.readCacheStaleMs,
+    readCacheMaxBytes: config.readCacheMaxBytes,
     maxChangesPerChangeset: config.changesetMaxChanges,
     maxChangesetBytes: config.changesetMaxBytes,
   };

@@ -26,6 +26,8 @@ const local = useLocalRunner({
     // Draining only when a test invokes sync keeps the backlog where the tests put it.
     SYNC_INTERVAL_MS: '3600000',
     SYNC_IDLE_WAIT_MS: '0',
+    // Every read asks the database: only an outage makes the read cache answer (stale).
+    READ_CACHE_TTL_MS: '0',
   },
 });
 
@@ -86,8 +88,17 @@ describe('errors as the SDK sees them', () => {
     await call(local.lambda, 'sync', {});
   });
 
-  it('while PostgreSQL is gone, writes are accepted, health says degraded, and the backlog drains after', async () => {
+  it('while PostgreSQL is gone, writes are accepted, health says degraded, a row read before answers stale, and the backlog drains after', async () => {
     const postgres = local.services.postgres;
+    const synced = documents(2);
+    const [readBefore, neverRead] = synced.changes.map((c) => c.record.document_uuid);
+    await call(local.lambda, 'write', synced);
+    await call(local.lambda, 'sync', {});
+    const before = Date.now();
+    await call(local.lambda, 'read', {
+      table: 'source_documents',
+      key: { document_uuid: readBefore },
+    });
     await postgres.kill();
     let written: { changesetId: string };
     const id = randomUUID();
@@ -111,6 +122,27 @@ describe('errors as the SDK sees them', () => {
       expect(
         await call(local.lambda, 'read', { table: 'source_documents', key: { document_uuid: id } }),
       ).toMatchObject({ pending: true, record: { filename: 'while-down.pdf' } });
+      // A synced row read before the outage answers from the read cache, marked stale...
+      const stale = await call<{ cachedAt: string }>(local.lambda, 'read', {
+        table: 'source_documents',
+        key: { document_uuid: readBefore },
+      });
+      expect(stale).toMatchObject({
+        record: { document_uuid: readBefore, status: 'pending' },
+        pending: false,
+        stale: true,
+      });
+      expect(Date.parse(stale.cachedAt)).toBeGreaterThanOrEqual(before);
+      // ...a synced row never read fails, retryable.
+      const unavailable = await invoke(local.lambda, 'read', {
+        table: 'source_documents',
+        key: { document_uuid: neverRead },
+      });
+      expect(unavailable.functionError).toBe('Unhandled');
+      expect(unavailable.payload).toMatchObject({
+        errorType: 'UnavailableError',
+        errorMessage: expect.stringMatching(/^database unavailable/),
+      });
     } finally {
       await postgres.restart();
     }

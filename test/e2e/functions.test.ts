@@ -15,6 +15,8 @@ const local = useLocalRunner({
     // tests see what is pending and what sync returns.
     SYNC_INTERVAL_MS: '3600000',
     SYNC_IDLE_WAIT_MS: '0',
+    // A cached row stays fresh for the whole file: what the read cache answers is deterministic.
+    READ_CACHE_TTL_MS: '3600000',
   },
 });
 
@@ -129,6 +131,49 @@ describe('the local runner serves the contract', () => {
       key: { document_uuid: id },
     });
     expect(read).toMatchObject({ pending: false, record: { document_uuid: id } });
+  });
+
+  it('read answers a synced row from the read cache until a change to it is settled, and health reports the cache', async () => {
+    const id = randomUUID();
+    await call(local.lambda, 'write', { changes: [document(id)] });
+    await call(local.lambda, 'sync', {});
+    const key = { table: 'source_documents', key: { document_uuid: id } };
+    expect(await call(local.lambda, 'read', key)).toMatchObject({
+      record: { filename: `${id}.pdf` },
+      pending: false,
+    });
+    // Changed behind Spillway's back: the cached row answers, without the database.
+    await local.direct.query(
+      `UPDATE source_documents SET filename = 'behind.pdf' WHERE document_uuid = $1`,
+      [id],
+    );
+    expect(await call(local.lambda, 'read', key)).toEqual({
+      record: expect.objectContaining({ filename: `${id}.pdf` }),
+      pending: false,
+    });
+    const health = await call<{ readCache: { entries: number; bytes: number } }>(
+      local.lambda,
+      'health',
+      {},
+    );
+    expect(health.readCache).toMatchObject({ bytesLimit: 16 * 1024 * 1024 });
+    expect(health.readCache.entries).toBeGreaterThanOrEqual(1);
+    expect(health.readCache.bytes).toBeGreaterThan(0);
+    // A change through Spillway overlays the cached row, and settling it removes the row.
+    await call(local.lambda, 'write', {
+      changes: [
+        { op: 'patch', table: 'source_documents', key: key.key, set: { status: 'completed' } },
+      ],
+    });
+    expect(await call(local.lambda, 'read', key)).toMatchObject({
+      record: { filename: `${id}.pdf`, status: 'completed' },
+      pending: true,
+    });
+    await call(local.lambda, 'sync', {});
+    expect(await call(local.lambda, 'read', key)).toMatchObject({
+      record: { filename: 'behind.pdf', status: 'completed' },
+      pending: false,
+    });
   });
 
   it('sync prunes the tombstone of a deleted row once the backlog is empty and no dead letter is older', async () => {

@@ -1,7 +1,9 @@
 /**
  * The example pipeline end to end through the local runner: process-document, then
- * extract-entities with its result, drained by the runner's own schedule into PostgreSQL; and a
- * retried pipeline (both steps again with the same input) creates no duplicates.
+ * extract-entities with its result, drained by the runner's own schedule into PostgreSQL, waited
+ * for by the versions the steps return (`read` `{ changesets }`), as a pipeline waits; a
+ * downstream step reads a document's chunks by their parent key; and a retried pipeline (both
+ * steps again with the same input) creates no duplicates.
  */
 import { describe, expect, it } from 'vitest';
 import { call, eventually, invoke, useLocalRunner } from '../support/local-runner.js';
@@ -38,33 +40,58 @@ async function count(table: string, documentUuid: string): Promise<number> {
   return rows[0]?.n ?? 0;
 }
 
-async function drained(): Promise<boolean> {
-  const health = await call<{ backlog: number }>(local.lambda, 'health', {});
-  return health.backlog === 0;
+/** Whether every changeset of these versions is applied; a dead letter fails the test. */
+async function applied(versions: readonly string[]): Promise<boolean> {
+  const { changesets } = await call<{ changesets: { status: string; reason?: string }[] }>(
+    local.lambda,
+    'read',
+    { changesets: versions },
+  );
+  const dead = changesets.find((c) => c.status === 'dead-lettered');
+  if (dead !== undefined) throw new Error(`a changeset was dead-lettered: ${dead.reason}`);
+  return changesets.every((c) => c.status === 'applied');
 }
 
 describe('the example pipeline', () => {
   it('lands documents, chunks, entities, relationships and the task in PostgreSQL, once, however often it runs', async () => {
     const input = { filename: 'settlement.pdf', content_type: 'application/pdf', text: TEXT };
-    const processed = await call<{ document_uuid: string; chunks: Chunk[] }>(
+    const processed = await call<{ document_uuid: string; chunks: Chunk[]; versions: string[] }>(
       local.lambda,
       'process-document',
       input,
     );
     expect(processed.chunks.length).toBeGreaterThan(2);
     expect(processed.chunks.map((c) => c.chunk_index)).toEqual(processed.chunks.map((_, i) => i));
-    const extracted = await call<{ entities: number; relationships: number; task_id: string }>(
+    expect(processed.versions.length).toBeGreaterThanOrEqual(2);
+    const id = processed.document_uuid;
+
+    // A downstream step reads the document's chunks by their parent key, pending ones included.
+    const byParent = await call<{ records: Chunk[]; pending: boolean; nextCursor: null }>(
       local.lambda,
-      'extract-entities',
-      processed,
+      'read',
+      { table: 'document_chunks', where: { document_uuid: id }, limit: 500 },
     );
+    expect(byParent.nextCursor).toBeNull();
+    expect(
+      byParent.records.map(({ chunk_uuid, chunk_index, text }) => ({
+        chunk_uuid,
+        chunk_index,
+        text,
+      })),
+    ).toEqual([...processed.chunks].sort((a, b) => a.chunk_uuid.localeCompare(b.chunk_uuid)));
+
+    const extracted = await call<{
+      entities: number;
+      relationships: number;
+      task_id: string;
+      version: string;
+    }>(local.lambda, 'extract-entities', processed);
     expect(extracted.entities).toBeGreaterThan(8);
     expect(extracted.relationships).toBeGreaterThan(0);
 
-    const id = processed.document_uuid;
-    await eventually('the pipeline to reach PostgreSQL', async () => {
-      return (await drained()) && (await count('processing_tasks', id)) === 1;
-    });
+    await eventually('the pipeline to reach PostgreSQL', () =>
+      applied([...processed.versions, extracted.version]),
+    );
     const { rows: documents } = await local.direct.query(
       'SELECT filename, content_type, status, error_message FROM source_documents WHERE document_uuid = $1',
       [id],
@@ -118,14 +145,14 @@ describe('the example pipeline', () => {
     ]);
 
     // A retry (Celery, Step Functions) runs both steps again with the same input.
-    const again = await call<{ document_uuid: string; chunks: Chunk[] }>(
+    const again = await call<{ document_uuid: string; chunks: Chunk[]; versions: string[] }>(
       local.lambda,
       'process-document',
       input,
     );
-    expect(again).toEqual(processed);
-    await call(local.lambda, 'extract-entities', again);
-    await eventually('the retry to drain', drained);
+    expect({ ...again, versions: [] }).toEqual({ ...processed, versions: [] });
+    const retried = await call<{ version: string }>(local.lambda, 'extract-entities', again);
+    await eventually('the retry to drain', () => applied([...again.versions, retried.version]));
     expect(await count('source_documents', id)).toBe(1);
     expect(await count('document_chunks', id)).toBe(processed.chunks.length);
     expect(await count('entity_mentions', id)).toBe(extracted.entities);

@@ -66,6 +66,9 @@ describe('loadConfig', () => {
       breakerThreshold: 5,
       breakerCooldownMs: 5_000,
       breakerMaxCooldownMs: 60_000,
+      readCacheTtlMs: 30_000,
+      readCacheStaleMs: 3_600_000,
+      readCacheMaxBytes: 16_777_216,
     });
   });
 

@@ -4,10 +4,12 @@ import { SchemaRegistry } from '../../lambdas/core/schema.js';
 import { versionOf } from '../../lambdas/core/version.js';
 import {
   type DeadLetter,
+  decodeCacheEntry,
   decodeDeadLetter,
   decodeEntry,
   decodeIndexMember,
   decodeLayers,
+  encodeCachedRow,
   encodeChangeset,
   encodeDeadLetter,
   encodeIndexMember,
@@ -178,5 +180,29 @@ describe('dead letters', () => {
     expect([newer, older].sort()).toEqual([older, newer]);
     expect(decodeIndexMember(newer)).toEqual({ version: letter.version, changesetId: 'cs-5' });
     expect(decodeIndexMember(older)).toEqual({ version: '99', changesetId: 'z' });
+  });
+});
+
+describe('read cache entries', () => {
+  it('decode to the row that was cached, with its version, generation and time, whatever bars the row holds', () => {
+    const row = {
+      record: { document_uuid: doc, filename: 'a|b||c.pdf' },
+      version: '1796409471045000',
+    };
+    // As lua/read-cache-fill.lua composes it.
+    const value = `gen-1|1796409471045|${encodeCachedRow(row)}`;
+    expect(decodeCacheEntry(value)).toEqual({
+      generation: 'gen-1',
+      cached: { row, cachedAt: 1796409471045 },
+    });
+  });
+
+  it('of a deleted or never written row keep its absence and version', () => {
+    const row = { record: null, version: null };
+    expect(decodeCacheEntry(`g|5|${encodeCachedRow(row)}`).cached?.row).toEqual(row);
+  });
+
+  it('reserved but not filled decode to their generation alone', () => {
+    expect(decodeCacheEntry('gen-2||')).toEqual({ generation: 'gen-2', cached: null });
   });
 });

@@ -19,6 +19,7 @@ function health(backlog: number, extra: Partial<Health> = {}): Health {
     },
     breaker: 'closed',
     lastDrain: {},
+    readCache: { entries: 0, bytes: 0, bytesLimit: 16 * 1024 * 1024 },
     cache: {},
     checks: { redis: { ok: true }, database: { ok: true } },
     ...extra,

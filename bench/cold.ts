@@ -1,6 +1,6 @@
 /**
  * Cold-start benchmark (issue 9, target 4): every function's bundle, built with the esbuild
- * options `cdk synth` uses (`lib/function.ts`), is started in a fresh Node process the way the
+ * options `cdk synth` uses (`lib/bundle-options.ts`), is started in a fresh Node process the way the
  * Lambda runtime starts it (`local/lambda-bundle.ts`) and answers one realistic invocation against
  * this machine's Redis, PostgreSQL and PgBouncer (`local/services/`). Beside them, a baseline
  * bundle that only imports ioredis and answers with one XADD, built with the same options.
@@ -24,6 +24,7 @@ import pg from 'pg';
 import { METRICS_NAMESPACE } from '../lambdas/core/metric-names.js';
 import { FUNCTION_NAMES, FUNCTIONS, type FunctionName } from '../lambdas/functions.js';
 import { runMigrations } from '../lambdas/io/migrator.js';
+import { BUNDLE_OPTIONS } from '../lib/bundle-options.js';
 import { startBundle } from '../local/lambda-bundle.js';
 import { startServices } from '../local/services/index.js';
 import { type ColdChartInput, coldChart } from './chart.js';
@@ -40,28 +41,8 @@ const IMPORT_RATIO_TARGET = 1.3;
 /** How many of a bundle's biggest contributors are printed and recorded. */
 const TOP_CONTRIBUTORS = 6;
 
-/**
- * The esbuild options of `SpillwayFunction`'s bundling (`lib/function.ts`), as NodejsFunction
- * passes them to esbuild: ESM for node24 with a `require` shim, minified keeping names, external
- * source maps without sources, everything bundled but pg-native. Keep the two in step.
- */
-const ESBUILD_OPTIONS: BuildOptions = {
-  bundle: true,
-  platform: 'node',
-  format: 'esm',
-  target: 'node24',
-  mainFields: ['module', 'main'],
-  banner: {
-    js: "import { createRequire as __spillwayCreateRequire } from 'node:module'; const require = __spillwayCreateRequire(import.meta.url);",
-  },
-  minify: true,
-  keepNames: true,
-  sourcemap: true,
-  sourcesContent: false,
-  external: ['pg-native'],
-  metafile: true,
-  logLevel: 'warning',
-};
+/** The functions' esbuild options (`lib/bundle-options.ts`), plus the metafile read below. */
+const ESBUILD_OPTIONS: BuildOptions = { ...BUNDLE_OPTIONS, metafile: true, logLevel: 'warning' };
 
 /** The baseline: a handler that only connects with ioredis and answers with one XADD. */
 const BASELINE_SOURCE = `

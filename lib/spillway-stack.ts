@@ -151,6 +151,7 @@ export class SpillwayStack extends Stack {
             ? [this.network.functionsSecurityGroup, this.network.databaseClientsSecurityGroup]
             : [this.network.functionsSecurityGroup],
         },
+        paramsAndSecrets: this.cache.secretsExtension,
         ...options,
         environment: { ...environment, ...options.environment },
       });

@@ -62,7 +62,7 @@ export function configureContainer(next: ContainerOptions): void {
 }
 
 /** The Redis client of this container, connected. @throws UnavailableError('redis') */
-function sharedRedis(config: Pick<BufferConfig, 'redis' | 'region'>): Promise<Redis> {
+function sharedRedis(config: Pick<BufferConfig, 'redis'>): Promise<Redis> {
   if (redis === undefined) {
     const connecting = createRedis(config);
     redis = connecting;

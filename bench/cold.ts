@@ -1,6 +1,7 @@
 /**
  * Cold-start benchmark (issue 9, target 4): every function's bundle, built with the esbuild
- * options `cdk synth` uses (`lib/bundle-options.ts`), is started in a fresh Node process the way the
+ * options `cdk synth` uses for the new shape (`lib/bundle-options.ts`; the functions that reach
+ * the database bundled for the postgres sink), is started in a fresh Node process the way the
  * Lambda runtime starts it (`local/lambda-bundle.ts`) and answers one realistic invocation against
  * this machine's Redis, PostgreSQL and PgBouncer (`local/services/`). Beside them, a baseline
  * bundle that only imports ioredis and answers with one XADD, built with the same options.
@@ -24,7 +25,7 @@ import pg from 'pg';
 import { METRICS_NAMESPACE } from '../lambdas/core/metric-names.js';
 import { FUNCTION_NAMES, FUNCTIONS, type FunctionName } from '../lambdas/functions.js';
 import { runMigrations } from '../lambdas/io/migrator.js';
-import { BUNDLE_OPTIONS } from '../lib/bundle-options.js';
+import { BUNDLE_OPTIONS, sinkDefine } from '../lib/bundle-options.js';
 import { startBundle } from '../local/lambda-bundle.js';
 import { startServices } from '../local/services/index.js';
 import { type ColdChartInput, coldChart } from './chart.js';
@@ -196,7 +197,10 @@ async function buildFunction(
 ): Promise<Bundle> {
   const directory = join(workDir, name);
   const entry = join(ROOT, 'lambdas/handlers', FUNCTIONS[name].handler);
-  const bundle = await esbuild(entry, directory);
+  // As the new shape's stack builds it: a function that reaches the database, for the postgres
+  // sink (RDS Proxy), without the Data API client.
+  const sink = FUNCTIONS[name].reachesDatabase ? sinkDefine('postgres') : undefined;
+  const bundle = await esbuild(entry, directory, sink);
   cpSync(join(ROOT, 'lambdas/io/lua'), join(directory, 'lua'), { recursive: true });
   const env: Record<string, string> = { ...environment, POWERTOOLS_SERVICE_NAME: name };
   if (name === 'migrate') {
@@ -228,9 +232,10 @@ async function buildBaseline(
 async function esbuild(
   entry: string,
   directory: string,
+  define?: Record<string, string>,
 ): Promise<Pick<Bundle, 'bytes' | 'contributors'>> {
   const outfile = join(directory, 'index.mjs');
-  const { metafile } = await build({ ...ESBUILD_OPTIONS, entryPoints: [entry], outfile });
+  const { metafile } = await build({ ...ESBUILD_OPTIONS, define, entryPoints: [entry], outfile });
   if (metafile === undefined) throw new Error('esbuild wrote no metafile');
   return { bytes: statSync(outfile).size, contributors: contributors(metafile, entry, outfile) };
 }

@@ -31,3 +31,15 @@ export const BUNDLE_OPTIONS = {
   sourcesContent: false,
   external: ['pg-native'],
 } satisfies BuildOptions;
+
+/** The sinks a function can be bundled for (`SINK`). */
+export type BundledSink = 'postgres' | 'data-api';
+
+/**
+ * The `define` of a bundle for one sink: esbuild leaves the other sink's database client out of
+ * it (`openDatabase` in `lambdas/runtime/container.ts`). The proxy shapes bundle for `postgres`
+ * (no AWS SDK), the Aurora shapes for `data-api` (no pg).
+ */
+export function sinkDefine(sink: BundledSink): Record<string, string> {
+  return { 'process.env.SPILLWAY_BUNDLED_SINK': JSON.stringify(sink) };
+}

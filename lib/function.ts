@@ -9,7 +9,7 @@ import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 import { METRICS_NAMESPACE } from '../lambdas/core/metric-names.js';
-import { BUNDLE_OPTIONS } from './bundle-options.js';
+import { BUNDLE_OPTIONS, type BundledSink, sinkDefine } from './bundle-options.js';
 
 /** The repository root: entries, the lock file and the migrations are found from here. */
 export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -44,6 +44,11 @@ export interface SpillwayFunctionProps {
   readonly reservedConcurrentExecutions?: number;
   /** @default - none besides the common variables */
   readonly environment?: Readonly<Record<string, string>>;
+  /**
+   * The sink the function opens, if it reaches the database: its bundle then leaves the other
+   * sink's client out (`sinkDefine`). @default - both sinks' clients are bundled
+   */
+  readonly bundledSink?: BundledSink;
   /**
    * The AWS Parameters and Secrets Lambda Extension, for a function that reads a secret through
    * it: `SpillwayCache.secretsExtension` for every function that reaches the cache.
@@ -163,6 +168,7 @@ export class SpillwayFunction extends nodejs.NodejsFunction {
         sourceMap: BUNDLE_OPTIONS.sourcemap,
         sourcesContent: BUNDLE_OPTIONS.sourcesContent,
         externalModules: BUNDLE_OPTIONS.external,
+        define: props.bundledSink === undefined ? undefined : sinkDefine(props.bundledSink),
         commandHooks: {
           beforeBundling: () => [],
           beforeInstall: () => [],

@@ -377,6 +377,19 @@ describe('new shape: functions', () => {
     }
   });
 
+  it('bundles no AWS SDK client: the AUTH token comes through the extension, IAM tokens are signed with node:crypto, and the Data API client is left out of the proxy shape', () => {
+    for (const name of FUNCTION_NAMES) {
+      const code = readFileSync(
+        join(assetDirectory(logicalIdOf(s.stack, fn(name))), 'index.mjs'),
+        'utf8',
+      );
+      // Class names survive minification (keepNames).
+      for (const sdkClass of ['RDSDataClient', 'SecretsManagerClient', 'SignatureV4']) {
+        expect(code, `${name} bundles ${sdkClass}`).not.toContain(`"${sdkClass}"`);
+      }
+    }
+  });
+
   it("puts the buffer's Lua scripts beside every handler, where the buffer reads them", () => {
     const scripts = readdirSync(join(PROJECT_ROOT, LUA_SOURCE)).filter((f) => f.endsWith('.lua'));
     expect(scripts.length).toBeGreaterThan(0);

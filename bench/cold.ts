@@ -7,7 +7,7 @@
  * bundle that only imports ioredis and answers with one XADD, built with the same options.
  *
  * Prints per bundle its size, the medians over --rounds of the time to import it (Lambda's init),
- * of the CPU time that import took (which a busy machine barely changes, unlike the time), and of
+ * of the CPU time that import took (which a busy machine changes less than the time), and of
  * the whole cold start (process spawned until the first answer), their ratios to the baseline,
  * and the biggest contributors to the bundle (esbuild's metafile), against the targets: write
  * and read under 300 KB; cold import within 1.3 x the baseline. Results go to
@@ -166,7 +166,7 @@ async function main(): Promise<void> {
       );
     }
     console.log(
-      '(medians; import CPU: user and system CPU time of the import, which other processes on a busy machine barely change; cold: the process spawned until its first answer)',
+      '(medians; import CPU: user and system CPU time of the import, which other processes on a busy machine change less than the time; cold: the process spawned until its first answer)',
     );
     console.log(
       '\nbiggest contributors, KB of the minified bundle: each package the code imports with all it pulls in (and the file importing it), or a source folder:',

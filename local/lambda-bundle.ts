@@ -39,8 +39,8 @@ export interface BundleProcess {
   /** How long importing the handler module took inside the process (Lambda's init phase), in ms. */
   readonly initMs: number;
   /**
-   * The CPU time (user and system, all threads) the process spent on that import, in ms: unlike
-   * `initMs`, barely changed by other processes competing for the CPU.
+   * The CPU time (user and system, all threads) the process spent on that import, in ms: less
+   * changed than `initMs` by other processes competing for the CPU.
    */
   readonly initCpuMs: number;
   /** Invokes the handler; rejects with BundleInvocationError when the invocation fails. */

@@ -14,7 +14,7 @@ import { BUNDLE_OPTIONS, type BundledSink, sinkDefine } from './bundle-options.j
 /** The repository root: entries, the lock file and the migrations are found from here. */
 export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
-/** The newest Node.js runtime aws-cdk-lib knows; esbuild targets the same version (`BUNDLE_OPTIONS`). */
+/** The newest Node.js runtime aws-cdk-lib knows; `BUNDLE_OPTIONS` targets the same version. */
 export const NODE_RUNTIME = lambda.Runtime.NODEJS_24_X;
 
 /** Where a function runs inside the VPC. */

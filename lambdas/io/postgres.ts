@@ -64,7 +64,7 @@ async function sign(signer: AuthTokenSigner): Promise<string> {
 }
 
 export interface PoolDeps {
-  /** Signs IAM auth tokens. @default an `IamTokenSigner` for the configured proxy endpoint and user */
+  /** Signs IAM auth tokens. @default an `IamTokenSigner` for the configured endpoint and user */
   readonly signer?: AuthTokenSigner;
   /** Credentials of the default signer. @default the function's role's, from the environment */
   readonly credentials?: AwsCredentials;

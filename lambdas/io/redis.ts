@@ -19,7 +19,7 @@ export const COMMAND_TIMEOUT_MS = 5_000;
 export const SOCKET_TIMEOUT_MS = 3_000;
 /** After re-reading the AUTH secret, authentication failures within this time do not re-read it again. */
 export const AUTH_REREAD_INTERVAL_MS = 30_000;
-/** The port the Parameters and Secrets extension listens on unless `PARAMETERS_SECRETS_EXTENSION_HTTP_PORT` says otherwise. */
+/** The extension's port unless `PARAMETERS_SECRETS_EXTENSION_HTTP_PORT` says otherwise. */
 export const SECRETS_EXTENSION_PORT = 2773;
 /**
  * The longest wait for the extension's answer. The extension's own timeout for Secrets Manager is
@@ -92,10 +92,11 @@ export interface RedisDeps {
 /**
  * A connected ioredis client for `config.redis`.
  *
- * For ElastiCache with `REDIS_AUTH_SECRET_ARN`, the AUTH token is read from Secrets Manager (through
- * the Parameters and Secrets extension, whose own cache is off) once per container. When Redis refuses it (WRONGPASS or NOAUTH: the token was rotated), the secret is
- * read once more and the client reconnects with the new token; further refusals within
- * `authRereadIntervalMs` do not read it again.
+ * For ElastiCache with `REDIS_AUTH_SECRET_ARN`, the AUTH token is read from Secrets Manager
+ * (through the Parameters and Secrets extension, whose own cache is off) once per container. When
+ * Redis refuses it (WRONGPASS or NOAUTH: the token was rotated), the secret is read once more and
+ * the client reconnects with the new token; further refusals within `authRereadIntervalMs` do not
+ * read it again.
  *
  * @throws UnavailableError('redis') when Redis cannot be reached or the secret cannot be read.
  */

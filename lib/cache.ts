@@ -1,10 +1,11 @@
-import { Names, RemovalPolicy } from 'aws-cdk-lib';
+import { Duration, Names, RemovalPolicy } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as elasticache from 'aws-cdk-lib/aws-elasticache';
-import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import type { CacheSettings } from './config.js';
+import type { SpillwayFunction } from './function.js';
 import type { SpillwayNetwork } from './network.js';
 
 export interface SpillwayCacheProps {
@@ -27,6 +28,23 @@ export class SpillwayCache extends Construct {
   readonly securityGroup: ec2.SecurityGroup;
   /** The AUTH token, a plain string (no JSON). */
   readonly authTokenSecret: secretsmanager.Secret;
+  /**
+   * The AWS Parameters and Secrets Lambda Extension, through which the functions read the AUTH
+   * token (`lambdas/io/redis.ts`) with a plain HTTP request: no AWS SDK in their bundles. Give it
+   * to every function that reaches the cache (`SpillwayFunctionProps.paramsAndSecrets`);
+   * `grantAccess` checks. Its cache is off: a function reads the token once per container and
+   * again only when Redis refuses it after a rotation, and that re-read must not be answered with
+   * the old token (the extension would keep it for up to 5 minutes). Its own timeout for Secrets
+   * Manager (2 s) is shorter than the functions' wait for it (`SECRET_READ_TIMEOUT_MS`, 3 s).
+   */
+  readonly secretsExtension: lambda.ParamsAndSecretsLayerVersion =
+    lambda.ParamsAndSecretsLayerVersion.fromVersion(lambda.ParamsAndSecretsVersions.V1_0_103, {
+      // Off, and a TTL of 0 (no caching) says so to a reader of the template too.
+      cacheEnabled: false,
+      secretsManagerTtl: Duration.seconds(0),
+      secretsManagerTimeout: Duration.seconds(2),
+      logLevel: lambda.ParamsAndSecretsLogLevel.WARN,
+    });
   /** Primary endpoint host name. */
   readonly endpointAddress: string;
   readonly port: number;
@@ -116,12 +134,18 @@ export class SpillwayCache extends Construct {
    * Gives a function everything it needs to reach the buffer, in one call: read access to the
    * AUTH token and the `REDIS_*` variables that `lambdas/io/config.ts` reads (including how many
    * replicas must confirm a write). The network path
-   * comes with the functions' security group, which the function must carry.
+   * comes with the functions' security group, and the way to the token with `secretsExtension`,
+   * which the function must carry.
    */
-  grantAccess(fn: lambda.Function): void {
+  grantAccess(fn: SpillwayFunction): void {
     if (!fn.connections.securityGroups.includes(this.clientSecurityGroup)) {
       throw new Error(
         `${fn.node.path} cannot reach the cache: it must carry the Spillway functions' security group (use SpillwayFunction)`,
+      );
+    }
+    if (fn.paramsAndSecrets !== this.secretsExtension) {
+      throw new Error(
+        `${fn.node.path} cannot read the cache's AUTH token: it must carry the Parameters and Secrets extension (SpillwayFunctionProps.paramsAndSecrets: SpillwayCache.secretsExtension)`,
       );
     }
     this.authTokenSecret.grantRead(fn);

@@ -9,13 +9,13 @@ import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 import { METRICS_NAMESPACE } from '../lambdas/core/metric-names.js';
+import { BUNDLE_OPTIONS, type BundledSink, sinkDefine } from './bundle-options.js';
 
 /** The repository root: entries, the lock file and the migrations are found from here. */
 export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
-/** The newest Node.js runtime aws-cdk-lib knows; esbuild targets the same version. */
+/** The newest Node.js runtime aws-cdk-lib knows; `BUNDLE_OPTIONS` targets the same version. */
 export const NODE_RUNTIME = lambda.Runtime.NODEJS_24_X;
-const ESBUILD_TARGET = 'node24';
 
 /** Where a function runs inside the VPC. */
 export interface FunctionPlacement {
@@ -45,6 +45,17 @@ export interface SpillwayFunctionProps {
   /** @default - none besides the common variables */
   readonly environment?: Readonly<Record<string, string>>;
   /**
+   * The sink the function opens, if it reaches the database: its bundle then leaves the other
+   * sink's client out (`sinkDefine`). @default - both sinks' clients are bundled
+   */
+  readonly bundledSink?: BundledSink;
+  /**
+   * The AWS Parameters and Secrets Lambda Extension, for a function that reads a secret through
+   * it: `SpillwayCache.secretsExtension` for every function that reaches the cache.
+   * @default - none
+   */
+  readonly paramsAndSecrets?: lambda.ParamsAndSecretsLayerVersion;
+  /**
    * Shell commands run after esbuild, with the project root and the bundle directory, to add
    * files to the bundle. @default - none
    */
@@ -52,10 +63,9 @@ export interface SpillwayFunctionProps {
 }
 
 /**
- * The one wrapper around `NodejsFunction`, with the project's defaults: esbuild to ESM (with a
- * `require` shim for CommonJS dependencies), minified but keeping class and function names (error
- * names are class names), with source maps that Node applies to stack traces, ARM64, the newest
- * Node.js runtime, and a log group of bounded retention.
+ * The one wrapper around `NodejsFunction`, with the project's defaults: esbuild with
+ * `BUNDLE_OPTIONS` (ESM with a `require` shim, minified keeping names, source maps), ARM64, the
+ * newest Node.js runtime, and a log group of bounded retention.
  */
 export class SpillwayFunction extends nodejs.NodejsFunction {
   /** The function's log group. */
@@ -73,6 +83,8 @@ export class SpillwayFunction extends nodejs.NodejsFunction {
    */
   readonly vpcAccessPolicy: iam.Policy | undefined;
   readonly inVpc: boolean;
+  /** The Parameters and Secrets extension the function carries, if any. */
+  readonly paramsAndSecrets: lambda.ParamsAndSecretsLayerVersion | undefined;
 
   constructor(scope: Construct, id: string, props: SpillwayFunctionProps) {
     const entry = join(PROJECT_ROOT, props.entry);
@@ -138,6 +150,7 @@ export class SpillwayFunction extends nodejs.NodejsFunction {
       vpc: inVpc?.vpc,
       vpcSubnets: inVpc?.subnets,
       securityGroups: inVpc ? [...inVpc.securityGroups] : undefined,
+      paramsAndSecrets: props.paramsAndSecrets,
       environment: {
         NODE_OPTIONS: '--enable-source-maps',
         POWERTOOLS_SERVICE_NAME: props.serviceName,
@@ -145,22 +158,17 @@ export class SpillwayFunction extends nodejs.NodejsFunction {
         ...props.environment,
       },
       bundling: {
-        format: nodejs.OutputFormat.ESM,
-        target: ESBUILD_TARGET,
-        mainFields: ['module', 'main'],
-        // CommonJS dependencies (pg, ioredis) call require(); ESM has none until we make one.
-        banner:
-          "import { createRequire as __spillwayCreateRequire } from 'node:module'; const require = __spillwayCreateRequire(import.meta.url);",
-        minify: true,
-        // Minifying renames classes, and error names are class names: Spillway's own (`name` is the
-        // errorType callers see) and ioredis's (MaxRetriesPerRequestError, ReplyError), which
-        // `isRedisUnavailable` recognises by name. Without this, a Redis outage leaves as `$S`.
-        keepNames: true,
-        sourceMap: true,
-        sourcesContent: false,
-        // Bundle the AWS SDK too (its version is then ours, not the runtime's); pg-native is an
-        // optional peer of pg that Spillway never loads.
-        externalModules: ['pg-native'],
+        // BUNDLE_OPTIONS in NodejsFunction's terms; it adds --bundle and --platform=node itself.
+        format: BUNDLE_OPTIONS.format as nodejs.OutputFormat,
+        target: BUNDLE_OPTIONS.target,
+        mainFields: BUNDLE_OPTIONS.mainFields,
+        banner: BUNDLE_OPTIONS.banner.js,
+        minify: BUNDLE_OPTIONS.minify,
+        keepNames: BUNDLE_OPTIONS.keepNames,
+        sourceMap: BUNDLE_OPTIONS.sourcemap,
+        sourcesContent: BUNDLE_OPTIONS.sourcesContent,
+        externalModules: BUNDLE_OPTIONS.external,
+        define: props.bundledSink === undefined ? undefined : sinkDefine(props.bundledSink),
         commandHooks: {
           beforeBundling: () => [],
           beforeInstall: () => [],
@@ -172,6 +180,7 @@ export class SpillwayFunction extends nodejs.NodejsFunction {
     this.executionRole = role;
     this.vpcAccessPolicy = vpcAccessPolicy;
     this.inVpc = inVpc !== undefined;
+    this.paramsAndSecrets = props.paramsAndSecrets;
     // Lambda checks at creation that the role may create the network interfaces; CDK orders the
     // role's default policy before the function, but not a separate policy.
     if (vpcAccessPolicy) this.node.addDependency(vpcAccessPolicy);

@@ -57,6 +57,7 @@ export class SpillwayPipelineFunction extends SpillwayFunction {
       timeout: props.timeout ?? Duration.seconds(60),
       memorySize: props.memorySize,
       environment: { ...spillway.environment, ...props.environment },
+      paramsAndSecrets: spillway.cache.secretsExtension,
     });
     spillway.cache.grantAccess(this);
   }

@@ -113,19 +113,20 @@ export class SpillwayStack extends Stack {
       network: this.network,
       settings: settings.cache,
     });
-    const database =
-      settings.database.kind === 'new-aurora' || settings.database.kind === 'existing-aurora'
-        ? new SpillwayAuroraDatabase(this, 'Database', {
-            network: this.network,
-            settings: settings.database,
-            logRetention,
-          })
-        : new SpillwayDatabase(this, 'Database', {
-            network: this.network,
-            settings: settings.database,
-            dbUser: settings.dbUser,
-            logRetention,
-          });
+    const aurora =
+      settings.database.kind === 'new-aurora' || settings.database.kind === 'existing-aurora';
+    const database = aurora
+      ? new SpillwayAuroraDatabase(this, 'Database', {
+          network: this.network,
+          settings: settings.database,
+          logRetention,
+        })
+      : new SpillwayDatabase(this, 'Database', {
+          network: this.network,
+          settings: settings.database,
+          dbUser: settings.dbUser,
+          logRetention,
+        });
     this.database = database;
 
     const f = settings.functions;
@@ -151,6 +152,8 @@ export class SpillwayStack extends Stack {
             ? [this.network.functionsSecurityGroup, this.network.databaseClientsSecurityGroup]
             : [this.network.functionsSecurityGroup],
         },
+        paramsAndSecrets: this.cache.secretsExtension,
+        bundledSink: reachesDatabase ? (aurora ? 'data-api' : 'postgres') : undefined,
         ...options,
         environment: { ...environment, ...options.environment },
       });

@@ -60,7 +60,7 @@ export type DatabaseTarget = PostgresTarget | DataApiLocation;
 export interface SpillwayConfig extends EngineSettings {
   readonly redis: RedisTarget;
   readonly database: DatabaseTarget;
-  /** `AWS_REGION`; required when Secrets Manager, IAM tokens or the Data API are used. */
+  /** `AWS_REGION`; required when IAM tokens or the Data API are used. */
   readonly region: string | undefined;
 }
 
@@ -107,13 +107,8 @@ function load<D extends DatabaseTarget | undefined>(
       'missing: needed by the RDS Data API client (SINK=data-api)',
     );
   }
-  const needsRegion =
-    database?.kind === 'iam' || (redis.kind === 'elasticache' && redis.authSecretArn !== undefined);
-  if (needsRegion && region === undefined) {
-    throw new ConfigError(
-      'AWS_REGION',
-      'missing: needed to sign database IAM tokens and to read the Redis AUTH secret',
-    );
+  if (database?.kind === 'iam' && region === undefined) {
+    throw new ConfigError('AWS_REGION', 'missing: needed to sign database IAM tokens');
   }
 
   return Object.freeze({

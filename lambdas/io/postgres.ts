@@ -3,16 +3,16 @@
  * authentication and verified TLS in AWS.
  */
 import type { Logger } from '@aws-lambda-powertools/logger';
-import { Signer, type SignerConfig } from '@aws-sdk/rds-signer';
 import pg from 'pg';
-import { messageOf, UnavailableError } from '../core/errors.js';
+import { ConfigError, messageOf, UnavailableError } from '../core/errors.js';
 import type { PostgresTarget, SpillwayConfig } from './config.js';
+import { type AwsCredentials, IamTokenSigner } from './iam-token-signer.js';
 import { logger as defaultLogger } from './telemetry.js';
 
 /** The configuration of the `postgres` sink: where PostgreSQL is, and the region to sign in. */
 export type PostgresConfig = Pick<SpillwayConfig, 'region'> & { readonly database: PostgresTarget };
 
-/** What the pool needs of `@aws-sdk/rds-signer`'s `Signer`. */
+/** What the pool needs of a token signer (`IamTokenSigner`). */
 export interface AuthTokenSigner {
   getAuthToken(): Promise<string>;
 }
@@ -64,10 +64,10 @@ async function sign(signer: AuthTokenSigner): Promise<string> {
 }
 
 export interface PoolDeps {
-  /** Signs IAM auth tokens. @default a `Signer` for the configured proxy endpoint and user */
+  /** Signs IAM auth tokens. @default an `IamTokenSigner` for the configured endpoint and user */
   readonly signer?: AuthTokenSigner;
-  /** Credentials of the default signer. @default the default provider chain (the function's role) */
-  readonly credentials?: SignerConfig['credentials'];
+  /** Credentials of the default signer. @default the function's role's, from the environment */
+  readonly credentials?: AwsCredentials;
   /** @default Date.now */
   readonly now?: () => number;
   /** @default the telemetry logger */
@@ -100,6 +100,7 @@ export function createPool(config: PostgresConfig, deps: PoolDeps = {}): pg.Pool
     keepAlive: true,
   };
   const { database } = config;
+  const { credentials } = deps;
   const pool =
     database.kind === 'url'
       ? new pg.Pool({ ...common, connectionString: database.url })
@@ -112,12 +113,12 @@ export function createPool(config: PostgresConfig, deps: PoolDeps = {}): pg.Pool
           password: iamAuthToken({
             signer:
               deps.signer ??
-              new Signer({
+              new IamTokenSigner({
                 hostname: database.host,
                 port: database.port,
                 username: database.user,
-                region: config.region,
-                credentials: deps.credentials,
+                region: regionOf(config),
+                credentials: credentials === undefined ? undefined : () => credentials,
               }),
             now: deps.now,
           }),
@@ -139,4 +140,12 @@ export function createPool(config: PostgresConfig, deps: PoolDeps = {}): pg.Pool
     });
   });
   return pool;
+}
+
+/** The region IAM tokens are signed for, which `loadConfig` requires with IAM authentication. */
+function regionOf(config: PostgresConfig): string {
+  if (config.region === undefined) {
+    throw new ConfigError('AWS_REGION', 'missing: needed to sign database IAM tokens');
+  }
+  return config.region;
 }

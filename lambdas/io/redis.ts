@@ -1,10 +1,10 @@
 /**
  * The Redis client of one Lambda container: a URL locally, ElastiCache with TLS and an AUTH token
- * from Secrets Manager in AWS. Tuned to fail fast, so that a Redis outage reaches the caller as a
- * retryable UnavailableError within seconds instead of as a Lambda timeout.
+ * from Secrets Manager in AWS, read through the AWS Parameters and Secrets Lambda Extension (a
+ * local HTTP endpoint; no AWS SDK in the bundle). Tuned to fail fast, so that a Redis outage
+ * reaches the caller as a retryable UnavailableError within seconds instead of as a Lambda timeout.
  */
 import type { Logger } from '@aws-lambda-powertools/logger';
-import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { Redis, type RedisOptions } from 'ioredis';
 import { messageOf, UnavailableError } from '../core/errors.js';
 import { boundText } from '../core/reasons.js';
@@ -19,6 +19,14 @@ export const COMMAND_TIMEOUT_MS = 5_000;
 export const SOCKET_TIMEOUT_MS = 3_000;
 /** After re-reading the AUTH secret, authentication failures within this time do not re-read it again. */
 export const AUTH_REREAD_INTERVAL_MS = 30_000;
+/** The extension's port unless `PARAMETERS_SECRETS_EXTENSION_HTTP_PORT` says otherwise. */
+export const SECRETS_EXTENSION_PORT = 2773;
+/**
+ * The longest wait for the extension's answer. The extension's own timeout for Secrets Manager is
+ * shorter (`lib/cache.ts`), so that a slow Secrets Manager is reported by the extension, not as
+ * this timeout.
+ */
+export const SECRET_READ_TIMEOUT_MS = 3_000;
 
 /*
  * Fail fast, but ride out a blip: the first connect is awaited with a short connectTimeout, so a
@@ -39,9 +47,32 @@ const FAIL_FAST: RedisOptions = {
   retryStrategy: (attempt) => Math.min(attempt * 200, 2_000),
 };
 
+/** Where the AWS Parameters and Secrets Lambda Extension serves secrets, and how to ask it. */
+export interface SecretsExtension {
+  /** `http://localhost:<port>`. */
+  readonly url: string;
+  /**
+   * The `X-Aws-Parameters-Secrets-Token` the extension requires of every request: the function's
+   * `AWS_SESSION_TOKEN`. Undefined outside Lambda.
+   */
+  readonly sessionToken: string | undefined;
+  /** @default SECRET_READ_TIMEOUT_MS */
+  readonly timeoutMs?: number;
+}
+
+/**
+ * The extension as the Lambda environment describes it: its port from
+ * `PARAMETERS_SECRETS_EXTENSION_HTTP_PORT` (set with the layer; default 2773) and the session
+ * token from `AWS_SESSION_TOKEN`.
+ */
+export function secretsExtensionOf(env: NodeJS.ProcessEnv): SecretsExtension {
+  const port = env.PARAMETERS_SECRETS_EXTENSION_HTTP_PORT?.trim() || String(SECRETS_EXTENSION_PORT);
+  return { url: `http://localhost:${port}`, sessionToken: env.AWS_SESSION_TOKEN };
+}
+
 export interface RedisDeps {
-  /** Reads the AUTH secret. @default a client for the configured region */
-  readonly secretsManager?: SecretsManagerClient;
+  /** Reads the AUTH secret. @default secretsExtensionOf(process.env) */
+  readonly secretsExtension?: SecretsExtension;
   /** @default the telemetry logger */
   readonly logger?: Pick<Logger, 'warn' | 'info'>;
   /**
@@ -61,15 +92,16 @@ export interface RedisDeps {
 /**
  * A connected ioredis client for `config.redis`.
  *
- * For ElastiCache with `REDIS_AUTH_SECRET_ARN`, the AUTH token is read from Secrets Manager once
- * per container. When Redis refuses it (WRONGPASS or NOAUTH: the token was rotated), the secret is
- * read once more and the client reconnects with the new token; further refusals within
- * `authRereadIntervalMs` do not read it again.
+ * For ElastiCache with `REDIS_AUTH_SECRET_ARN`, the AUTH token is read from Secrets Manager
+ * (through the Parameters and Secrets extension, whose own cache is off) once per container. When
+ * Redis refuses it (WRONGPASS or NOAUTH: the token was rotated), the secret is read once more and
+ * the client reconnects with the new token; further refusals within `authRereadIntervalMs` do not
+ * read it again.
  *
  * @throws UnavailableError('redis') when Redis cannot be reached or the secret cannot be read.
  */
 export async function createRedis(
-  config: Pick<SpillwayConfig, 'redis' | 'region'>,
+  config: Pick<SpillwayConfig, 'redis'>,
   deps: RedisDeps = {},
 ): Promise<Redis> {
   const log = deps.logger ?? defaultLogger;
@@ -93,7 +125,7 @@ export async function createRedis(
       log,
     );
   }
-  const secrets = deps.secretsManager ?? new SecretsManagerClient({ region: config.region });
+  const secrets = deps.secretsExtension ?? secretsExtensionOf(process.env);
   const client = new Redis({
     ...options,
     host: target.host,
@@ -113,7 +145,7 @@ class TokenRotation {
 
   constructor(
     private readonly client: Redis,
-    private readonly secrets: SecretsManagerClient,
+    private readonly secrets: SecretsExtension,
     private readonly secretArn: string,
     private readonly deps: RedisDeps,
     private readonly log: Pick<Logger, 'warn' | 'info'>,
@@ -211,13 +243,13 @@ const secretReads = new Map<string, Promise<string>>();
  * @throws UnavailableError('redis') when the secret cannot be read or holds no token.
  */
 export function readRedisAuthToken(
-  client: SecretsManagerClient,
+  extension: SecretsExtension,
   secretArn: string,
   options: { readonly refresh?: boolean } = {},
 ): Promise<string> {
   const cached = secretReads.get(secretArn);
   if (cached !== undefined && options.refresh !== true) return cached;
-  const read = fetchAuthToken(client, secretArn);
+  const read = fetchAuthToken(extension, secretArn);
   secretReads.set(secretArn, read);
   read.catch(() => {
     if (secretReads.get(secretArn) === read) secretReads.delete(secretArn);
@@ -225,21 +257,52 @@ export function readRedisAuthToken(
   return read;
 }
 
-async function fetchAuthToken(client: SecretsManagerClient, secretArn: string): Promise<string> {
-  let secret: string | undefined;
-  try {
-    const reply = await client.send(new GetSecretValueCommand({ SecretId: secretArn }));
-    secret = reply.SecretString;
-  } catch (error) {
-    const reason = messageOf(error);
-    throw new UnavailableError(
+async function fetchAuthToken(extension: SecretsExtension, secretArn: string): Promise<string> {
+  const failed = (reason: string, cause?: unknown) =>
+    new UnavailableError(
       'redis',
       `cannot read the AUTH token secret ${secretArn}: ${reason}`,
-      {
-        cause: error,
-      },
+      cause === undefined ? undefined : { cause },
+    );
+  if (extension.sessionToken === undefined || extension.sessionToken === '') {
+    throw failed(
+      'AWS_SESSION_TOKEN is not set, and the Parameters and Secrets extension requires it (outside Lambda, set REDIS_URL instead)',
     );
   }
+  const url = `${extension.url}/secretsmanager/get?secretId=${encodeURIComponent(secretArn)}`;
+  let status: number;
+  let body: string;
+  try {
+    const reply = await fetch(url, {
+      headers: { 'X-Aws-Parameters-Secrets-Token': extension.sessionToken },
+      signal: AbortSignal.timeout(extension.timeoutMs ?? SECRET_READ_TIMEOUT_MS),
+    });
+    status = reply.status;
+    body = await reply.text();
+  } catch (error) {
+    // fetch() fails with "fetch failed" and the socket's error (ECONNREFUSED...) as its cause.
+    const reason = messageOf((error as { cause?: unknown }).cause ?? error);
+    throw failed(
+      `the AWS Parameters and Secrets Lambda Extension at ${extension.url} did not answer (${reason}); the function needs the extension's layer (SpillwayFunction's paramsAndSecrets: SpillwayCache.secretsExtension)`,
+      error,
+    );
+  }
+  if (status !== 200) {
+    // The extension passes Secrets Manager's refusal on: not found, access denied, throttled...
+    throw failed(
+      `the Parameters and Secrets extension answered HTTP ${status}: ${boundText(body.trim(), 200)}`,
+    );
+  }
+  let reply: { SecretString?: unknown } | null;
+  try {
+    reply = JSON.parse(body);
+  } catch (error) {
+    throw failed(
+      `the Parameters and Secrets extension's answer is not JSON: ${boundText(body, 200)}`,
+      error,
+    );
+  }
+  const secret = typeof reply?.SecretString === 'string' ? reply.SecretString : undefined;
   const token = secret === undefined ? undefined : tokenOf(secret);
   if (token === undefined || token === '') {
     throw new UnavailableError(

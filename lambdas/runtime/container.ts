@@ -5,12 +5,14 @@
  * warm. The local runner is one such container serving every function.
  *
  * The database's code is imported when first needed (`getDatabase`), so a bundle of a function
- * that only writes never loads `pg`, the IAM token signer or the Data API client.
+ * that only writes never loads `pg`, the IAM token signer or the Data API client. A bundle built
+ * for one sink (`SPILLWAY_BUNDLED_SINK`, below) does not even carry the other sink's client.
  *
  * A failed creation is not remembered: a cold start against an unreachable Redis fails with
  * UnavailableError, and the next invocation tries again.
  */
 import type { Redis } from 'ioredis';
+import { ConfigError } from '../core/errors.js';
 import {
   type BufferConfig,
   type DataApiLocation,
@@ -62,7 +64,7 @@ export function configureContainer(next: ContainerOptions): void {
 }
 
 /** The Redis client of this container, connected. @throws UnavailableError('redis') */
-function sharedRedis(config: Pick<BufferConfig, 'redis' | 'region'>): Promise<Redis> {
+function sharedRedis(config: Pick<BufferConfig, 'redis'>): Promise<Redis> {
   if (redis === undefined) {
     const connecting = createRedis(config);
     redis = connecting;
@@ -90,18 +92,46 @@ export function getDatabase(): Promise<Database> {
   return database;
 }
 
+/**
+ * Opens the configured sink's way to the database.
+ *
+ * `process.env.SPILLWAY_BUNDLED_SINK` is no variable of the function: esbuild replaces it with
+ * the sink a bundle is built for (`sinkDefine` in `lib/bundle-options.ts`), and leaves out the
+ * branch of the other sink with its `import()`, so that a bundle carries one database client (the
+ * Data API client is the AWS SDK, some 300 KB). Run from source (tests, the local runner) it is
+ * unset, and either sink opens. The `import()`s sit in the branches themselves: esbuild drops an
+ * import only from a branch it sees is dead.
+ */
 function openDatabase(config: SpillwayConfig): Promise<Database> {
   const target = config.database;
-  return target.kind === 'data-api'
-    ? openDataApi(target, config.region)
-    : openPostgres(target, config.region);
+  if (target.kind === 'data-api') {
+    if (process.env.SPILLWAY_BUNDLED_SINK !== 'postgres') {
+      const modules = Promise.all([
+        import('@aws-sdk/client-rds-data'),
+        import('../io/data-api-connection.js'),
+        import('../io/data-api-sink.js'),
+      ]);
+      return openDataApi(target, config.region, modules);
+    }
+  } else if (process.env.SPILLWAY_BUNDLED_SINK !== 'data-api') {
+    const modules = Promise.all([import('../io/postgres.js'), import('../io/postgres-sink.js')]);
+    return openPostgres(target, config.region, modules);
+  }
+  const sink = target.kind === 'data-api' ? 'data-api' : 'postgres';
+  return Promise.reject(
+    new ConfigError(
+      'SINK',
+      `${sink}, but this function was bundled for the ${process.env.SPILLWAY_BUNDLED_SINK} sink: deploy it with the stack shape of its sink instead of changing SINK`,
+    ),
+  );
 }
 
-async function openPostgres(target: PostgresTarget, region: string | undefined): Promise<Database> {
-  const [{ createPool }, { PostgresSink }] = await Promise.all([
-    import('../io/postgres.js'),
-    import('../io/postgres-sink.js'),
-  ]);
+async function openPostgres(
+  target: PostgresTarget,
+  region: string | undefined,
+  modules: Promise<[typeof import('../io/postgres.js'), typeof import('../io/postgres-sink.js')]>,
+): Promise<Database> {
+  const [{ createPool }, { PostgresSink }] = await modules;
   const pool = createPool({ database: target, region }, { max: options.poolSize ?? 1 });
   return {
     pool,
@@ -113,12 +143,18 @@ async function openPostgres(target: PostgresTarget, region: string | undefined):
 /** The stand-in checks no signature: it is never sent the function's own credentials. */
 const STAND_IN_CREDENTIALS = { accessKeyId: 'local-stand-in', secretAccessKey: 'local-stand-in' };
 
-async function openDataApi(target: DataApiLocation, region: string | undefined): Promise<Database> {
-  const [{ RDSDataClient }, { DataApiPool }, { DataApiSink }] = await Promise.all([
-    import('@aws-sdk/client-rds-data'),
-    import('../io/data-api-connection.js'),
-    import('../io/data-api-sink.js'),
-  ]);
+async function openDataApi(
+  target: DataApiLocation,
+  region: string | undefined,
+  modules: Promise<
+    [
+      typeof import('@aws-sdk/client-rds-data'),
+      typeof import('../io/data-api-connection.js'),
+      typeof import('../io/data-api-sink.js'),
+    ]
+  >,
+): Promise<Database> {
+  const [{ RDSDataClient }, { DataApiPool }, { DataApiSink }] = await modules;
   const client = new RDSDataClient({
     region,
     // One attempt: the drainer retries transient failures itself, with backoff behind the

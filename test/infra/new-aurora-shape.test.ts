@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DATA_API_ACTIONS } from '../../lib/aurora-database.js';
+import { SpillwayFunction } from '../../lib/function.js';
 import { DATABASE_FUNCTIONS, FUNCTION_NAMES } from '../../lib/spillway-stack.js';
 import {
   actionsOf,
@@ -190,6 +191,22 @@ describe('new-aurora shape: the functions', () => {
 
   it('grants rds-db:connect to no one', () => {
     expect(JSON.stringify(s.template.toJSON())).not.toContain('rds-db:connect');
+  });
+
+  it('refuses cache access to a function without the Parameters and Secrets extension, which it needs to read the AUTH token', () => {
+    const bare = new SpillwayFunction(s.stack, 'WithoutExtension', {
+      entry: 'lambdas/handlers/write.ts',
+      serviceName: 'spillway',
+      logRetention: 30,
+      placement: {
+        vpc: s.stack.network.vpc,
+        subnets: s.stack.network.functionSubnets,
+        securityGroups: [s.stack.network.functionsSecurityGroup],
+      },
+    });
+    expect(() => s.stack.cache.grantAccess(bare)).toThrow(
+      "WithoutExtension cannot read the cache's AUTH token: it must carry the Parameters and Secrets extension (SpillwayFunctionProps.paramsAndSecrets: SpillwayCache.secretsExtension)",
+    );
   });
 
   it('keeps every function in the VPC (for the cache)', () => {

@@ -42,6 +42,7 @@ const fnProps = (name: (typeof FUNCTION_NAMES)[number]) => {
     Timeout: number;
     ReservedConcurrentExecutions?: number;
     LoggingConfig?: { LogGroup: { Ref: string } };
+    Layers?: unknown[];
   };
 };
 
@@ -265,6 +266,38 @@ describe('new shape: functions', () => {
     }
   });
 
+  it('reads the AUTH token through the Parameters and Secrets extension (ARM64 layer), with its cache off so that a re-read after a rotation gets the new token', () => {
+    const layerMap = s.template.toJSON().Mappings as Record<
+      string,
+      Record<string, Record<string, string>>
+    >;
+    for (const name of FUNCTION_NAMES) {
+      const [layer, ...others] = fnProps(name).Layers ?? [];
+      expect(others).toEqual([]);
+      const [mapName, region, key] = (layer as { 'Fn::FindInMap': [string, unknown, string] })[
+        'Fn::FindInMap'
+      ];
+      expect(region).toEqual({ Ref: 'AWS::Region' });
+      expect(layerMap[mapName]?.['eu-west-1']?.[key]).toMatch(
+        /^arn:aws:lambda:eu-west-1:\d{12}:layer:AWS-Parameters-and-Secrets-Lambda-Extension-Arm64:\d+$/,
+      );
+      expect(fnProps(name).Environment.Variables).toMatchObject({
+        PARAMETERS_SECRETS_EXTENSION_CACHE_ENABLED: 'false',
+        SECRETS_MANAGER_TTL: '0',
+        // Shorter than the function's own wait (SECRET_READ_TIMEOUT_MS), so the extension reports it.
+        SECRETS_MANAGER_TIMEOUT_MILLIS: '2000',
+        PARAMETERS_SECRETS_EXTENSION_HTTP_PORT: '2773',
+      });
+    }
+    // The database user bootstrap reads its secret with the SDK, at deploy time only.
+    const user = s.stack.databaseUser;
+    if (!user) throw new Error('expected the database user bootstrap');
+    const bootstrap = resourcesOfType(s.template, 'AWS::Lambda::Function')[
+      logicalIdOf(s.stack, user.function)
+    ];
+    expect(bootstrap?.Properties?.Layers).toBeUndefined();
+  });
+
   it('grants rds-db:connect, the DB_* settings and the proxy path only to the functions that use the database', () => {
     const clients = logicalIdOf(s.stack, s.stack.network.databaseClientsSecurityGroup);
     for (const name of FUNCTION_NAMES) {
@@ -341,6 +374,19 @@ describe('new shape: functions', () => {
       expect(existsSync(join(dir, 'index.mjs.map'))).toBe(true);
       // Minified: thousands of characters per line, not tens.
       expect(code.length / code.split('\n').length).toBeGreaterThan(1_000);
+    }
+  });
+
+  it('bundles no AWS SDK client: the AUTH token comes through the extension, IAM tokens are signed with node:crypto, and the Data API client is left out of the proxy shape', () => {
+    for (const name of FUNCTION_NAMES) {
+      const code = readFileSync(
+        join(assetDirectory(logicalIdOf(s.stack, fn(name))), 'index.mjs'),
+        'utf8',
+      );
+      // Class names survive minification (keepNames).
+      for (const sdkClass of ['RDSDataClient', 'SecretsManagerClient', 'SignatureV4']) {
+        expect(code, `${name} bundles ${sdkClass}`).not.toContain(`"${sdkClass}"`);
+      }
     }
   });
 

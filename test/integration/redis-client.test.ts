@@ -1,12 +1,14 @@
 import { createConnection, createServer, type Socket } from 'node:net';
-import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { mockClient } from 'aws-sdk-client-mock';
 import { Redis } from 'ioredis';
-import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { UnavailableError } from '../../lambdas/core/errors.js';
 import type { SpillwayConfig } from '../../lambdas/io/config.js';
 import { createRedis, toUnavailable } from '../../lambdas/io/redis.js';
 import { freePort } from '../support/ports.js';
+import {
+  type SecretsExtensionStandIn,
+  startSecretsExtension,
+} from '../support/secrets-extension.js';
 import { useServices } from '../support/services.js';
 
 const services = useServices({ postgres: false });
@@ -88,7 +90,7 @@ describe('createRedis with REDIS_URL', () => {
     const port = await freePort();
     const { error, ms } = await failureOf(
       createRedis(
-        { redis: { kind: 'url', url: `redis://127.0.0.1:${port}` }, region: undefined },
+        { redis: { kind: 'url', url: `redis://127.0.0.1:${port}` } },
         { logger: quiet() },
       ),
     );
@@ -127,7 +129,7 @@ describe('a warm container whose connection went silent while frozen', () => {
     try {
       const redis = await track(
         createRedis(
-          { redis: { kind: 'url', url: proxy.url }, region: undefined },
+          { redis: { kind: 'url', url: proxy.url } },
           { logger: quiet(), socketTimeoutMs: 1_000, commandTimeoutMs: 5_000 },
         ),
       );
@@ -145,39 +147,32 @@ describe('a warm container whose connection went silent while frozen', () => {
   });
 });
 
-describe('createRedis with ElastiCache AUTH from Secrets Manager (mocked AWS)', () => {
-  const secretsMock = mockClient(SecretsManagerClient);
+describe('createRedis with ElastiCache AUTH through the Parameters and Secrets extension (mocked AWS API on 127.0.0.1)', () => {
+  let standIn: SecretsExtensionStandIn;
+  beforeAll(async () => {
+    standIn = await startSecretsExtension();
+  });
   /** Clients of the current test, closed after it so that they stop reconnecting. */
   const testClients: Redis[] = [];
   afterEach(() => {
     for (const client of testClients.splice(0)) client.disconnect();
-    secretsMock.reset();
   });
 
-  /** What the mocked secret holds right now. */
-  let secretValue = '';
   let arnCounter = 0;
   let arn = '';
   /** Redis's password right now ('' = none). */
   let requiredPassword = '';
 
-  const secretsManager = () =>
-    new SecretsManagerClient({
-      region: 'eu-west-1',
-      credentials: { accessKeyId: 'AKIAIOSFODNN7EXAMPLE', secretAccessKey: 'fake-secret-key' },
-    });
-
-  /** A new secret (the token cache is per container and ARN) whose value the mock serves. */
+  /** A new secret (the token cache is per container and ARN) that the stand-in serves. */
   function newSecret(value: string): string {
     arn = `arn:aws:secretsmanager:eu-west-1:123456789012:secret:redis-it-${++arnCounter}-AbCdEf`;
-    secretValue = value;
-    secretsMock
-      .on(GetSecretValueCommand, { SecretId: arn })
-      .callsFake(async () => ({ SecretString: secretValue }));
+    standIn.setSecret(arn, value);
     return arn;
   }
+  /** Rotates the current test's secret. */
+  const setSecret = (value: string) => standIn.setSecret(arn, value);
 
-  const elasticache = (authSecretArn: string): Pick<SpillwayConfig, 'redis' | 'region'> => ({
+  const elasticache = (authSecretArn: string): Pick<SpillwayConfig, 'redis'> => ({
     redis: {
       kind: 'elasticache',
       host: '127.0.0.1',
@@ -185,7 +180,6 @@ describe('createRedis with ElastiCache AUTH from Secrets Manager (mocked AWS)', 
       tls: false,
       authSecretArn,
     },
-    region: 'eu-west-1',
   });
 
   /** Rotates Redis's password and drops every other connection, as a rotation plus a failover would. */
@@ -206,15 +200,12 @@ describe('createRedis with ElastiCache AUTH from Secrets Manager (mocked AWS)', 
   }
 
   afterAll(async () => {
-    secretsMock.restore();
     await setRedisPassword('');
+    await standIn.close();
   });
 
   /** Reads of the current test's secret. */
-  const reads = () =>
-    secretsMock
-      .commandCalls(GetSecretValueCommand)
-      .filter((call) => call.args[0].input.SecretId === arn).length;
+  const reads = () => standIn.reads(arn);
 
   async function connect(
     authSecretArn: string,
@@ -222,7 +213,7 @@ describe('createRedis with ElastiCache AUTH from Secrets Manager (mocked AWS)', 
     now?: () => number,
   ): Promise<Redis> {
     const client = await createRedis(elasticache(authSecretArn), {
-      secretsManager: secretsManager(),
+      secretsExtension: standIn.extension,
       logger,
       now,
     });
@@ -230,7 +221,7 @@ describe('createRedis with ElastiCache AUTH from Secrets Manager (mocked AWS)', 
     return client;
   }
 
-  it('reads the AUTH token once per container (mocked AWS)', async () => {
+  it('reads the AUTH token once per container (mocked AWS API)', async () => {
     await setRedisPassword('token-a');
     newSecret('{"token":"token-a"}');
     const first = await connect(arn);
@@ -240,14 +231,14 @@ describe('createRedis with ElastiCache AUTH from Secrets Manager (mocked AWS)', 
     expect(reads()).toBe(1);
   });
 
-  it('re-reads the secret once after a WRONGPASS and reconnects with the rotated token (mocked AWS)', async () => {
+  it('re-reads the secret once after a WRONGPASS and reconnects with the rotated token (mocked AWS API)', async () => {
     await setRedisPassword('token-b1');
     newSecret('token-b1');
     const logger = quiet();
     const redis = await connect(arn, logger);
     expect(reads()).toBe(1);
 
-    secretValue = 'token-b2';
+    setSecret('token-b2');
     await setRedisPassword('token-b2');
 
     await vi.waitFor(async () => expect(await redis.ping()).toBe('PONG'), {
@@ -260,7 +251,7 @@ describe('createRedis with ElastiCache AUTH from Secrets Manager (mocked AWS)', 
     ).toBe(true);
   });
 
-  it('does not re-read the secret on every refusal, only once per interval (mocked AWS)', async () => {
+  it('does not re-read the secret on every refusal, only once per interval (mocked AWS API)', async () => {
     await setRedisPassword('token-e1');
     newSecret('token-e1');
     let clock = 0;
@@ -273,7 +264,7 @@ describe('createRedis with ElastiCache AUTH from Secrets Manager (mocked AWS)', 
     expect(reads()).toBe(2);
 
     // Once the interval has passed, the next refusal reads the secret again.
-    secretValue = 'token-e2';
+    setSecret('token-e2');
     clock += 30_000;
     await vi.waitFor(async () => expect(await redis.ping()).toBe('PONG'), {
       timeout: 10_000,
@@ -282,7 +273,7 @@ describe('createRedis with ElastiCache AUTH from Secrets Manager (mocked AWS)', 
     expect(reads()).toBe(3);
   });
 
-  it('re-reads a token cached before a rotation when a new client is refused (mocked AWS)', async () => {
+  it('re-reads a token cached before a rotation when a new client is refused (mocked AWS API)', async () => {
     await setRedisPassword('token-c1');
     newSecret('token-c1');
     const earlier = await connect(arn);
@@ -290,18 +281,18 @@ describe('createRedis with ElastiCache AUTH from Secrets Manager (mocked AWS)', 
     earlier.disconnect();
 
     // A client created later in the same container starts from token-c1 in the cache.
-    secretValue = 'token-c2';
+    setSecret('token-c2');
     await setRedisPassword('token-c2');
     const redis = await connect(arn);
     expect(await redis.ping()).toBe('PONG');
     expect(reads()).toBe(2);
   });
 
-  it('gives up with UnavailableError when the re-read token is refused too, reading the secret only once more (mocked AWS)', async () => {
+  it('gives up with UnavailableError when the re-read token is refused too, reading the secret only once more (mocked AWS API)', async () => {
     await setRedisPassword('token-d-right');
     newSecret('token-d-wrong');
     const { error, ms } = await failureOf(
-      createRedis(elasticache(arn), { secretsManager: secretsManager(), logger: quiet() }),
+      createRedis(elasticache(arn), { secretsExtension: standIn.extension, logger: quiet() }),
     );
     expect(error).toBeInstanceOf(UnavailableError);
     expect(error).toMatchObject({

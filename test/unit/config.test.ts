@@ -377,6 +377,12 @@ describe('loadBufferConfig', () => {
     expect(config).not.toHaveProperty('database.kind');
   });
 
+  it('needs no region: the AUTH token comes through the Parameters and Secrets extension', () => {
+    expect(loadBufferConfig({ ...writer, AWS_REGION: undefined }).redis).toMatchObject({
+      authSecretArn: aws.REDIS_AUTH_SECRET_ARN,
+    });
+  });
+
   it('ignores database variables, even malformed ones', () => {
     expect(() => loadBufferConfig({ ...writer, DB_HOST: 'h', DB_IAM_AUTH: 'no' })).not.toThrow();
   });
@@ -384,7 +390,6 @@ describe('loadBufferConfig', () => {
   it('still names the variable of each buffer problem', () => {
     const cases: [Record<string, string | undefined>, string][] = [
       [{ ...writer, REDIS_HOST: undefined }, 'REDIS_URL'],
-      [{ ...writer, AWS_REGION: undefined }, 'AWS_REGION'],
       [{ ...writer, BACKLOG_LIMIT: 'abc' }, 'BACKLOG_LIMIT'],
     ];
     for (const [env, variable] of cases) {

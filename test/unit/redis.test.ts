@@ -1,25 +1,21 @@
-import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { mockClient } from 'aws-sdk-client-mock';
 import { ReplyError } from 'ioredis';
 import { MaxRetriesPerRequestError } from 'ioredis/built/errors/index.js';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackpressureError, UnavailableError, ValidationError } from '../../lambdas/core/errors.js';
 import {
   isAuthFailure,
   isRedisUnavailable,
   readRedisAuthToken,
   redisCall,
+  SECRETS_EXTENSION_PORT,
+  secretsExtensionOf,
   toUnavailable,
 } from '../../lambdas/io/redis.js';
-
-const secretsMock = mockClient(SecretsManagerClient);
-afterEach(() => secretsMock.reset());
-
-const secrets = () =>
-  new SecretsManagerClient({
-    region: 'eu-west-1',
-    credentials: { accessKeyId: 'AKIAIOSFODNN7EXAMPLE', secretAccessKey: 'fake-secret-key' },
-  });
+import { freePort } from '../support/ports.js';
+import {
+  type SecretsExtensionStandIn,
+  startSecretsExtension,
+} from '../support/secrets-extension.js';
 
 let arnCounter = 0;
 /** A secret ARN no other test used: the token cache is per container, keyed by ARN. */
@@ -141,28 +137,58 @@ describe('isAuthFailure', () => {
   });
 });
 
-describe('readRedisAuthToken (mocked AWS)', () => {
-  it('reads the token once per container and secret (mocked AWS)', async () => {
-    const arn = freshArn();
-    secretsMock.on(GetSecretValueCommand, { SecretId: arn }).resolves({ SecretString: 'tok-1' });
-    const client = secrets();
-    expect(await readRedisAuthToken(client, arn)).toBe('tok-1');
-    expect(await readRedisAuthToken(client, arn)).toBe('tok-1');
-    expect(await readRedisAuthToken(secrets(), arn)).toBe('tok-1');
-    expect(secretsMock.commandCalls(GetSecretValueCommand)).toHaveLength(1);
+describe('secretsExtensionOf', () => {
+  it('finds the extension on the port the layer sets, with the session token', () => {
+    expect(
+      secretsExtensionOf({
+        PARAMETERS_SECRETS_EXTENSION_HTTP_PORT: '2999',
+        AWS_SESSION_TOKEN: 'session',
+      }),
+    ).toEqual({ url: 'http://localhost:2999', sessionToken: 'session' });
   });
 
-  it('reads it again when asked to refresh, and keeps the new one (mocked AWS)', async () => {
+  it("falls back to the extension's default port", () => {
+    expect(secretsExtensionOf({}).url).toBe(`http://localhost:${SECRETS_EXTENSION_PORT}`);
+  });
+});
+
+describe('readRedisAuthToken from the Parameters and Secrets extension (mocked AWS API on 127.0.0.1)', () => {
+  let standIn: SecretsExtensionStandIn;
+  beforeAll(async () => {
+    standIn = await startSecretsExtension();
+  });
+  afterAll(() => standIn.close());
+
+  /** A fresh secret holding `value`. */
+  const secret = (value: string | { binary: true }) => {
     const arn = freshArn();
-    secretsMock
-      .on(GetSecretValueCommand, { SecretId: arn })
-      .resolvesOnce({ SecretString: 'before-rotation' })
-      .resolves({ SecretString: 'after-rotation' });
-    const client = secrets();
-    expect(await readRedisAuthToken(client, arn)).toBe('before-rotation');
-    expect(await readRedisAuthToken(client, arn, { refresh: true })).toBe('after-rotation');
-    expect(await readRedisAuthToken(client, arn)).toBe('after-rotation');
-    expect(secretsMock.commandCalls(GetSecretValueCommand)).toHaveLength(2);
+    standIn.setSecret(arn, value);
+    return arn;
+  };
+  const failureOf = (read: Promise<string>): Promise<Error> =>
+    read.then(
+      (token) => new Error(`expected a failure, read ${token}`),
+      (error: unknown) => error as Error,
+    );
+
+  it('reads the token once per container and secret', async () => {
+    const arn = secret('tok-1');
+    expect(await readRedisAuthToken(standIn.extension, arn)).toBe('tok-1');
+    expect(await readRedisAuthToken(standIn.extension, arn)).toBe('tok-1');
+    expect(await readRedisAuthToken({ ...standIn.extension }, arn)).toBe('tok-1');
+    expect(standIn.reads(arn)).toBe(1);
+  });
+
+  it('reads it again when asked to refresh, and keeps the new one', async () => {
+    const arn = secret('before-rotation');
+    expect(await readRedisAuthToken(standIn.extension, arn)).toBe('before-rotation');
+    standIn.setSecret(arn, 'after-rotation');
+    expect(await readRedisAuthToken(standIn.extension, arn)).toBe('before-rotation');
+    expect(await readRedisAuthToken(standIn.extension, arn, { refresh: true })).toBe(
+      'after-rotation',
+    );
+    expect(await readRedisAuthToken(standIn.extension, arn)).toBe('after-rotation');
+    expect(standIn.reads(arn)).toBe(2);
   });
 
   it.each([
@@ -174,41 +200,62 @@ describe('readRedisAuthToken (mocked AWS)', () => {
       'from-password',
     ],
     ['text that only looks like JSON', '{not json', '{not json'],
-  ])('accepts %s (mocked AWS)', async (_label, secretString, token) => {
-    const arn = freshArn();
-    secretsMock
-      .on(GetSecretValueCommand, { SecretId: arn })
-      .resolves({ SecretString: secretString });
-    expect(await readRedisAuthToken(secrets(), arn)).toBe(token);
+    ['a token that needs escaping in JSON', 'a"b\\c&d=e', 'a"b\\c&d=e'],
+  ])('accepts %s', async (_label, secretString, token) => {
+    expect(await readRedisAuthToken(standIn.extension, secret(secretString))).toBe(token);
   });
 
   it.each([
-    ['JSON without a token or password', { SecretString: '{"user":"x"}' }],
-    ['an empty token', { SecretString: '{"token":""}' }],
-    ['a binary secret', { SecretBinary: new Uint8Array([1, 2, 3]) }],
-  ])('refuses %s with an error naming the secret (mocked AWS)', async (_label, reply) => {
-    const arn = freshArn();
-    secretsMock.on(GetSecretValueCommand, { SecretId: arn }).resolves(reply);
-    const failure = await readRedisAuthToken(secrets(), arn).catch((error: unknown) => error);
+    ['JSON without a token or password', '{"user":"x"}'],
+    ['an empty token', '{"token":""}'],
+    ['a binary secret', { binary: true as const }],
+  ])('refuses %s with an error naming the secret', async (_label, value) => {
+    const arn = secret(value);
+    const failure = await failureOf(readRedisAuthToken(standIn.extension, arn));
     expect(failure).toBeInstanceOf(UnavailableError);
-    expect((failure as Error).message).toContain(arn);
-    expect((failure as Error).message).toMatch(/"token" or "password"/);
+    expect(failure.message).toContain(arn);
+    expect(failure.message).toMatch(/holds no AUTH token: .*"token" or "password"/);
   });
 
-  it('reports a failed read as Redis being unavailable and does not remember it (mocked AWS)', async () => {
+  it('says when the secret does not exist, passing on what Secrets Manager said', async () => {
     const arn = freshArn();
-    secretsMock
-      .on(GetSecretValueCommand, { SecretId: arn })
-      .rejectsOnce(Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' }))
-      .resolves({ SecretString: 'tok' });
-    const client = secrets();
-    const failure = await readRedisAuthToken(client, arn).catch((error: unknown) => error);
+    const failure = await failureOf(readRedisAuthToken(standIn.extension, arn));
+    expect(failure).toBeInstanceOf(UnavailableError);
+    expect(failure.message).toBe(
+      `redis unavailable: cannot read the AUTH token secret ${arn}: the Parameters and Secrets extension answered HTTP 400: ResourceNotFoundException: Secrets Manager can't find the specified secret.`,
+    );
+  });
+
+  it('says when there is no session token to show the extension, without asking it', async () => {
+    const arn = secret('tok');
+    const failure = await failureOf(
+      readRedisAuthToken({ ...standIn.extension, sessionToken: undefined }, arn),
+    );
+    expect(failure).toBeInstanceOf(UnavailableError);
+    expect(failure.message).toMatch(/AWS_SESSION_TOKEN is not set.*set REDIS_URL instead/);
+    expect(standIn.reads(arn)).toBe(0);
+  });
+
+  it('says when the extension is not there, naming its address and its layer', async () => {
+    const url = `http://127.0.0.1:${await freePort()}`;
+    const arn = secret('tok');
+    const failure = await failureOf(readRedisAuthToken({ ...standIn.extension, url }, arn));
     expect(failure).toBeInstanceOf(UnavailableError);
     expect(failure).toMatchObject({ dependency: 'redis' });
-    expect((failure as Error).message).toMatch(
-      /cannot read the AUTH token secret .*: Rate exceeded/,
+    expect(failure.message).toContain(
+      `the AWS Parameters and Secrets Lambda Extension at ${url} did not answer (connect ECONNREFUSED`,
     );
-    expect(await readRedisAuthToken(client, arn)).toBe('tok');
-    expect(secretsMock.commandCalls(GetSecretValueCommand)).toHaveLength(2);
+    expect(failure.message).toContain('SpillwayCache.secretsExtension');
+  });
+
+  it('reports a failed read as Redis being unavailable and does not remember it', async () => {
+    const arn = secret('tok');
+    standIn.failNext(arn, 400, 'ThrottlingException: Rate exceeded');
+    const failure = await failureOf(readRedisAuthToken(standIn.extension, arn));
+    expect(failure).toBeInstanceOf(UnavailableError);
+    expect(failure).toMatchObject({ dependency: 'redis' });
+    expect(failure.message).toMatch(/cannot read the AUTH token secret .*: .*Rate exceeded/);
+    expect(await readRedisAuthToken(standIn.extension, arn)).toBe('tok');
+    expect(standIn.reads(arn)).toBe(2);
   });
 });

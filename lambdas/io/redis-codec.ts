@@ -200,8 +200,8 @@ export function encodeCachedRow(row: StoredRow): string {
 }
 
 /**
- * One place of the read cache, `<generation>|<cachedAt ms>|<row>` (`lua/read-cache-fill.lua`
- * writes it), or `<generation>||` while reserved and not yet filled (`lua/read-cache-reserve.lua`).
+ * One place of the read cache, `<generation>|<cachedAt ms>|<row>` once filled, or
+ * `<generation>||` while reserved and not yet filled (both written by `lua/read-cache-place.lua`).
  */
 export function decodeCacheEntry(value: string): {
   generation: string;

@@ -7,8 +7,8 @@
  * touch it.
  *
  * Why a cached row is never older than the database's (G4): a miss first *reserves* the row's
- * place (`lua/read-cache-reserve.lua`), which carries a generation, and fetches the row only
- * after; the fill (`lua/read-cache-fill.lua`) stores it only if the place still carries that
+ * place (`lua/read-cache-place.lua` reserve), which carries a generation, and fetches the row only
+ * after; the fill (`lua/read-cache-place.lua` fill) stores it only if the place still carries that
  * generation. Settling a changeset invalidates its rows' places (`lua/read-cache-invalidate.lua`)
  * after its commit and before its overlay layers go. So a row fetched before a commit is either
  * refused (the place went) or stored while the commit's layers are still pending, and the
@@ -29,8 +29,7 @@ import { isOutOfMemory, isRedisUnavailable, redisCall } from './redis.js';
 import { decodeCacheEntry, encodeCachedRow } from './redis-codec.js';
 import type { BufferKeys } from './redis-keys.js';
 
-const reserveScript = new LuaScript('read-cache-reserve');
-const fillScript = new LuaScript('read-cache-fill');
+const placeScript = new LuaScript('read-cache-place');
 const invalidateScript = new LuaScript('read-cache-invalidate');
 const dropScript = new LuaScript('read-cache-drop');
 
@@ -106,7 +105,8 @@ export class RedisReadCache {
       return { kind: 'miss', generation, stale: age < this.settings.staleMs ? cached : null };
     }
     const generation = await this.tolerated(() =>
-      reserveScript.run(this.redis, this.cacheKeys, [
+      placeScript.run(this.redis, this.cacheKeys, [
+        'reserve',
         field,
         randomUUID(),
         now,
@@ -134,13 +134,14 @@ export class RedisReadCache {
     fetchedAt: number,
   ): Promise<boolean> {
     const stored = await this.tolerated(() =>
-      fillScript.run(this.redis, this.cacheKeys, [
+      placeScript.run(this.redis, this.cacheKeys, [
+        'fill',
         fieldOf(table, rowKey),
         generation,
         fetchedAt,
-        encodeCachedRow(row),
         this.settings.maxBytes,
         this.keepMs(),
+        encodeCachedRow(row),
       ]),
     );
     return stored === 1;

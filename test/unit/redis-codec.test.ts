@@ -189,7 +189,7 @@ describe('read cache entries', () => {
       record: { document_uuid: doc, filename: 'a|b||c.pdf' },
       version: '1796409471045000',
     };
-    // As lua/read-cache-fill.lua composes it.
+    // As lua/read-cache-place.lua fill composes it.
     const value = `gen-1|1796409471045|${encodeCachedRow(row)}`;
     expect(decodeCacheEntry(value)).toEqual({
       generation: 'gen-1',

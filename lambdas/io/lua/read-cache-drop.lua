@@ -5,7 +5,7 @@
   memory. DEL, not UNLINK: the memory must be free when the write is tried again. Every fill
   begun before is refused afterwards (its place is gone).
 
-  KEYS[1..3]  the read cache, its age index, its byte counter (as `read-cache-reserve.lua`)
+  KEYS[1..3]  the read cache, its age index, its byte counter (as `read-cache-place.lua`)
 
   Returns the number of places dropped.
 ]]

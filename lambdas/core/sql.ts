@@ -1,6 +1,7 @@
 /**
- * SQL for applying a coalesced batch. Each statement writes every row of one table and one
- * shape in a single round trip: rows travel as one JSON parameter, unpacked by json_to_recordset.
+ * SQL for applying a coalesced batch. Each statement writes the rows of one table and one shape
+ * (up to ROWS_PER_STATEMENT of them) in a single round trip: rows travel as one JSON parameter,
+ * unpacked by json_to_recordset.
  *
  * Every write is guarded by spillway.row_versions (G2): a row is written only when the change
  * is newer than the version recorded for its key, so redelivered or stale changes do nothing,

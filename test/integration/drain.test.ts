@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { coalesce } from '../../lambdas/core/coalesce.js';
 import { BackpressureError, ValidationError } from '../../lambdas/core/errors.js';
-import { SchemaRegistry } from '../../lambdas/core/schema.js';
+import { SchemaRegistry, type TableDef } from '../../lambdas/core/schema.js';
+import { ROWS_PER_STATEMENT } from '../../lambdas/core/sql.js';
 import { pipelineTables } from '../../lambdas/schema/tables.js';
 import {
   chunk,
@@ -568,5 +569,45 @@ describe('drain', () => {
     expect(before).toEqual(
       records.map((record) => [record.filename, record.error_message, record.metadata]),
     );
+  });
+
+  it('a self-referencing table past ROWS_PER_STATEMENT rows, each child before its parent, lands and goes in one changeset each', async () => {
+    const nodes: TableDef = {
+      name: 'nodes',
+      primaryKey: ['id'],
+      columns: { id: { type: 'uuid', nullable: false }, parent: { type: 'uuid' } },
+      foreignKeys: [{ columns: ['parent'], references: 'nodes' }],
+    };
+    const { spillway, direct } = await engine('self-reference', {
+      registry: new SchemaRegistry([...pipelineTables, nodes]),
+    });
+    await direct.query(
+      'CREATE TABLE public.nodes (id uuid PRIMARY KEY, parent uuid REFERENCES public.nodes (id) ON DELETE RESTRICT)',
+    );
+    // Each node's parent is the next one: in statements of ROWS_PER_STATEMENT rows, the last
+    // child of the first would miss its parent (and the first parent deleted would keep a child).
+    const ids = Array.from({ length: ROWS_PER_STATEMENT + 100 }, () => uuid());
+    await spillway.write({
+      changes: ids.map((id, i) => ({
+        op: 'upsert',
+        table: 'nodes',
+        record: { id, parent: ids[i + 1] ?? null },
+      })),
+    });
+    expect(await spillway.drain(Date.now() + 20_000)).toMatchObject({
+      applied: ids.length,
+      deadLettered: 0,
+      stoppedBy: 'empty',
+    });
+    expect(await countRows(direct, 'nodes')).toBe(ids.length);
+    await spillway.write({
+      changes: [...ids].reverse().map((id) => ({ op: 'delete', table: 'nodes', key: { id } })),
+    });
+    expect(await spillway.drain(Date.now() + 20_000)).toMatchObject({
+      applied: ids.length,
+      deadLettered: 0,
+      stoppedBy: 'empty',
+    });
+    expect(await countRows(direct, 'nodes')).toBe(0);
   });
 });

@@ -179,20 +179,36 @@ async function main(): Promise<void> {
       console.log(
         `\n${workload}: ${changesets.length} changesets, ${changes} changes; medians of ${ROUNDS} rounds; load average ${load()}`,
       );
-      console.log(
-        'method   wall ms   CPU ms: total (x wall)   node (user/sys, gc)      postgres   pgbouncer  redis',
-      );
       const copyCpu = median(runs.copy.map((r) => total(r.cpu)));
-      for (const [method, list] of Object.entries(runs)) {
+      const copyMs = median(runs.copy.map((r) => r.ms));
+      const rows = Object.entries(runs).map(([method, list]) => {
         const m = (f: (r: { ms: number; cpu: Cpu }) => number) => Math.round(median(list.map(f)));
         const ms = m((r) => r.ms);
         const cpu = m((r) => total(r.cpu));
-        console.log(
-          `${method.padEnd(6)} ${String(ms).padStart(8)}   ${String(cpu).padStart(7)} (${(cpu / ms).toFixed(2)} x)${method === 'drain' ? ` ${(cpu / copyCpu).toFixed(1)} x COPY's` : '               '}  ${m((r) => r.cpu.node)} (${m((r) => r.cpu.nodeUser)}/${m((r) => r.cpu.nodeSys)}, gc ${m((r) => r.cpu.nodeGc)})`.padEnd(
-            78,
-          ) +
-            `${String(m((r) => r.cpu.postgres)).padStart(8)}   ${String(m((r) => r.cpu.pgbouncer)).padStart(8)}  ${String(m((r) => r.cpu.redis)).padStart(6)}`,
-        );
+        return [
+          method,
+          `${ms} (${(copyMs / ms).toFixed(2)} x COPY's rate)`,
+          `${cpu} (${(cpu / ms).toFixed(2)} cores, ${(cpu / copyCpu).toFixed(1)} x COPY's)`,
+          `${m((r) => r.cpu.node)} (${m((r) => r.cpu.nodeUser)}/${m((r) => r.cpu.nodeSys)}, gc ${m((r) => r.cpu.nodeGc)})`,
+          String(m((r) => r.cpu.postgres)),
+          String(m((r) => r.cpu.pgbouncer)),
+          String(m((r) => r.cpu.redis)),
+        ];
+      });
+      const header = [
+        'method',
+        'wall ms',
+        'CPU ms, all parts',
+        'node (user/sys, gc)',
+        'postgres',
+        'pgbouncer',
+        'redis',
+      ];
+      const widths = header.map((h, i) =>
+        Math.max(h.length, ...rows.map((r) => r[i]?.length ?? 0)),
+      );
+      for (const row of [header, ...rows]) {
+        console.log(row.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join('  '));
       }
     }
     console.log(`\nload average ${load()}`);

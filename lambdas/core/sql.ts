@@ -1,7 +1,6 @@
 /**
- * SQL for applying a coalesced batch. Each statement writes the rows of one table and one shape
- * (up to ROWS_PER_STATEMENT of them) in a single round trip: rows travel as one JSON parameter,
- * unpacked by json_to_recordset.
+ * SQL for applying a coalesced batch. Each statement writes every row of one table and one
+ * shape in a single round trip: rows travel as one JSON parameter, unpacked by json_to_recordset.
  *
  * Every write is guarded by spillway.row_versions (G2): a row is written only when the change
  * is newer than the version recorded for its key, so redelivered or stale changes do nothing,
@@ -87,18 +86,8 @@ WHERE NOT EXISTS (SELECT 1 FROM ${qualifiedName(schema, table)} AS t WHERE ${key
 }
 
 /**
- * Rows one statement writes at most. PostgreSQL's json_to_recordset costs more per row the
- * larger its document: 10,000 upserts of one table took about 1.5 to 2 times as long in one
- * statement as in 20 of 500 (README, "Benchmark"). The rows of one table and op are distinct
- * keys, so the parts of a group apply alike in any order. The statement text does not grow
- * with the rows (they travel in a bind parameter): it stays under RDS Proxy's 16 KB pinning
- * bound whatever the batch (test/unit/sql.test.ts).
- */
-export const ROWS_PER_STATEMENT = 500;
-
-/**
  * Statements in foreign-key order (G3): upserts and patches parents first, then deletes
- * children first; a group of more than ROWS_PER_STATEMENT rows in consecutive statements.
+ * children first.
  */
 export function buildStatements(
   rows: readonly RowWrite[],
@@ -126,12 +115,7 @@ export function buildStatements(
       if (first === undefined || first.table !== table || first.op !== op) continue;
       const def = registry.get(table);
       if (def === undefined) throw new Error(`no table definition for ${table}`);
-      // A self-referencing table's rows stay in one statement: its foreign-key checks run at
-      // the statement's end, when a row's parent written by the same statement is there too.
-      const size = referencesItself(def) ? group.length : ROWS_PER_STATEMENT;
-      for (let at = 0; at < group.length; at += size) {
-        statements.push(buildStatement(def, op, group.slice(at, at + size), schema));
-      }
+      statements.push(buildStatement(def, op, group, schema));
     }
   };
   for (const table of registry.writeOrder) {
@@ -140,10 +124,6 @@ export function buildStatements(
   }
   for (const table of [...registry.writeOrder].reverse()) emit(table, 'delete');
   return statements;
-}
-
-function referencesItself(def: TableDef): boolean {
-  return (def.foreignKeys ?? []).some((fk) => fk.references === def.name);
 }
 
 /** Rows of one table and op share a statement when they write the same columns. */

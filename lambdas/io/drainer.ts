@@ -466,9 +466,6 @@ class BatchReader {
       batch.push(candidate);
       changes += candidate.changes.length;
       bytes += candidate.charge ?? 0;
-      // Planning runs while the database applies the batch before: let its replies through
-      // now and then, so that its next statement does not wait for the whole plan.
-      if (batch.length % 32 === 0) await setImmediate();
     }
     await setImmediate();
     return prepareRun(this.sink, batch, this.offset);

@@ -2,7 +2,6 @@ import { describe, expect, it } from 'vitest';
 import { coalesce } from '../../lambdas/core/coalesce.js';
 import { BackpressureError, ValidationError } from '../../lambdas/core/errors.js';
 import { SchemaRegistry, type TableDef } from '../../lambdas/core/schema.js';
-import { ROWS_PER_STATEMENT } from '../../lambdas/core/sql.js';
 import { pipelineTables } from '../../lambdas/schema/tables.js';
 import {
   chunk,
@@ -571,7 +570,7 @@ describe('drain', () => {
     );
   });
 
-  it('a self-referencing table past ROWS_PER_STATEMENT rows, each child before its parent, lands and goes in one changeset each', async () => {
+  it('a self-referencing table of 600 rows, each child before its parent, lands and goes in one changeset each', async () => {
     const nodes: TableDef = {
       name: 'nodes',
       primaryKey: ['id'],
@@ -584,9 +583,9 @@ describe('drain', () => {
     await direct.query(
       'CREATE TABLE public.nodes (id uuid PRIMARY KEY, parent uuid REFERENCES public.nodes (id) ON DELETE RESTRICT)',
     );
-    // Each node's parent is the next one: in statements of ROWS_PER_STATEMENT rows, the last
-    // child of the first would miss its parent (and the first parent deleted would keep a child).
-    const ids = Array.from({ length: ROWS_PER_STATEMENT + 100 }, () => uuid());
+    // Each node's parent is the next one: split over statements, a child would miss its parent
+    // (and a parent deleted first would keep a child); one statement checks at its end.
+    const ids = Array.from({ length: 600 }, () => uuid());
     await spillway.write({
       changes: ids.map((id, i) => ({
         op: 'upsert',

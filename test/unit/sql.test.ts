@@ -3,12 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { validateChangeset } from '../../lambdas/core/changeset.js';
 import { coalesce, type PendingChangeset, type RowWrite } from '../../lambdas/core/coalesce.js';
 import { SchemaRegistry, type TableDef } from '../../lambdas/core/schema.js';
-import {
-  buildExistenceChecks,
-  buildStatements,
-  ROWS_PER_STATEMENT,
-  type Statement,
-} from '../../lambdas/core/sql.js';
+import { buildExistenceChecks, buildStatements } from '../../lambdas/core/sql.js';
 import { pipelineRegistry, pipelineTables } from '../../lambdas/schema/tables.js';
 
 /** RDS Proxy pins the session of a statement whose text is longer (shared/DESIGN.md). */
@@ -47,25 +42,10 @@ const deleteOf = (table: string, column: string, id: string): Input => ({
   key: { [column]: id },
 });
 
-/** The row keys a statement carries, in order. */
-const keysOf = (statement: Statement): string[] =>
-  (JSON.parse(statement.values[0] as string) as { '@k': string }[]).map((row) => row['@k']);
-
 describe('buildStatements', () => {
-  it('splits a group of rows into statements of ROWS_PER_STATEMENT rows, each row once, in order', () => {
-    const rows = rowsOf(Array.from({ length: 2 * ROWS_PER_STATEMENT + 201 }, () => doc()));
-    const statements = buildStatements(rows, pipelineRegistry, 'public');
-    expect(statements.map((s) => s.rows)).toEqual([ROWS_PER_STATEMENT, ROWS_PER_STATEMENT, 201]);
-    const expected = [0, 1, 2].map((i) =>
-      rows.slice(i * ROWS_PER_STATEMENT, (i + 1) * ROWS_PER_STATEMENT).map((r) => r.rowKey),
-    );
-    expect(statements.map(keysOf)).toEqual(expected);
-    expect(new Set(statements.map((s) => s.text)).size).toBe(1);
-  });
-
-  it('keeps foreign-key order across split groups: parents upserted first, children deleted first', () => {
-    const parents = Array.from({ length: ROWS_PER_STATEMENT + 1 }, () => randomUUID());
-    const doomedParents = Array.from({ length: ROWS_PER_STATEMENT + 1 }, () => randomUUID());
+  it('writes one statement per table, op and shape, in foreign-key order: parents upserted first, children deleted first', () => {
+    const parents = Array.from({ length: 600 }, () => randomUUID());
+    const doomedParents = Array.from({ length: 600 }, () => randomUUID());
     const changes = [
       ...parents.map((d) => chunk(d)),
       ...parents.map((d) => doc(d)),
@@ -74,14 +54,10 @@ describe('buildStatements', () => {
     ];
     const statements = buildStatements(rowsOf(changes), pipelineRegistry, 'public');
     expect(statements.map((s) => `${s.op} ${s.table} ${s.rows}`)).toEqual([
-      `upsert source_documents ${ROWS_PER_STATEMENT}`,
-      'upsert source_documents 1',
-      `upsert document_chunks ${ROWS_PER_STATEMENT}`,
-      'upsert document_chunks 1',
-      `delete document_chunks ${ROWS_PER_STATEMENT}`,
-      'delete document_chunks 1',
-      `delete source_documents ${ROWS_PER_STATEMENT}`,
-      'delete source_documents 1',
+      'upsert source_documents 600',
+      'upsert document_chunks 600',
+      'delete document_chunks 600',
+      'delete source_documents 600',
     ]);
   });
 
@@ -93,7 +69,7 @@ describe('buildStatements', () => {
       foreignKeys: [{ columns: ['parent'], references: 'nodes' }],
     };
     const registry = new SchemaRegistry([nodes]);
-    const ids = Array.from({ length: ROWS_PER_STATEMENT + 2 }, () => randomUUID());
+    const ids = Array.from({ length: 600 }, () => randomUUID());
     // Each node's parent is the next one: split in order, a child would come before its parent.
     const upserts = ids.map((id, i) => ({
       op: 'upsert',

@@ -28,6 +28,7 @@ import { startServices } from '../local/services/index.js';
 import { type DrainChartInput, drainChart } from './chart.js';
 import { load, median, PeakMemory, rate, writeResults } from './common.js';
 import { copyRows, countAll, finalRows } from './copy.js';
+import { drainToEmpty, fillBacklog } from './spillway-run.js';
 import { type Change, documentRun, singleTable } from './workloads.js';
 
 const { values: args } = parseArgs({
@@ -85,23 +86,12 @@ async function main(): Promise<void> {
       batchSize: BATCH,
       ...(await sinkOptions(db, pool)),
     });
-    for (let i = 0; i < changesets.length; i += 64) {
-      await Promise.all(changesets.slice(i, i + 64).map((c) => spillway.write({ changes: c })));
-    }
+    await fillBacklog(spillway, changesets);
     memory.start();
     const t = performance.now();
-    let applied = 0;
-    let batches = 0;
-    for (;;) {
-      const result = await spillway.drain(Date.now() + 600_000);
-      applied += result.applied;
-      batches += result.batches;
-      if (result.stoppedBy === 'empty') break;
-      if (result.stoppedBy !== 'deadline') throw new Error(`drain stopped by ${result.stoppedBy}`);
-    }
+    const { batches } = await drainToEmpty(spillway, changes);
     const ms = performance.now() - t;
     const peak = memory.stop();
-    if (applied !== changes) throw new Error(`drain applied ${applied} of ${changes} changes`);
     return {
       ms,
       rssMiB: peak.rssMiB,

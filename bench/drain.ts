@@ -17,12 +17,9 @@
  * Usage: npm run bench [-- --documents 2500 --batch 500 --rounds 3 --workload mixed|single|both --naive]
  */
 import { cpus, loadavg } from 'node:os';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { from as copyFrom } from 'pg-copy-streams';
 import { runMigrations } from '../lambdas/io/migrator.js';
 import { pipelineRegistry } from '../lambdas/schema/tables.js';
 import { createBuffer, Spillway } from '../lambdas/spillway.js';
@@ -30,6 +27,8 @@ import { startServices } from '../local/services/index.js';
 import { timingApply } from './apply-timing.js';
 import { type DrainChartInput, drainChart } from './chart.js';
 import { load, median, PeakMemory, rate, usedMemory, writeResults } from './common.js';
+import { copyRows, countAll, finalRows } from './copy.js';
+import { drainToEmpty, fillBacklog } from './spillway-run.js';
 import { type Change, documentRun, longChunks, type Row, singleTable } from './workloads.js';
 
 const { values: args } = parseArgs({
@@ -45,42 +44,6 @@ const DOCUMENTS = Number(args.documents);
 const BATCH = Number(args.batch);
 const ROUNDS = Number(args.rounds);
 const WORKLOADS = args.workload === 'both' ? ['mixed', 'single'] : [String(args.workload)];
-
-/** The final rows the changes produce, per table, in foreign-key order (what COPY loads). */
-function finalRows(changesets: Change[][]): Map<string, Map<string, Row>> {
-  const tables = new Map(pipelineRegistry.writeOrder.map((t) => [t, new Map<string, Row>()]));
-  for (const changeset of changesets) {
-    for (const change of changeset) {
-      const def = pipelineRegistry.get(change.table);
-      const rows = tables.get(change.table);
-      if (!def || !rows) throw new Error(change.table);
-      const source = change.op === 'upsert' ? change.record : change.key;
-      const id = JSON.stringify(def.primaryKey.map((c) => source[c]));
-      if (change.op === 'upsert') rows.set(id, { ...change.record });
-      else if (change.op === 'delete') rows.delete(id);
-      else rows.set(id, { ...rows.get(id), ...change.set });
-    }
-  }
-  return tables;
-}
-
-function copyText(value: unknown): string {
-  if (value === null || value === undefined) return '\\N';
-  const text = typeof value === 'object' ? JSON.stringify(value) : String(value);
-  return text
-    .replace(/\\/g, '\\\\')
-    .replace(/\t/g, '\\t')
-    .replace(/\n/g, '\\n')
-    .replace(/\r/g, '\\r');
-}
-
-async function countAll(pool: pg.Pool): Promise<Record<string, number>> {
-  const counts: Record<string, number> = {};
-  for (const table of pipelineRegistry.writeOrder) {
-    counts[table] = (await pool.query(`SELECT count(*)::int AS n FROM ${table}`)).rows[0].n;
-  }
-  return counts;
-}
 
 interface Measured {
   readonly ms: number;
@@ -169,26 +132,7 @@ async function main(): Promise<void> {
   };
 
   // COPY: the final rows, table by table in one transaction.
-  const copy = (final: Map<string, Map<string, Row>>) =>
-    measure(async (pool) => {
-      const client = await pool.connect();
-      await client.query('BEGIN');
-      for (const [table, tableRows] of final) {
-        if (tableRows.size === 0) continue;
-        const columns = Object.keys(pipelineRegistry.get(table)?.columns ?? {}).filter(
-          (c) => c !== 'created_at',
-        );
-        const lines = [...tableRows.values()].map(
-          (row) => `${columns.map((c) => copyText(row[c])).join('\t')}\n`,
-        );
-        await pipeline(
-          Readable.from(lines),
-          client.query(copyFrom(`COPY ${table} (${columns.join(', ')}) FROM STDIN`)),
-        );
-      }
-      await client.query('COMMIT');
-      client.release();
-    });
+  const copy = (final: Map<string, Map<string, Row>>) => measure((pool) => copyRows(pool, final));
 
   // Spillway: every changeset written to Redis (acknowledged) first, untimed; then the drain.
   let prefixes = 0;
@@ -204,29 +148,20 @@ async function main(): Promise<void> {
     });
     const before = await usedMemory(redis);
     const w = performance.now();
-    for (let i = 0; i < changesets.length; i += 64) {
-      await Promise.all(changesets.slice(i, i + 64).map((c) => spillway.write({ changes: c })));
-    }
+    await fillBacklog(spillway, changesets);
     const writeMs = performance.now() - w;
     const redisBytes = (await usedMemory(redis)) - before;
     const chargedBytes = (await spillway.buffer.stats()).backlogBytes;
     memory.start();
     const t = performance.now();
-    let applied = 0;
-    let batches = 0;
-    const { applyMs } = await timingApply(async () => {
-      for (;;) {
-        const result = await spillway.drain(Date.now() + 600_000);
-        applied += result.applied;
-        batches += result.batches;
-        if (result.stoppedBy === 'empty') break;
-      }
-    });
+    const {
+      result: { batches },
+      applyMs,
+    } = await timingApply(() => drainToEmpty(spillway, changes));
     const ms = performance.now() - t;
     const peak = memory.stop();
     const timeline = memory.timeline;
     redis.disconnect();
-    if (applied !== changes) throw new Error(`drain applied ${applied} of ${changes} changes`);
     return {
       ms,
       memory: peak,

@@ -76,6 +76,8 @@ export class BatchPlan {
   private readonly selfReferencingTouched = new Set<string>();
   private readonly referenced = new Set<string>();
   private readonly selfReferencing = new Set<string>();
+  /** The net rows of the changeset looked at last: `add` follows `admits` for the same one. */
+  private last: { changeset: PlannedChangeset; rows: readonly RowWrite[] } | undefined;
 
   constructor(private readonly registry: SchemaRegistry) {
     for (const name of registry.names()) {
@@ -98,7 +100,7 @@ export class BatchPlan {
 
   /** Why `changeset` cannot join the batch so far, or undefined when it can (for logs and tests). */
   conflict(changeset: PlannedChangeset): string | undefined {
-    for (const row of netRows(changeset)) {
+    for (const row of this.netRows(changeset)) {
       const def = this.registry.get(row.table);
       // A table the registry does not know has no known references; the sink refuses it alone.
       if (def === undefined) continue;
@@ -145,7 +147,7 @@ export class BatchPlan {
   /** Let `changeset` join the batch (after `admits` said it may). */
   add(changeset: PlannedChangeset): void {
     this.size += 1;
-    const rows = netRows(changeset);
+    const rows = this.netRows(changeset);
     const upserted = new Set(
       rows.filter((row) => row.op === 'upsert').map((row) => rowIdOf(row.table, row.rowKey)),
     );
@@ -174,6 +176,17 @@ export class BatchPlan {
       }
     }
   }
+
+  /** The net change of a changeset to each row, as applying it alone would write it. */
+  private netRows(changeset: PlannedChangeset): readonly RowWrite[] {
+    if (this.last?.changeset !== changeset) {
+      const rows = coalesce([
+        { streamId: '', version: '', changesetId: '', changes: changeset.changes },
+      ]).rows;
+      this.last = { changeset, rows };
+    }
+    return this.last.rows;
+  }
 }
 
 /**
@@ -192,12 +205,6 @@ export function planBatch<T extends PlannedChangeset>(
     end += 1;
   }
   return { batch: changesets.slice(0, end), rest: changesets.slice(end) };
-}
-
-/** The net change of a changeset to each row, as applying it alone would write it. */
-function netRows(changeset: PlannedChangeset): readonly RowWrite[] {
-  return coalesce([{ streamId: '', version: '', changesetId: '', changes: changeset.changes }])
-    .rows;
 }
 
 /** The parent a row write points to through `fk` (MATCH SIMPLE: a NULL column means none). */

@@ -29,7 +29,7 @@ import { type DrainChartInput, drainChart } from './chart.js';
 import { load, median, PeakMemory, rate, writeResults } from './common.js';
 import { copyRows, countAll, finalRows } from './copy.js';
 import { drainToEmpty, fillBacklog } from './spillway-run.js';
-import { type Change, documentRun, singleTable } from './workloads.js';
+import { type Change, workloadChangesets } from './workloads.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -128,10 +128,7 @@ async function main(): Promise<void> {
   const results: Record<string, unknown>[] = [];
   try {
     for (const workload of WORKLOADS) {
-      const changesets =
-        workload === 'single'
-          ? singleTable(DOCUMENTS)
-          : Array.from({ length: DOCUMENTS }, (_, d) => documentRun(d)).flat();
+      const changesets = workloadChangesets(workload, DOCUMENTS);
       const changes = changesets.reduce((n, c) => n + c.length, 0);
       const final = finalRows(changesets);
       const rows = [...final.values()].reduce((n, t) => n + t.size, 0);

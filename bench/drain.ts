@@ -29,7 +29,7 @@ import { type DrainChartInput, drainChart } from './chart.js';
 import { load, median, PeakMemory, rate, usedMemory, writeResults } from './common.js';
 import { copyRows, countAll, finalRows } from './copy.js';
 import { drainToEmpty, fillBacklog } from './spillway-run.js';
-import { type Change, documentRun, longChunks, type Row, singleTable } from './workloads.js';
+import { type Change, longChunks, type Row, workloadChangesets } from './workloads.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -227,10 +227,7 @@ async function main(): Promise<void> {
   const results: Record<string, unknown>[] = [];
   try {
     for (const workload of WORKLOADS) {
-      const changesets =
-        workload === 'single'
-          ? singleTable(DOCUMENTS)
-          : Array.from({ length: DOCUMENTS }, (_, d) => documentRun(d)).flat();
+      const changesets = workloadChangesets(workload, DOCUMENTS);
       const changes = changesets.reduce((n, c) => n + c.length, 0);
       const jsonBytes = jsonBytesOf(changesets);
       const final = finalRows(changesets);

@@ -29,7 +29,7 @@ import { type Services, startServices } from '../local/services/index.js';
 import { load, median } from './common.js';
 import { copyRows, countAll, finalRows } from './copy.js';
 import { drainToEmpty, fillBacklog } from './spillway-run.js';
-import { documentRun, singleTable } from './workloads.js';
+import { workloadChangesets } from './workloads.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -145,10 +145,7 @@ async function main(): Promise<void> {
   let prefixes = 0;
   try {
     for (const workload of WORKLOADS) {
-      const changesets =
-        workload === 'single'
-          ? singleTable(DOCUMENTS)
-          : Array.from({ length: DOCUMENTS }, (_, d) => documentRun(d)).flat();
+      const changesets = workloadChangesets(workload, DOCUMENTS);
       const changes = changesets.reduce((n, c) => n + c.length, 0);
       const final = finalRows(changesets);
       const runs: Record<'copy' | 'drain', { ms: number; cpu: Cpu }[]> = { copy: [], drain: [] };

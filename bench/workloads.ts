@@ -175,3 +175,10 @@ export function longChunks(
     return withDocument ? [document, ...chunks] : chunks;
   });
 }
+
+/** The changesets of a workload: `single`, or `mixed` (a document run per document). */
+export function workloadChangesets(workload: string, documents: number): Change[][] {
+  return workload === 'single'
+    ? singleTable(documents)
+    : Array.from({ length: documents }, (_, d) => documentRun(d)).flat();
+}

@@ -1,7 +1,8 @@
 /**
- * The benchmarks' baseline: the final rows a workload's changesets produce, loaded with raw
- * PostgreSQL COPY in one transaction (no versions, no coalescing), and the row counts every
- * method must land alike.
+ * The benchmarks' baselines: the final rows a workload's changesets produce, loaded with raw
+ * PostgreSQL COPY in one transaction (no versions, no coalescing); the same with a version row
+ * per key the changes touch, COPYed into `spillway.row_versions` (the least G2's bookkeeping
+ * can cost); and the row counts every method must land alike.
  */
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -28,11 +29,48 @@ export function finalRows(changesets: readonly Change[][]): Map<string, Map<stri
   return tables;
 }
 
-/** Loads `final` with COPY, table by table in foreign-key order, in one transaction. */
-export async function copyRows(pool: pg.Pool, final: Map<string, Map<string, Row>>): Promise<void> {
+/** Every key the changes touch, per table: the keys a drain records a version for. */
+export function touchedKeys(changesets: readonly Change[][]): Map<string, Set<string>> {
+  const tables = new Map<string, Set<string>>();
+  for (const changeset of changesets) {
+    for (const change of changeset) {
+      const def = pipelineRegistry.get(change.table);
+      if (!def) throw new Error(change.table);
+      const source = change.op === 'upsert' ? change.record : change.key;
+      const keys = tables.get(change.table) ?? new Set<string>();
+      keys.add(JSON.stringify(def.primaryKey.map((c) => source[c])));
+      tables.set(change.table, keys);
+    }
+  }
+  return tables;
+}
+
+/**
+ * Loads `final` with COPY, table by table in foreign-key order, in one transaction; with
+ * `versions`, also a version row per touched key into `spillway.row_versions`, as a drain
+ * records them (`<schema>.<table>`, the row key, a version), by COPY too: no conflict checks, no
+ * parsing, nothing a drain could leave out while keeping G2.
+ */
+export async function copyRows(
+  pool: pg.Pool,
+  final: Map<string, Map<string, Row>>,
+  versions?: Map<string, Set<string>>,
+): Promise<void> {
   const client = await pool.connect();
   try {
     await client.query('BEGIN');
+    if (versions !== undefined) {
+      let version = 1;
+      const lines = [...versions].flatMap(([table, keys]) =>
+        [...keys].map((key) => `public.${table}\t${copyText(key)}\t${version++}\tf\n`),
+      );
+      await pipeline(
+        Readable.from(lines),
+        client.query(
+          copyFrom('COPY spillway.row_versions (table_name, row_key, version, deleted) FROM STDIN'),
+        ),
+      );
+    }
     for (const [table, tableRows] of final) {
       if (tableRows.size === 0) continue;
       const columns = Object.keys(pipelineRegistry.get(table)?.columns ?? {}).filter(

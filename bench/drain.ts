@@ -3,6 +3,8 @@
  * rates side by side, all measured in this one run on this machine.
  *
  *   copy       raw PostgreSQL COPY of the final rows (the ceiling: no versions, no coalescing)
+ *   copy+versions  the same, plus a version row per touched key COPYed into spillway.row_versions:
+ *              the least G2's per-row bookkeeping costs, a ceiling for any drain that keeps G2
  *   drain      Spillway: changesets written to Redis, then drained through PgBouncer
  *   naive      one autocommitted statement per change, as a queue-per-row worker would do
  *
@@ -27,7 +29,7 @@ import { startServices } from '../local/services/index.js';
 import { timingApply } from './apply-timing.js';
 import { type DrainChartInput, drainChart } from './chart.js';
 import { load, median, PeakMemory, rate, usedMemory, writeResults } from './common.js';
-import { copyRows, countAll, finalRows } from './copy.js';
+import { copyRows, countAll, finalRows, touchedKeys } from './copy.js';
 import { drainToEmpty, fillBacklog } from './spillway-run.js';
 import { type Change, longChunks, type Row, workloadChangesets } from './workloads.js';
 
@@ -109,7 +111,7 @@ function printMemory(label: string, figures: ReturnType<typeof memoryFigures>): 
 const jsonBytesOf = (changesets: Change[][]) =>
   changesets.reduce((n, c) => n + Buffer.byteLength(JSON.stringify({ changes: c })), 0);
 
-type Method = 'copy' | 'drain' | 'naive';
+type Method = 'copy' | 'copy+versions' | 'drain' | 'naive';
 
 async function main(): Promise<void> {
   const services = await startServices({ redis: true });
@@ -132,7 +134,8 @@ async function main(): Promise<void> {
   };
 
   // COPY: the final rows, table by table in one transaction.
-  const copy = (final: Map<string, Map<string, Row>>) => measure((pool) => copyRows(pool, final));
+  const copy = (final: Map<string, Map<string, Row>>, versions?: Map<string, Set<string>>) =>
+    measure((pool) => copyRows(pool, final, versions));
 
   // Spillway: every changeset written to Redis (acknowledged) first, untimed; then the drain.
   let prefixes = 0;
@@ -231,6 +234,7 @@ async function main(): Promise<void> {
       const changes = changesets.reduce((n, c) => n + c.length, 0);
       const jsonBytes = jsonBytesOf(changesets);
       const final = finalRows(changesets);
+      const versions = touchedKeys(changesets);
       const rows = [...final.values()].reduce((n, t) => n + t.size, 0);
       console.log(
         `\n${workload}: ${changesets.length} changesets, ${changes} changes -> ${rows} final rows; ${ROUNDS} rounds; load average ${load()}`,
@@ -239,18 +243,20 @@ async function main(): Promise<void> {
       // The methods alternate, so that a busy moment of the machine hits them alike.
       const runs: Record<Method, (Measured | DrainMeasured)[]> = {
         copy: [],
+        'copy+versions': [],
         drain: [],
         naive: [],
       };
       const drains: DrainMeasured[] = [];
       for (let round = 0; round < ROUNDS; round++) {
         runs.copy.push(await copy(final));
+        runs['copy+versions'].push(await copy(final, versions));
         const drained = await drain(changesets, changes);
         drains.push(drained);
         runs.drain.push(drained);
         const ms = (m: Method) => Math.round(runs[m][round]?.ms ?? 0);
         console.log(
-          `round ${round + 1}: copy ${ms('copy')} ms, drain ${ms('drain')} ms (load ${load()})`,
+          `round ${round + 1}: copy ${ms('copy')} ms, copy+versions ${ms('copy+versions')} ms, drain ${ms('drain')} ms (load ${load()})`,
         );
       }
       if (args.naive && workload === 'mixed') runs.naive.push(await naive(changesets));
@@ -274,7 +280,7 @@ async function main(): Promise<void> {
             medianMs: Math.round(ms),
             runsMs: list.map((r) => Math.round(r.ms)),
             rowsPerSecond: rate(rows, ms),
-            changesPerSecond: method === 'copy' ? null : rate(changes, ms),
+            changesPerSecond: method.startsWith('copy') ? null : rate(changes, ms),
             ratioToCopy: Number((copyMs / ms).toFixed(2)),
             // The share of the drain spent inside apply (waiting for the database).
             applyShare: list.every((r) => 'applyMs' in r)
@@ -308,7 +314,7 @@ async function main(): Promise<void> {
       results.push(result);
       for (const m of methods) {
         console.log(
-          `${m.method.padEnd(10)} ${String(m.medianMs).padStart(7)} ms  ${String(m.rowsPerSecond).padStart(8)} rows/s  ${m.ratioToCopy.toFixed(2)} x COPY  runs ${m.runsMs.join('/')} ms${m.applyShare === null ? '' : `  in apply ${Math.round(m.applyShare * 100)}%`}  peak rss ${m.peakMemory.rssMiB} MiB`,
+          `${m.method.padEnd(13)} ${String(m.medianMs).padStart(7)} ms  ${String(m.rowsPerSecond).padStart(8)} rows/s  ${m.ratioToCopy.toFixed(2)} x COPY  runs ${m.runsMs.join('/')} ms${m.applyShare === null ? '' : `  in apply ${Math.round(m.applyShare * 100)}%`}  peak rss ${m.peakMemory.rssMiB} MiB`,
         );
       }
       console.log(`buffer: ${result.buffer.changesPerSecond} changes/s written`);

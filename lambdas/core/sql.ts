@@ -1,6 +1,7 @@
 /**
  * SQL for applying a coalesced batch. Each statement writes every row of one table and one
- * shape in a single round trip: rows travel as one JSON parameter, unpacked by json_to_recordset.
+ * shape in a single round trip: rows travel as one JSON parameter, an array of positional rows
+ * (`[rowKey, version, ...columns]`) unpacked by `jsonb_array_elements` (`unpack`).
  *
  * Every write is guarded by spillway.row_versions (G2): a row is written only when the change
  * is newer than the version recorded for its key, so redelivered or stale changes do nothing,
@@ -61,21 +62,16 @@ export function buildExistenceChecks(
   return [...byTable].map(([table, group]) => {
     const def = registry.get(table);
     if (def === undefined) throw new Error(`no table definition for ${table}`);
-    const recordset = [
-      `"@k" text`,
-      `"@v" bigint`,
-      ...def.primaryKey.map((c) => `${ident(c)} ${def.columns[c]?.type ?? 'text'}`),
-    ].join(', ');
     const keyMatch = def.primaryKey.map((c) => `t.${ident(c)} = i.${ident(c)}`).join(' AND ');
-    const payload = group.map((row) => ({
-      '@k': row.rowKey,
-      '@v': row.patchedFrom ?? null,
-      ...row.key,
-    }));
+    const payload = group.map((row) => [
+      row.rowKey,
+      row.patchedFrom ?? null,
+      ...def.primaryKey.map((c) => row.key[c] ?? null),
+    ]);
     return {
       op: 'patch' as const,
       table,
-      text: `SELECT i."@k" AS row_key FROM json_to_recordset($1::json) AS i(${recordset})
+      text: `SELECT i."@k" AS row_key FROM (${unpack(def, def.primaryKey)}) AS i
 WHERE NOT EXISTS (SELECT 1 FROM ${qualifiedName(schema, table)} AS t WHERE ${keyMatch})
   AND NOT EXISTS (SELECT 1 FROM spillway.row_versions AS rv
     WHERE rv.table_name = $2 AND rv.row_key = i."@k" AND rv.version >= i."@v")`,
@@ -147,19 +143,14 @@ function buildStatement(
   const first = rows[0];
   if (first === undefined) throw new Error('empty statement group');
   const columns = columnsOf(def, op, first);
-  const recordset = [
-    `"@k" text`,
-    `"@v" bigint`,
-    ...columns.map((c) => `${ident(c)} ${def.columns[c]?.type ?? 'text'}`),
-  ].join(', ');
   const payload = rows.map((row) => {
-    const item: Record<string, JsonValue> = { '@k': row.rowKey, '@v': row.version };
-    for (const c of columns) item[c] = row.values[c] ?? row.key[c] ?? null;
+    const item: JsonValue[] = [row.rowKey, row.version];
+    for (const c of columns) item.push(row.values[c] ?? row.key[c] ?? null);
     return item;
   });
   const target = qualifiedName(schema, def.name);
   const keyMatch = def.primaryKey.map((c) => `t.${ident(c)} = i.${ident(c)}`).join(' AND ');
-  const incoming = `incoming AS (SELECT * FROM json_to_recordset($1::json) AS i(${recordset}))`;
+  const incoming = `incoming AS (${unpack(def, columns)})`;
   const versions = (deleted: boolean, revive: boolean) =>
     `accepted AS (INSERT INTO spillway.row_versions AS rv (table_name, row_key, version, deleted)
   SELECT $2, "@k", "@v", ${deleted} FROM incoming
@@ -203,6 +194,28 @@ DELETE FROM ${target} AS t USING incoming i JOIN accepted a ON a.row_key = i."@k
     values: [JSON.stringify(payload), `${schema}.${def.name}`],
     rows: rows.length,
   };
+}
+
+/**
+ * The rows of `$1`, a JSON array of `[rowKey, version, ...columns]`, as a relation with the
+ * columns `"@k"`, `"@v"` and `columns` typed as the table says. Parsed once as jsonb: an element
+ * is then read by position without parsing it again, and a jsonb column's value is taken as it is
+ * (a JSON null is SQL NULL, as for every other type). About a tenth less of PostgreSQL's work than
+ * `json_to_recordset` over objects, and a payload without a column name per value.
+ */
+function unpack(def: TableDef, columns: readonly string[]): string {
+  const fields = columns.map((c, i) => {
+    const type = def.columns[c]?.type ?? 'text';
+    const at = i + 2;
+    const value =
+      type === 'jsonb'
+        ? `nullif(e->${at}, 'null'::jsonb)`
+        : type === 'text'
+          ? `e->>${at}`
+          : `(e->>${at})::${type}`;
+    return `${value} AS ${ident(c)}`;
+  });
+  return `SELECT e->>0 AS "@k", (e->>1)::bigint AS "@v", ${fields.join(', ')} FROM jsonb_array_elements($1::jsonb) AS e`;
 }
 
 function columnsOf(def: TableDef, op: RowWrite['op'], sample: RowWrite): string[] {

@@ -76,8 +76,17 @@ export class BatchPlan {
   private readonly selfReferencingTouched = new Set<string>();
   private readonly referenced = new Set<string>();
   private readonly selfReferencing = new Set<string>();
-  /** The net rows of the changeset looked at last: `add` follows `admits` for the same one. */
-  private last: { changeset: PlannedChangeset; rows: readonly RowWrite[] } | undefined;
+  /**
+   * The net rows of the changeset looked at last, with their references (by row, then by
+   * foreign key; none for a delete): `add` follows `admits` for the same one.
+   */
+  private last:
+    | {
+        changeset: PlannedChangeset;
+        rows: readonly RowWrite[];
+        references: readonly (readonly Reference[])[];
+      }
+    | undefined;
 
   constructor(private readonly registry: SchemaRegistry) {
     for (const name of registry.names()) {
@@ -100,44 +109,44 @@ export class BatchPlan {
 
   /** Why `changeset` cannot join the batch so far, or undefined when it can (for logs and tests). */
   conflict(changeset: PlannedChangeset): string | undefined {
-    for (const row of this.netRows(changeset)) {
+    const { rows, references } = this.netRows(changeset);
+    for (const [at, row] of rows.entries()) {
       const def = this.registry.get(row.table);
       // A table the registry does not know has no known references; the sink refuses it alone.
       if (def === undefined) continue;
       const rowId = rowIdOf(row.table, row.rowKey);
-      const what = `${row.op} of ${row.table} ${row.rowKey}`;
       if (this.selfReferencing.has(row.table) && this.selfReferencingTouched.has(row.table)) {
-        return `${what}: ${row.table} references itself and the batch already writes it`;
+        return `${describe(row)}: ${row.table} references itself and the batch already writes it`;
       }
       const unresolved = this.unresolvedChildren.get(rowId);
       if (row.op === 'delete') {
         for (const fk of def.foreignKeys ?? []) {
           if (this.deletedTables.has(fk.references)) {
-            return `${what}: the batch deleted a row of its parent table ${fk.references} before`;
+            return `${describe(row)}: the batch deleted a row of its parent table ${fk.references} before`;
           }
         }
         if (unresolved !== undefined) {
-          return `${what}: an earlier change of the row references a parent it did not write`;
+          return `${describe(row)}: an earlier change of the row references a parent it did not write`;
         }
         continue;
       }
       for (const [index, fk] of (def.foreignKeys ?? []).entries()) {
-        const reference = referenceOf(def, fk, row);
+        const reference = references[at]?.[index] ?? referenceOf(def, fk, row);
         if (!reference.touched) continue;
         if (this.deletedTables.has(fk.references)) {
-          return `${what}: the batch deleted a row of its parent table ${fk.references} before`;
+          return `${describe(row)}: the batch deleted a row of its parent table ${fk.references} before`;
         }
         const before = unresolved?.get(index);
         if (before !== undefined && (before === UNKNOWN || before !== reference.parent)) {
-          return `${what}: an earlier change of the row references another parent it did not write`;
+          return `${describe(row)}: an earlier change of the row references another parent it did not write`;
         }
       }
       if (row.op === 'upsert') {
         if (this.unresolvedParents.has(rowId) || this.unresolvedParentTables.has(row.table)) {
-          return `${what}: an earlier change referenced this row before it was written`;
+          return `${describe(row)}: an earlier change referenced this row before it was written`;
         }
         if (this.deletedReferencedRows.has(rowId)) {
-          return `${what}: the batch deleted this row before, and other tables reference it`;
+          return `${describe(row)}: the batch deleted this row before, and other tables reference it`;
         }
       }
     }
@@ -147,11 +156,12 @@ export class BatchPlan {
   /** Let `changeset` join the batch (after `admits` said it may). */
   add(changeset: PlannedChangeset): void {
     this.size += 1;
-    const rows = this.netRows(changeset);
-    const upserted = new Set(
-      rows.filter((row) => row.op === 'upsert').map((row) => rowIdOf(row.table, row.rowKey)),
-    );
+    const { rows, references } = this.netRows(changeset);
+    const upserted = new Set<string>();
     for (const row of rows) {
+      if (row.op === 'upsert') upserted.add(rowIdOf(row.table, row.rowKey));
+    }
+    for (const [at, row] of rows.entries()) {
       const def = this.registry.get(row.table);
       if (def === undefined) continue;
       const rowId = rowIdOf(row.table, row.rowKey);
@@ -162,30 +172,35 @@ export class BatchPlan {
         continue;
       }
       for (const [index, fk] of (def.foreignKeys ?? []).entries()) {
-        const { touched, parent } = referenceOf(def, fk, row);
+        const { touched, parent } = references[at]?.[index] ?? referenceOf(def, fk, row);
         if (!touched || parent === null) continue;
         if (parent === UNKNOWN) this.unresolvedParentTables.add(fk.references);
         else if (upserted.has(rowIdOf(fk.references, parent))) continue;
         else this.unresolvedParents.add(rowIdOf(fk.references, parent));
-        let references = this.unresolvedChildren.get(rowId);
-        if (references === undefined) {
-          references = new Map();
-          this.unresolvedChildren.set(rowId, references);
+        let byKey = this.unresolvedChildren.get(rowId);
+        if (byKey === undefined) {
+          byKey = new Map();
+          this.unresolvedChildren.set(rowId, byKey);
         }
-        references.set(index, parent);
+        byKey.set(index, parent);
       }
     }
   }
 
   /** The net change of a changeset to each row, as applying it alone would write it. */
-  private netRows(changeset: PlannedChangeset): readonly RowWrite[] {
+  private netRows(changeset: PlannedChangeset): NonNullable<BatchPlan['last']> {
     if (this.last?.changeset !== changeset) {
       const rows = coalesce([
         { streamId: '', version: '', changesetId: '', changes: changeset.changes },
       ]).rows;
-      this.last = { changeset, rows };
+      const references = rows.map((row) => {
+        const def = this.registry.get(row.table);
+        if (def === undefined || row.op === 'delete') return [];
+        return (def.foreignKeys ?? []).map((fk) => referenceOf(def, fk, row));
+      });
+      this.last = { changeset, rows, references };
     }
-    return this.last.rows;
+    return this.last;
   }
 }
 
@@ -207,8 +222,17 @@ export function planBatch<T extends PlannedChangeset>(
   return { batch: changesets.slice(0, end), rest: changesets.slice(end) };
 }
 
+/** A row write, for a conflict's reason (only built when there is one). */
+const describe = (row: RowWrite): string => `${row.op} of ${row.table} ${row.rowKey}`;
+
 /** The parent a row write points to through `fk` (MATCH SIMPLE: a NULL column means none). */
 function referenceOf(def: TableDef, fk: ForeignKeyDef, row: RowWrite): Reference {
+  const [only, ...more] = fk.columns;
+  if (only !== undefined && more.length === 0 && Object.hasOwn(row.values, only)) {
+    // The usual reference, one given column: the same answer as below, without its arrays.
+    const value = row.values[only] ?? null;
+    return { touched: true, parent: value === null ? null : `[${JSON.stringify(value)}]` };
+  }
   const given = fk.columns.filter((column) => Object.hasOwn(row.values, column));
   if (row.op === 'patch' && given.length === 0) return { touched: false, parent: null };
   if (given.some((column) => row.values[column] === null)) return { touched: true, parent: null };

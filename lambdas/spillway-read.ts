@@ -5,8 +5,7 @@
  * `getReader` in `runtime/container.ts`), so that its bundle leaves out the drainer, drain
  * control and the operator actions it never runs.
  */
-import type { JsonValue } from './core/changeset.js';
-import { rowKeyOf, validateRowKey } from './core/changeset.js';
+import { type JsonValue, rowKeyOf, validateRowKey } from './core/changeset.js';
 import { UnavailableError, ValidationError } from './core/errors.js';
 import { resolveRow, resolvesWithoutDatabase } from './core/overlay.js';
 import { compareKeys, cursorAfter, parseParentRead } from './core/parent-read.js';

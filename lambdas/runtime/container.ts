@@ -1,8 +1,9 @@
 /**
  * What one Lambda container shares across its invocations: the configuration (read once), one
  * Redis client, one way to the database (the configured sink's: a `pg` pool, or a Data API
- * client) and one `Spillway` (or, for `read`, its read side alone), each created on first use and
- * reused while the container stays warm. The local runner is one such container serving every function.
+ * client) and one `Spillway` (for `read`, its read side alone), each created on first use and
+ * reused while the container stays warm. The local runner is one such container serving every
+ * function.
  *
  * The database's code is imported when first needed (`getDatabase`), so a bundle of a function
  * that only writes never loads `pg`, the IAM token signer or the Data API client. A bundle built

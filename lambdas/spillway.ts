@@ -3,11 +3,8 @@
  * Pass connected clients in; this module opens no connection of its own.
  */
 import type { Redis } from 'ioredis';
-import { type JsonValue, rowKeyOf, validateRowKey } from './core/changeset.js';
-import { messageOf, NotFoundError, UnavailableError, ValidationError } from './core/errors.js';
-import { resolveRow, resolvesWithoutDatabase } from './core/overlay.js';
-import { compareKeys, cursorAfter, parseParentRead } from './core/parent-read.js';
-import type { SchemaRegistry, TableDef } from './core/schema.js';
+import { messageOf, NotFoundError, ValidationError } from './core/errors.js';
+import type { SchemaRegistry } from './core/schema.js';
 import { ENGINE_DEFAULTS as D } from './core/settings.js';
 import { type BreakerPolicy, type BreakerStatus, DrainControl } from './io/drain-control.js';
 import { Drainer, type DrainHooks, type DrainResult } from './io/drainer.js';
@@ -21,8 +18,19 @@ import {
 } from './io/redis-buffer.js';
 import type { ReadCacheStats } from './io/redis-read-cache.js';
 import type { Sink } from './io/sink.js';
+import { type ChildrenResult, type ReadResult, SpillwayReader } from './spillway-read.js';
 
-export type { BreakerStatus, BufferStats, ChangesetStatus, DeadLetter, DrainResult, RedisBuffer };
+export type {
+  BreakerStatus,
+  BufferStats,
+  ChangesetStatus,
+  ChildrenResult,
+  DeadLetter,
+  DrainResult,
+  ReadResult,
+  RedisBuffer,
+  SpillwayReader,
+};
 
 /**
  * What the engine is given. Every tuning option defaults to its setting in `settings.ts` (named
@@ -89,26 +97,6 @@ export interface WriteResult {
   readonly changesetId: string;
   /** The changeset's version (its stream id): ask `changesetStatus` where it stands. */
   readonly version: string;
-}
-
-/** One page of a read by parent. */
-export interface ChildrenResult {
-  readonly records: readonly Record<string, JsonValue>[];
-  /** Whether any record shown includes pending changes. */
-  readonly pending: boolean;
-  readonly nextCursor: string | null;
-}
-
-export interface ReadResult {
-  readonly record: Record<string, JsonValue> | null;
-  /** True when changes to this row wait in the backlog (the record includes them, G4). */
-  readonly pending: boolean;
-  /**
-   * Present (true) only when the database was out of reach and the row came from the read
-   * cache: what the database held at `cachedAt` (ISO-8601), pending changes resolved on it.
-   */
-  readonly stale?: true;
-  readonly cachedAt?: string;
 }
 
 export interface Health {
@@ -199,22 +187,40 @@ export function createBuffer(options: BufferOptions): RedisBuffer {
   });
 }
 
+/** What the read side needs: the buffer's, and the way to the database. */
+export type ReaderOptions = BufferOptions & Pick<SpillwayOptions, 'pool' | 'sink' | 'dbSchema'>;
+
+/**
+ * The read side as `Spillway` builds it, for the `read` function: its `read`, `readChildren` and
+ * `changesetStatus` are `Spillway`'s, without the drainer, drain control or operator actions.
+ */
+export function createReader(options: ReaderOptions): SpillwayReader {
+  return new SpillwayReader(createBuffer(options), sinkOf(options), options.registry);
+}
+
+/** The sink over `options.pool`: the one `options.sink` builds, or a PostgresSink. */
+function sinkOf(options: ReaderOptions): Sink {
+  const sinkOptions: SinkOptions = {
+    registry: options.registry,
+    schema: options.dbSchema ?? D.dbSchema,
+    buffer: options.prefix ?? D.prefix,
+  };
+  return options.sink?.(sinkOptions) ?? new PostgresSink(options.pool, sinkOptions);
+}
+
 export class Spillway {
   readonly buffer: RedisBuffer;
   readonly sink: Sink;
   readonly control: DrainControl;
+  /** `read`, `readChildren` and `changesetStatus`. */
+  readonly reader: SpillwayReader;
   private readonly drainer: Drainer;
   private readonly stallAfterMs: number;
 
-  constructor(private readonly options: SpillwayOptions) {
-    const prefix = options.prefix ?? D.prefix;
+  constructor(options: SpillwayOptions) {
     this.buffer = createBuffer(options);
-    const sinkOptions: SinkOptions = {
-      registry: options.registry,
-      schema: options.dbSchema ?? D.dbSchema,
-      buffer: prefix,
-    };
-    this.sink = options.sink?.(sinkOptions) ?? new PostgresSink(options.pool, sinkOptions);
+    this.sink = sinkOf(options);
+    this.reader = new SpillwayReader(this.buffer, this.sink, options.registry);
     this.control = new DrainControl(
       options.redis,
       this.buffer.keys,
@@ -266,126 +272,22 @@ export class Spillway {
     return this.buffer.write(input);
   }
 
-  /**
-   * The latest acknowledged state of a row, synced or not (G4): the database's row, from the
-   * read cache while it is fresh, with the pending layers resolved on it by the drain's own rule
-   * (`core/overlay.ts`). During a database outage a row whose pending changes replace or delete
-   * it whole still answers, and so does a row cached within the stale window (`stale: true`).
-   */
-  async read(input: unknown): Promise<ReadResult> {
-    const { def, key } = parseReadRequest(input, this.options.registry);
-    const rowKey = rowKeyOf(def, key);
-    // The overlay first, then the cache: a cached row is removed before the layers of a change
-    // settled over it go, so read in this order the two never miss that change (G4).
-    const { layers, offset } = await this.buffer.overlay(def.name, rowKey);
-    const pending = layers.length > 0;
-    const cache = this.buffer.readCache;
-    const cached = await cache.lookup(def.name, rowKey);
-    if (cached.kind === 'fresh') {
-      return { record: resolveRow(def, cached.cached.row, layers, offset), pending };
-    }
-    const fetchedAt = Date.now();
-    let stored: Awaited<ReturnType<Sink['fetchRow']>>;
-    try {
-      stored = await this.sink.fetchRow(def.name, key, rowKey);
-    } catch (error) {
-      if (!(error instanceof UnavailableError)) throw error;
-      if (resolvesWithoutDatabase(layers)) {
-        return { record: resolveRow(def, { record: null, version: null }, layers, null), pending };
-      }
-      if (cached.stale !== null) {
-        return {
-          record: resolveRow(def, cached.stale.row, layers, offset),
-          pending,
-          stale: true,
-          cachedAt: new Date(cached.stale.cachedAt).toISOString(),
-        };
-      }
-      throw error;
-    }
-    if (cached.generation !== null) {
-      await cache.fill(def.name, rowKey, cached.generation, stored, fetchedAt);
-    }
-    return { record: resolveRow(def, stored, layers, offset), pending };
+  /** The latest acknowledged state of a row, synced or not (G4): `SpillwayReader.read`. */
+  read(input: unknown): Promise<ReadResult> {
+    return this.reader.read(input);
   }
 
-  /**
-   * The children of a parent (`{ table, where: { <foreign-key column>: value }, limit?, cursor? }`)
-   * as the database will hold them once the backlog is drained (G4), in primary-key order, one
-   * page at a time: the database's rows with that parent and the pending rows that name it
-   * (found through the buffer's parent index, not by scanning the overlay), each resolved with
-   * its pending layers as `read` resolves one row; a row a pending change moved to another
-   * parent or deleted is left out. `nextCursor` asks for the next page (null after the last).
-   */
-  async readChildren(input: {
+  /** The children of a parent, pending changes included (G4): `SpillwayReader.readChildren`. */
+  readChildren(input: {
     readonly where: unknown;
     readonly [field: string]: unknown;
   }): Promise<ChildrenResult> {
-    const { def, column, value, limit, after } = parseParentRead(input, this.options.registry);
-    const pending = (
-      await this.buffer.pendingChildren(def.name, column, JSON.stringify(value))
-    ).filter(
-      (rowKey) => after === null || compareKeys(JSON.parse(rowKey) as JsonValue[], after) > 0,
-    );
-    const { page, rows } = await this.sink.fetchChildren({
-      table: def.name,
-      column,
-      value,
-      after,
-      limit,
-      rowKeys: pending,
-    });
-    const databaseHasMore = page.length > limit;
-    const lastOfPage = databaseHasMore
-      ? (JSON.parse(page[limit - 1] as string) as JsonValue[])
-      : null;
-    const candidates = [
-      ...new Set([
-        ...page.slice(0, limit),
-        ...pending.filter(
-          (rowKey) =>
-            lastOfPage === null || compareKeys(JSON.parse(rowKey) as JsonValue[], lastOfPage) <= 0,
-        ),
-      ]),
-    ];
-    const { layers, offset } = await this.buffer.overlays(def.name, candidates);
-    const resolved: { key: JsonValue[]; record: Record<string, JsonValue>; pending: boolean }[] =
-      [];
-    for (const rowKey of candidates) {
-      const rowLayers = layers.get(rowKey) ?? [];
-      const record = resolveRow(
-        def,
-        rows.get(rowKey) ?? { record: null, version: null },
-        rowLayers,
-        offset,
-      );
-      if (record === null || JSON.stringify(record[column]) !== JSON.stringify(value)) continue;
-      resolved.push({
-        key: JSON.parse(rowKey) as JsonValue[],
-        record,
-        pending: rowLayers.length > 0,
-      });
-    }
-    resolved.sort((a, b) => compareKeys(a.key, b.key));
-    const shown = resolved.slice(0, limit);
-    const more = databaseHasMore || resolved.length > limit;
-    const last = shown.at(-1);
-    // A page emptied by rows that moved away still leads on, after the database's last row.
-    const nextCursor = !more
-      ? null
-      : last !== undefined
-        ? cursorAfter(def, last.record)
-        : Buffer.from(JSON.stringify(lastOfPage), 'utf8').toString('base64url');
-    return {
-      records: shown.map((r) => r.record),
-      pending: shown.some((r) => r.pending),
-      nextCursor,
-    };
+    return this.reader.readChildren(input);
   }
 
   /** Where changesets stand, by the versions `write` returned (see `RedisBuffer.changesetStatus`). */
   changesetStatus(versions: readonly string[]): Promise<ChangesetStatus[]> {
-    return this.buffer.changesetStatus(versions);
+    return this.reader.changesetStatus(versions);
   }
 
   /** Drain until the backlog is empty or `deadline` (epoch ms) passes. */
@@ -585,21 +487,6 @@ export class Spillway {
       throw new NotFoundError(`no dead letter with changeset id ${missing.join(', ')}`);
     return letters;
   }
-}
-
-function parseReadRequest(
-  input: unknown,
-  registry: SchemaRegistry,
-): { def: TableDef; key: Record<string, JsonValue> } {
-  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
-    throw new ValidationError('', 'expected an object { table, key }');
-  }
-  const { table } = input as { table?: unknown };
-  if (typeof table !== 'string') throw new ValidationError('table', 'expected a table name');
-  const def = registry.get(table);
-  if (def === undefined)
-    throw new ValidationError('table', `unknown table '${table.slice(0, 64)}'`);
-  return { def, key: validateRowKey(def, (input as { key?: unknown }).key) };
 }
 
 function reasonOf(result: PromiseSettledResult<unknown>): string {

@@ -1,16 +1,22 @@
 /**
  * The esbuild options of every function's bundle, in esbuild's own terms and in one place:
  * `SpillwayFunction` (`function.ts`) hands them to NodejsFunction, which passes them to esbuild
- * when `cdk synth` bundles, and `bench/cold.ts` builds the same bundles with them. Imports
- * nothing at run time, so the bench needs no CDK.
+ * when `cdk synth` bundles, and `bench/cold.ts` builds the same bundles with them.
  *
  * ESM for the Lambda runtime's Node.js (`NODE_RUNTIME`), with a `require` shim for CommonJS
  * dependencies; minified but keeping class and function names (error names are class names);
  * source maps that Node applies to stack traces, without the sources; everything bundled (the AWS
  * SDK too: its version is then ours, not the runtime's) but pg-native, an optional peer of pg that
- * Spillway never loads.
+ * Spillway never loads; two packages that a function never uses stand in as stubs (`alias`).
+ * Imports no package at run time, so the bench needs no CDK.
  */
+import { fileURLToPath } from 'node:url';
 import type { BuildOptions } from 'esbuild';
+
+/** A stand-in module of `bundle-stubs/`, by absolute path (esbuild resolves `alias` from its cwd). */
+function stub(file: string): string {
+  return fileURLToPath(new URL(`./bundle-stubs/${file}`, import.meta.url));
+}
 
 export const BUNDLE_OPTIONS = {
   bundle: true,
@@ -30,6 +36,16 @@ export const BUNDLE_OPTIONS = {
   sourcemap: true,
   sourcesContent: false,
   external: ['pg-native'],
+  // Packages that dependencies require but no function ever uses, replaced by stubs that answer
+  // as the package would here (each stub says why that is safe). The e2e tests run the bundles
+  // `cdk synth` builds with them (test/e2e/bundle.test.ts); test/e2e/bundle-size.test.ts checks
+  // that the packages stay out.
+  alias: {
+    // ioredis's debug logging, on only under the `DEBUG` variable, which no function sets (8 KB).
+    debug: stub('debug.cjs'),
+    // pg's `~/.pgpass` lookup for a connection without a password; a function has neither (4 KB).
+    pgpass: stub('pgpass.cjs'),
+  },
 } satisfies BuildOptions;
 
 /** The sinks a function can be bundled for (`SINK`). */

@@ -168,6 +168,9 @@ export class SpillwayFunction extends nodejs.NodejsFunction {
         sourceMap: BUNDLE_OPTIONS.sourcemap,
         sourcesContent: BUNDLE_OPTIONS.sourcesContent,
         externalModules: BUNDLE_OPTIONS.external,
+        esbuildArgs: {
+          '--alias': Object.entries(BUNDLE_OPTIONS.alias).map(([from, to]) => `${from}=${to}`),
+        },
         define: props.bundledSink === undefined ? undefined : sinkDefine(props.bundledSink),
         commandHooks: {
           beforeBundling: () => [],

@@ -7,19 +7,19 @@
  */
 import { isParentRead } from '../core/parent-read.js';
 import { isStatusRequest, parseStatusRequest } from '../core/status-request.js';
-import { getSpillway } from '../runtime/container.js';
+import { getReader } from '../runtime/container.js';
 import { lambdaHandler } from '../runtime/invocation.js';
 
 export const handler = lambdaHandler(async (event) => {
   if (isParentRead(event)) {
-    const spillway = await getSpillway();
-    return await spillway.readChildren(event);
+    const reader = await getReader();
+    return await reader.readChildren(event);
   }
   if (isStatusRequest(event)) {
     const versions = parseStatusRequest(event);
-    const spillway = await getSpillway();
-    return { changesets: await spillway.changesetStatus(versions) };
+    const reader = await getReader();
+    return { changesets: await reader.changesetStatus(versions) };
   }
-  const spillway = await getSpillway();
-  return await spillway.read(event);
+  const reader = await getReader();
+  return await reader.read(event);
 });

@@ -6,13 +6,8 @@
  */
 import { getConfig } from '../io/config.js';
 import { drainUntilIdle } from '../io/drain-loop.js';
-import {
-  loggableError,
-  logger,
-  publishBacklogMetrics,
-  publishDrainMetrics,
-  publishSystemicFault,
-} from '../io/telemetry.js';
+import { publishBacklogMetrics, publishDrainMetrics, publishSystemicFault } from '../io/metrics.js';
+import { loggableError, logger } from '../io/telemetry.js';
 import { getSpillway } from '../runtime/container.js';
 import { lambdaHandler } from '../runtime/invocation.js';
 

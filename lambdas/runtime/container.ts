@@ -1,8 +1,9 @@
 /**
  * What one Lambda container shares across its invocations: the configuration (read once), one
  * Redis client, one way to the database (the configured sink's: a `pg` pool, or a Data API
- * client) and one `Spillway`, each created on first use and reused while the container stays
- * warm. The local runner is one such container serving every function.
+ * client) and one `Spillway` (for `read`, its read side alone), each created on first use and
+ * reused while the container stays warm. The local runner is one such container serving every
+ * function.
  *
  * The database's code is imported when first needed (`getDatabase`), so a bundle of a function
  * that only writes never loads `pg`, the IAM token signer or the Data API client. A bundle built
@@ -26,7 +27,13 @@ import type { TransactionPool } from '../io/postgres-transaction.js';
 import { createRedis } from '../io/redis.js';
 import type { Sink } from '../io/sink.js';
 import { changesetLogger, loggableError, logger } from '../io/telemetry.js';
-import { createBuffer, type RedisBuffer, Spillway } from '../spillway.js';
+import {
+  createBuffer,
+  createReader,
+  type RedisBuffer,
+  Spillway,
+  type SpillwayReader,
+} from '../spillway.js';
 import { deployedTables } from './tables.js';
 
 export interface ContainerOptions {
@@ -53,6 +60,7 @@ let options: ContainerOptions = {};
 let redis: Promise<Redis> | undefined;
 let database: Promise<Database> | undefined;
 let spillway: Spillway | undefined;
+let reader: SpillwayReader | undefined;
 let buffer: RedisBuffer | undefined;
 
 /** Sets options for the clients created later; call before the first invocation. */
@@ -215,6 +223,25 @@ export async function getSpillway(): Promise<Spillway> {
 }
 
 /**
+ * The read side of the engine in this container, for `read`: `Spillway`'s reads without what
+ * only draining and operating need, so that `read`'s bundle leaves that code out. Built over the
+ * same clients as `getSpillway`'s engine; both keep no state of their own.
+ * @throws ConfigError on bad configuration, UnavailableError('redis') when Redis is unreachable.
+ */
+export async function getReader(): Promise<SpillwayReader> {
+  const config = getConfig();
+  const [client, db] = await Promise.all([sharedRedis(config), getDatabase()]);
+  reader ??= createReader({
+    redis: client,
+    pool: db.pool,
+    sink: db.sink,
+    ...bufferOptions(config),
+    dbSchema: config.dbSchema,
+  });
+  return reader;
+}
+
+/**
  * The buffer of this container, for functions that only write. Needs no database settings.
  * @throws ConfigError on bad configuration, UnavailableError('redis') when Redis is unreachable.
  */
@@ -251,6 +278,7 @@ export async function closeContainer(): Promise<void> {
   redis = undefined;
   database = undefined;
   spillway = undefined;
+  reader = undefined;
   buffer = undefined;
   const [client, db] = await Promise.all([
     closingRedis?.catch(() => undefined),

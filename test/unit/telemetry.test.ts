@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, type MockInstance, vi } from 'vitest';
 
-type Telemetry = typeof import('../../lambdas/io/telemetry.js');
+type Telemetry = typeof import('../../lambdas/io/telemetry.js') &
+  typeof import('../../lambdas/io/metrics.js');
 
 /** The JSON lines written through `write` (a spy on stdout or stderr), parsed. */
 function jsonLinesOf(...writes: MockInstance[]): Record<string, unknown>[] {
@@ -28,6 +29,14 @@ function emfLines(write: MockInstance): Emf[] {
   return jsonLinesOf(write).filter((line) => '_aws' in line) as unknown as Emf[];
 }
 
+/** The logs (`telemetry.ts`) and the metrics (`metrics.ts`), imported afresh. */
+async function importTelemetry(): Promise<Telemetry> {
+  return {
+    ...(await import('../../lambdas/io/telemetry.js')),
+    ...(await import('../../lambdas/io/metrics.js')),
+  };
+}
+
 describe('telemetry', () => {
   let write: MockInstance;
   let writeErr: MockInstance;
@@ -40,7 +49,7 @@ describe('telemetry', () => {
     delete process.env.POWERTOOLS_METRICS_DISABLED;
     delete process.env.POWERTOOLS_SERVICE_NAME;
     vi.resetModules();
-    telemetry = await import('../../lambdas/io/telemetry.js');
+    telemetry = await importTelemetry();
     write = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
     writeErr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
   });
@@ -179,7 +188,7 @@ describe('telemetry', () => {
   it('takes the service name from POWERTOOLS_SERVICE_NAME', async () => {
     process.env.POWERTOOLS_SERVICE_NAME = 'spillway-sync';
     vi.resetModules();
-    const named: Telemetry = await import('../../lambdas/io/telemetry.js');
+    const named: Telemetry = await importTelemetry();
     named.logger.info('hello');
     named.publishBacklogMetrics({
       backlog: 1,

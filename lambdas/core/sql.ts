@@ -137,12 +137,16 @@ function shapeOf(row: RowWrite, defaulted: readonly string[]): string {
 function buildStatement(
   def: TableDef,
   op: RowWrite['op'],
-  rows: readonly RowWrite[],
+  given: readonly RowWrite[],
   schema: string,
 ): Statement {
+  let rows = given;
   const first = rows[0];
   if (first === undefined) throw new Error('empty statement group');
   const columns = columnsOf(def, op, first);
+  // A statement's foreign-key checks run at its end, whatever its rows' order; a statement split
+  // into parts (the Data API's request limit) checks at the end of each, so parents come first.
+  if (op !== 'delete' && isSelfReferencing(def)) rows = parentsFirst(def, rows);
   const payload = rows.map((row) => {
     const item: JsonValue[] = [row.rowKey, row.version];
     for (const c of columns) item.push(row.values[c] ?? row.key[c] ?? null);
@@ -194,6 +198,50 @@ DELETE FROM ${target} AS t USING incoming i JOIN accepted a ON a.row_key = i."@k
     values: [JSON.stringify(payload), `${schema}.${def.name}`],
     rows: rows.length,
   };
+}
+
+/** Whether `def` has a foreign key to itself (a tree: categories, comment threads...). */
+function isSelfReferencing(def: TableDef): boolean {
+  return (def.foreignKeys ?? []).some((fk) => fk.references === def.name);
+}
+
+/**
+ * Rows of a self-referencing table with every row after the rows it references among them
+ * (depth first, in their given order otherwise). A cycle keeps its given order: it can only
+ * land in one statement.
+ */
+function parentsFirst(def: TableDef, rows: readonly RowWrite[]): RowWrite[] {
+  const byKey = new Map(rows.map((row) => [row.rowKey, row]));
+  const parentsOf = (row: RowWrite): RowWrite[] =>
+    (def.foreignKeys ?? []).flatMap((fk) => {
+      if (fk.references !== def.name) return [];
+      const values = fk.columns.map((c) => row.values[c] ?? row.key[c] ?? null);
+      if (values.some((v) => v === null)) return [];
+      const parent = byKey.get(JSON.stringify(values));
+      return parent === undefined || parent === row ? [] : [parent];
+    });
+  const placed = new Set<RowWrite>();
+  const ordered: RowWrite[] = [];
+  for (const start of rows) {
+    if (placed.has(start)) continue;
+    // Depth first: a row is placed once every parent of it is (or is on the path: a cycle).
+    const path = [start];
+    const onPath = new Set(path);
+    while (path.length > 0) {
+      const row = path[path.length - 1] as RowWrite;
+      const parent = parentsOf(row).find((p) => !placed.has(p) && !onPath.has(p));
+      if (parent !== undefined) {
+        path.push(parent);
+        onPath.add(parent);
+        continue;
+      }
+      path.pop();
+      onPath.delete(row);
+      placed.add(row);
+      ordered.push(row);
+    }
+  }
+  return ordered;
 }
 
 /**

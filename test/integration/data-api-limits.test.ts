@@ -8,10 +8,11 @@ import { ExecuteStatementCommand, RDSDataClient } from '@aws-sdk/client-rds-data
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
+import { SchemaRegistry, type TableDef } from '../../lambdas/core/schema.js';
 import { type DataApiClient, DataApiPool } from '../../lambdas/io/data-api-connection.js';
 import { DATA_API_MAX_REQUEST_BYTES, DataApiSink } from '../../lambdas/io/data-api-sink.js';
 import { runMigrations } from '../../lambdas/io/migrator.js';
-import { pipelineRegistry } from '../../lambdas/schema/tables.js';
+import { pipelineRegistry, pipelineTables } from '../../lambdas/schema/tables.js';
 import { Spillway } from '../../lambdas/spillway.js';
 import {
   DATA_API_APPLICATION_NAME,
@@ -44,6 +45,7 @@ async function setup(
     limits?: Partial<DataApiLimits>;
     maxRequestBytes?: number;
     batchBytes?: number;
+    registry?: SchemaRegistry;
   } = {},
 ): Promise<Setup> {
   const { directUrl } = await services().createDatabase();
@@ -88,7 +90,7 @@ async function setup(
     redis,
     pool,
     sink: (o) => new DataApiSink(pool, { ...o, maxRequestBytes: options.maxRequestBytes }),
-    registry: pipelineRegistry,
+    registry: options.registry ?? pipelineRegistry,
     prefix: uniquePrefix(label),
     backoff: { baseMs: 5, maxMs: 50 },
     ...(options.batchBytes === undefined ? {} : { batchBytes: options.batchBytes }),
@@ -176,6 +178,62 @@ describe('the Data API sink within the Data API limits (local stand-in)', () => 
     expect(letters[0]?.reason).toMatch(
       /a row of source_documents is larger than the Data API's request limit/,
     );
+  });
+
+  it("a self-referencing table split over several statements lands: upserts go parents first, deletes in the changeset's order", async () => {
+    // 64 KiB of the request are kept for its envelope: 48 KiB for the rows.
+    const limit = 112 * 1024;
+    const nodes: TableDef = {
+      name: 'nodes',
+      primaryKey: ['id'],
+      columns: {
+        id: { type: 'uuid', nullable: false },
+        parent: { type: 'uuid' },
+        note: { type: 'text' },
+      },
+      foreignKeys: [{ columns: ['parent'], references: 'nodes' }],
+    };
+    const { spillway, direct, executed } = await setup('data-api-self-reference', {
+      limits: { requestBytes: limit },
+      maxRequestBytes: limit,
+      registry: new SchemaRegistry([...pipelineTables, nodes]),
+    });
+    await direct.query(
+      'CREATE TABLE public.nodes (id uuid PRIMARY KEY, parent uuid REFERENCES public.nodes (id) ON DELETE RESTRICT, note text)',
+    );
+    const count = async () =>
+      (await direct.query<{ n: number }>('SELECT count(*)::int AS n FROM nodes')).rows[0]?.n;
+    // One changeset, each node's parent the next one: children come before their parents.
+    const ids = Array.from({ length: 1_000 }, () => randomUUID());
+    await spillway.write({
+      changes: ids.map((id, i) => ({
+        op: 'upsert',
+        table: 'nodes',
+        record: { id, parent: ids[i + 1] ?? null, note: 'n'.repeat(100) },
+      })),
+    });
+    expect(await spillway.drain(Date.now() + 30_000)).toMatchObject({
+      applied: ids.length,
+      deadLettered: 0,
+      stoppedBy: 'empty',
+    });
+    const inserts = executed.filter((e) => /INSERT INTO \S*nodes/.test(e.sql));
+    expect(inserts.length).toBeGreaterThan(2);
+    expect(await count()).toBe(ids.length);
+
+    // Deletes carry only keys, so their parts keep the changeset's order: children first here.
+    const deletes = executed.length;
+    await spillway.write({
+      changes: ids.map((id) => ({ op: 'delete', table: 'nodes', key: { id } })),
+    });
+    expect(await spillway.drain(Date.now() + 30_000)).toMatchObject({
+      applied: ids.length,
+      deadLettered: 0,
+      stoppedBy: 'empty',
+    });
+    const parts = executed.slice(deletes).filter((e) => /DELETE FROM \S*nodes/.test(e.sql));
+    expect(parts.length).toBeGreaterThan(1);
+    expect(await count()).toBe(0);
   });
 
   it('a transaction idle past the service timeout is rolled back there, counted as transient, and retried', async () => {

@@ -6,9 +6,13 @@
  * the targets: peak RSS at most 256 MiB, end rate within 15% of the start rate.
  * Results go to bench/results/backlog-*.json with a chart beside them (bench/chart.ts).
  *
- * Usage: npm run bench:backlog [-- --changes 1000000 --changeset-size 1|1000 --drain-seconds 60]
+ * Usage: npm run bench:backlog [-- --changes 1000000 --changeset-size 1|1000 --drain-seconds 60
+ * --sync-memory-mb 512]
  * (--drain-seconds: how long one drain may run, as a sync invocation's deadline; the drainer
- * process drains again until the backlog is empty)
+ * process drains again until the backlog is empty. --sync-memory-mb: the drainer process runs
+ * with the NODE_OPTIONS a `sync` function of that memory gets (`nodeOptions` in
+ * lambdas/functions.ts: V8's old generation bounded at three quarters of it); 0 runs it with
+ * V8's defaults for this machine instead, as the bench did before.)
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -17,6 +21,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import pg from 'pg';
+import { DEFAULT_MEMORY_MB, nodeOptions } from '../lambdas/functions.js';
 import { runMigrations } from '../lambdas/io/migrator.js';
 import { pipelineRegistry } from '../lambdas/schema/tables.js';
 import { Spillway } from '../lambdas/spillway.js';
@@ -163,6 +168,7 @@ async function main(): Promise<void> {
       changes: { type: 'string', default: '100000' },
       'changeset-size': { type: 'string', default: '1' },
       'drain-seconds': { type: 'string', default: '60' },
+      'sync-memory-mb': { type: 'string', default: String(DEFAULT_MEMORY_MB) },
       drainer: { type: 'boolean', default: false },
     },
   });
@@ -189,6 +195,8 @@ async function main(): Promise<void> {
       prefix: PREFIX,
       ...LIMITS,
     });
+    const memoryMb = Number(args['sync-memory-mb']);
+    const drainerOptions = memoryMb > 0 ? nodeOptions(memoryMb) : '';
     console.log(
       `backlog: ${changes} changes in changesets of ${size} (source_documents upserts); load average ${load()}`,
     );
@@ -217,8 +225,15 @@ async function main(): Promise<void> {
     );
 
     // Drain from another process.
+    console.log(
+      `draining from another process with NODE_OPTIONS=${drainerOptions === '' ? "'' (V8's defaults)" : `'${drainerOptions}' (a sync function of ${memoryMb} MB)`}`,
+    );
     const drained = await runDrainer(
-      { REDIS_URL: services.redis.url, DATABASE_URL: db.url },
+      {
+        REDIS_URL: services.redis.url,
+        DATABASE_URL: db.url,
+        ...(drainerOptions === '' ? {} : { NODE_OPTIONS: drainerOptions }),
+      },
       drainSeconds,
     );
     const rows = (await pool.query('SELECT count(*)::int AS n FROM source_documents')).rows[0].n;
@@ -239,6 +254,7 @@ async function main(): Promise<void> {
       machine: { node: process.version, cpus: cpus().length, loadAverage: loadavg() },
       changes,
       changesetSize: size,
+      drainerNodeOptions: drainerOptions,
       fill: {
         ms: Math.round(fillMs),
         changesPerSecond: rate(changes, fillMs),

@@ -42,7 +42,11 @@ const fields = (record: Record<string, string>) => Object.entries(record).flat()
 describe('backlog entries', () => {
   it('decode to the changeset that was encoded, with its version, charge and stored bytes', () => {
     const { payload } = encodeChangeset('cs-1', changes);
-    const entry = decodeEntry('1700000000000-3', fields({ cs: payload, b: '812' }), pipelineRegistry);
+    const entry = decodeEntry(
+      '1700000000000-3',
+      fields({ cs: payload, b: '812' }),
+      pipelineRegistry,
+    );
     expect(entry).toEqual({
       streamId: '1700000000000-3',
       version: versionOf('1700000000000-3'),

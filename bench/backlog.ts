@@ -52,6 +52,8 @@ interface DrainReport {
   readonly drainStarts: number[];
   /** The machine's 1-minute load average, every 5 s of the drain. */
   readonly load: { ms: number; load1: number }[];
+  /** CPU time of the drainer process over the drain, all its threads (GC's helpers too), ms. */
+  readonly cpuMs: number;
 }
 
 /** The drainer process: drains the buffer at REDIS_URL into DATABASE_URL and reports. */
@@ -76,6 +78,7 @@ async function drainer(drainMs: number): Promise<void> {
     },
   });
   memory.start();
+  const cpuBefore = process.cpuUsage();
   const load: { ms: number; load1: number }[] = [];
   const sampleLoad = () =>
     load.push({ ms: Math.round(performance.now() - started), load1: loadavg()[0] ?? 0 });
@@ -93,6 +96,7 @@ async function drainer(drainMs: number): Promise<void> {
     }
   }
   const ms = performance.now() - started;
+  const cpu = process.cpuUsage(cpuBefore);
   const peak = memory.stop();
   clearInterval(loadTimer);
   redis.disconnect();
@@ -107,6 +111,7 @@ async function drainer(drainMs: number): Promise<void> {
     progress,
     drainStarts,
     load,
+    cpuMs: Math.round((cpu.user + cpu.system) / 1000),
   };
   process.send?.(report);
 }
@@ -265,6 +270,7 @@ async function main(): Promise<void> {
         ms: Math.round(drained.ms),
         drains: drained.drains,
         changesPerSecond: rate(changes, drained.ms),
+        cpuMs: drained.cpuMs,
         startChangesPerSecond: startRate,
         endChangesPerSecond: endRate,
         endToStart,
@@ -282,7 +288,7 @@ async function main(): Promise<void> {
       loadAverageAfter: loadavg(),
     };
     console.log(
-      `drained in ${Math.round(drained.ms / 1000)} s by another process (${drained.drains} drains of at most ${drainSeconds} s): ${result.drain.changesPerSecond} changes/s overall`,
+      `drained in ${Math.round(drained.ms / 1000)} s by another process (${drained.drains} drains of at most ${drainSeconds} s): ${result.drain.changesPerSecond} changes/s overall; the drainer used ${(drained.cpuMs / 1000).toFixed(1)} s of CPU (${Math.round((drained.cpuMs / changes) * 1000)} µs per change)`,
     );
     console.log(
       `  rate over the first tenth ${startRate} changes/s, over the last tenth ${endRate} changes/s: ${endToStart} x (target at least 0.85: ${result.targets.endRateWithin15Percent ? 'met' : 'missed'})`,

@@ -6,9 +6,13 @@
  * the targets: peak RSS at most 256 MiB, end rate within 15% of the start rate.
  * Results go to bench/results/backlog-*.json with a chart beside them (bench/chart.ts).
  *
- * Usage: npm run bench:backlog [-- --changes 1000000 --changeset-size 1|1000 --drain-seconds 60]
+ * Usage: npm run bench:backlog [-- --changes 1000000 --changeset-size 1|1000 --drain-seconds 60
+ * --sync-memory-mb 512]
  * (--drain-seconds: how long one drain may run, as a sync invocation's deadline; the drainer
- * process drains again until the backlog is empty)
+ * process drains again until the backlog is empty. --sync-memory-mb: the drainer process runs
+ * with the NODE_OPTIONS a `sync` function of that memory gets (`nodeOptions` in
+ * lambdas/functions.ts: V8's old generation bounded at three quarters of it); 0 runs it with
+ * V8's defaults for this machine instead, as the bench did before.)
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -17,6 +21,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import pg from 'pg';
+import { DEFAULT_MEMORY_MB, nodeOptions } from '../lambdas/functions.js';
 import { runMigrations } from '../lambdas/io/migrator.js';
 import { pipelineRegistry } from '../lambdas/schema/tables.js';
 import { Spillway } from '../lambdas/spillway.js';
@@ -47,6 +52,8 @@ interface DrainReport {
   readonly drainStarts: number[];
   /** The machine's 1-minute load average, every 5 s of the drain. */
   readonly load: { ms: number; load1: number }[];
+  /** CPU time of the drainer process over the drain, all its threads (GC's helpers too), ms. */
+  readonly cpuMs: number;
 }
 
 /** The drainer process: drains the buffer at REDIS_URL into DATABASE_URL and reports. */
@@ -71,6 +78,7 @@ async function drainer(drainMs: number): Promise<void> {
     },
   });
   memory.start();
+  const cpuBefore = process.cpuUsage();
   const load: { ms: number; load1: number }[] = [];
   const sampleLoad = () =>
     load.push({ ms: Math.round(performance.now() - started), load1: loadavg()[0] ?? 0 });
@@ -88,6 +96,7 @@ async function drainer(drainMs: number): Promise<void> {
     }
   }
   const ms = performance.now() - started;
+  const cpu = process.cpuUsage(cpuBefore);
   const peak = memory.stop();
   clearInterval(loadTimer);
   redis.disconnect();
@@ -102,6 +111,7 @@ async function drainer(drainMs: number): Promise<void> {
     progress,
     drainStarts,
     load,
+    cpuMs: Math.round((cpu.user + cpu.system) / 1000),
   };
   process.send?.(report);
 }
@@ -163,6 +173,7 @@ async function main(): Promise<void> {
       changes: { type: 'string', default: '100000' },
       'changeset-size': { type: 'string', default: '1' },
       'drain-seconds': { type: 'string', default: '60' },
+      'sync-memory-mb': { type: 'string', default: String(DEFAULT_MEMORY_MB) },
       drainer: { type: 'boolean', default: false },
     },
   });
@@ -189,6 +200,8 @@ async function main(): Promise<void> {
       prefix: PREFIX,
       ...LIMITS,
     });
+    const memoryMb = Number(args['sync-memory-mb']);
+    const drainerOptions = memoryMb > 0 ? nodeOptions(memoryMb) : '';
     console.log(
       `backlog: ${changes} changes in changesets of ${size} (source_documents upserts); load average ${load()}`,
     );
@@ -217,8 +230,15 @@ async function main(): Promise<void> {
     );
 
     // Drain from another process.
+    console.log(
+      `draining from another process with NODE_OPTIONS=${drainerOptions === '' ? "'' (V8's defaults)" : `'${drainerOptions}' (a sync function of ${memoryMb} MB)`}`,
+    );
     const drained = await runDrainer(
-      { REDIS_URL: services.redis.url, DATABASE_URL: db.url },
+      {
+        REDIS_URL: services.redis.url,
+        DATABASE_URL: db.url,
+        ...(drainerOptions === '' ? {} : { NODE_OPTIONS: drainerOptions }),
+      },
       drainSeconds,
     );
     const rows = (await pool.query('SELECT count(*)::int AS n FROM source_documents')).rows[0].n;
@@ -239,6 +259,7 @@ async function main(): Promise<void> {
       machine: { node: process.version, cpus: cpus().length, loadAverage: loadavg() },
       changes,
       changesetSize: size,
+      drainerNodeOptions: drainerOptions,
       fill: {
         ms: Math.round(fillMs),
         changesPerSecond: rate(changes, fillMs),
@@ -249,6 +270,7 @@ async function main(): Promise<void> {
         ms: Math.round(drained.ms),
         drains: drained.drains,
         changesPerSecond: rate(changes, drained.ms),
+        cpuMs: drained.cpuMs,
         startChangesPerSecond: startRate,
         endChangesPerSecond: endRate,
         endToStart,
@@ -266,7 +288,7 @@ async function main(): Promise<void> {
       loadAverageAfter: loadavg(),
     };
     console.log(
-      `drained in ${Math.round(drained.ms / 1000)} s by another process (${drained.drains} drains of at most ${drainSeconds} s): ${result.drain.changesPerSecond} changes/s overall`,
+      `drained in ${Math.round(drained.ms / 1000)} s by another process (${drained.drains} drains of at most ${drainSeconds} s): ${result.drain.changesPerSecond} changes/s overall; the drainer used ${(drained.cpuMs / 1000).toFixed(1)} s of CPU (${Math.round((drained.cpuMs / changes) * 1000)} µs per change)`,
     );
     console.log(
       `  rate over the first tenth ${startRate} changes/s, over the last tenth ${endRate} changes/s: ${endToStart} x (target at least 0.85: ${result.targets.endRateWithin15Percent ? 'met' : 'missed'})`,

@@ -67,7 +67,7 @@ export interface SpillwayOptions {
   readonly batchSize?: number;
   /** Changes per drain transaction. @default `SYNC_BATCH_CHANGES`'s */
   readonly batchChanges?: number;
-  /** What one drain transaction's changesets may cost Redis, in bytes (bounds its memory). @default `SYNC_BATCH_BYTES`'s */
+  /** Bytes of stored changes (JSON) one drain transaction may take (bounds its memory). @default `SYNC_BATCH_BYTES`'s */
   readonly batchBytes?: number;
   /**
    * `health` reports the backlog as not draining when no drain made progress for this long

@@ -13,6 +13,7 @@ import {
   type Setting,
   SINK_SETTINGS,
 } from '../lambdas/core/settings.js';
+import { DEFAULT_MEMORY_MB } from '../lambdas/functions.js';
 
 /**
  * The shapes a deployment can take: `new` and `existing` in AWS (RDS PostgreSQL behind RDS
@@ -487,7 +488,7 @@ export function readSettings(read: ContextReader): SpillwaySettings {
   const functions: FunctionSettings = {
     logRetentionDays,
     syncTimeoutSeconds,
-    syncMemoryMb: p.integer('syncMemoryMb', 512, 128, 10_240),
+    syncMemoryMb: p.integer('syncMemoryMb', DEFAULT_MEMORY_MB, 128, 10_240),
     engine: tuning,
   };
 

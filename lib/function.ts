@@ -9,6 +9,7 @@ import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 import { METRICS_NAMESPACE } from '../lambdas/core/metric-names.js';
+import { DEFAULT_MEMORY_MB, nodeOptions } from '../lambdas/functions.js';
 import { BUNDLE_OPTIONS, type BundledSink, sinkDefine } from './bundle-options.js';
 
 /** The repository root: entries, the lock file and the migrations are found from here. */
@@ -38,7 +39,7 @@ export interface SpillwayFunctionProps {
   readonly placement: FunctionPlacement | 'outside-vpc';
   /** @default Duration.seconds(30) */
   readonly timeout?: Duration;
-  /** @default 512 */
+  /** @default DEFAULT_MEMORY_MB; V8's heap is bounded by it too (`nodeOptions`) */
   readonly memorySize?: number;
   /** @default - no reservation */
   readonly reservedConcurrentExecutions?: number;
@@ -134,6 +135,7 @@ export class SpillwayFunction extends nodejs.NodejsFunction {
       ...(props.afterBundling?.(inputDir, outputDir) ?? []),
     ];
 
+    const memorySize = props.memorySize ?? DEFAULT_MEMORY_MB;
     super(scope, id, {
       entry,
       handler: 'handler',
@@ -141,7 +143,7 @@ export class SpillwayFunction extends nodejs.NodejsFunction {
       runtime: NODE_RUNTIME,
       architecture: lambda.Architecture.ARM_64,
       timeout: props.timeout ?? Duration.seconds(30),
-      memorySize: props.memorySize ?? 512,
+      memorySize,
       reservedConcurrentExecutions: props.reservedConcurrentExecutions,
       logGroup,
       role,
@@ -152,7 +154,7 @@ export class SpillwayFunction extends nodejs.NodejsFunction {
       securityGroups: inVpc ? [...inVpc.securityGroups] : undefined,
       paramsAndSecrets: props.paramsAndSecrets,
       environment: {
-        NODE_OPTIONS: '--enable-source-maps',
+        NODE_OPTIONS: nodeOptions(memorySize),
         POWERTOOLS_SERVICE_NAME: props.serviceName,
         POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
         ...props.environment,

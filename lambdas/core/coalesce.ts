@@ -16,6 +16,11 @@ export interface PendingChangeset {
   readonly replayed?: boolean;
   /** What it costs Redis in bytes (charged when written, refunded when settled). */
   readonly charge?: number;
+  /**
+   * Bytes of its changes as the backlog stores them (JSON): what reading it moves, and what its
+   * decoded changes take in the drainer's memory, a few times over. Bounds a drain batch.
+   */
+  readonly bytes?: number;
 }
 
 /** The net effect of a batch on one row. */

@@ -152,11 +152,11 @@ export const ENGINE_SETTINGS = {
     kind: 'integer',
     env: 'SYNC_BATCH_BYTES',
     context: 'syncBatchBytes',
-    default: 8 * MIB,
+    default: MIB,
     min: 1,
     max: MAX,
     description:
-      "What one drain transaction's changesets may cost Redis, in bytes (bounds the drain's memory).",
+      "Bytes of stored changes (their JSON) one drain transaction may take; decoded, they take a few times that in the drainer's memory, which this bounds. A larger changeset drains alone.",
   },
   syncIdleWaitMs: {
     kind: 'integer',

@@ -33,7 +33,10 @@ export interface DrainerOptions {
   readonly batchSize: number;
   /** Changes per transaction: a batch of large changesets stays bounded (G5). */
   readonly batchChanges: number;
-  /** What a transaction's changesets may cost Redis, in bytes: bounds the drainer's memory. */
+  /**
+   * Bytes of stored changes (their JSON) per transaction: bounds the drainer's memory, which
+   * holds them decoded, a few times over. A larger changeset forms a batch alone.
+   */
   readonly batchBytes: number;
   /** How long the lease lasts without renewal (a crashed drainer blocks others this long). */
   readonly leaseMs: number;
@@ -406,26 +409,33 @@ function boundedMessage(error: unknown): string {
   return messageOf(error).split('\n')[0]?.slice(0, 300) ?? '';
 }
 
-/** Changesets read per call when their size is not known yet. */
-const FIRST_READ = 16;
+/**
+ * Changesets read by a reader's first call, before it knows their size: one, so that a backlog
+ * of large changesets never has the drainer decode more than a batch holds (the next read is
+ * sized by what this one showed).
+ */
+const FIRST_READ = 1;
 
 /**
  * Reads batches in acknowledgement order: first the changesets delivered before but never
  * settled (a crashed drainer's, or this one's after a failure), then new ones.
  *
- * A batch is bounded by changesets, changes and bytes (G5: a backlog of large changesets drains
- * in flat memory), and reads from Redis are sized to fit it; changesets read but left out of a
- * batch are carried into the next, in order. A replayed dead letter forms a batch of its own: its
- * version is older than its place in the log, and coalescing it with newer changes of the same
- * row would let it win over them (G2); alone, the version guard skips it wherever a newer change
- * was applied, the rule `read` follows too.
+ * A batch is bounded by changesets, changes and the bytes of its changes as stored (G5: a backlog
+ * of large changesets drains in flat memory; a changeset larger than a bound forms a batch alone,
+ * G3). Reads from Redis are sized by the changesets seen so far to fit what the batch has room
+ * for, in changesets, changes and bytes alike, so that little is read beyond the batch;
+ * changesets read but left out of a batch are carried into the next, in order. A replayed dead
+ * letter forms a batch of its own: its version is older than its place in the log, and
+ * coalescing it with newer changes of the same row would let it win over them (G2); alone, the
+ * version guard skips it wherever a newer change was applied, the rule `read` follows too.
  */
 class BatchReader {
   /** Last pending id read, or null once the pending ones are exhausted. */
   private cursor: string | null = '0';
   /** Read, not yet in a batch, in order. */
   private carried: PendingChangeset[] = [];
-  /** Average charge of the changesets read so far, to size the next read. */
+  /** Average changes and bytes of the changesets read so far (0: none read yet), to size reads. */
+  private averageChanges = 0;
   private averageBytes = 0;
 
   constructor(
@@ -443,12 +453,9 @@ class BatchReader {
     for (;;) {
       if (this.carried.length === 0) {
         if (batch.at(-1)?.replayed) break;
-        const room = this.limits.batchSize - batch.length;
-        const fits =
-          this.averageBytes > 0
-            ? Math.floor((this.limits.batchBytes - bytes) / this.averageBytes)
-            : FIRST_READ;
-        this.carried = await this.fetch(Math.max(1, Math.min(room, fits)));
+        const room = this.room(batch.length, changes, bytes);
+        if (room === 0) break;
+        this.carried = await this.fetch(room);
         if (this.carried.length === 0) break;
       }
       const candidate = this.carried[0] as PendingChangeset;
@@ -456,7 +463,7 @@ class BatchReader {
         const full =
           batch.length >= this.limits.batchSize ||
           changes + candidate.changes.length > this.limits.batchChanges ||
-          bytes + (candidate.charge ?? 0) > this.limits.batchBytes;
+          bytes + (candidate.bytes ?? 0) > this.limits.batchBytes;
         if (full || candidate.replayed || batch.at(-1)?.replayed) break;
         // The batch ends where its FK order would change the outcome of applying one at a time (G2).
         if (!plan.admits(candidate)) break;
@@ -465,10 +472,25 @@ class BatchReader {
       plan.add(candidate);
       batch.push(candidate);
       changes += candidate.changes.length;
-      bytes += candidate.charge ?? 0;
+      bytes += candidate.bytes ?? 0;
     }
     await setImmediate();
     return prepareRun(this.sink, batch, this.offset);
+  }
+
+  /**
+   * How many changesets to read for a batch holding `length` changesets, `changes` changes and
+   * `bytes` bytes so far: as many as fit by the averages seen; none when a batch is already
+   * full by them, at least one for an empty batch.
+   */
+  private room(length: number, changes: number, bytes: number): number {
+    if (this.averageChanges === 0) return FIRST_READ;
+    const fits = Math.min(
+      this.limits.batchSize - length,
+      Math.floor((this.limits.batchChanges - changes) / this.averageChanges),
+      Math.floor((this.limits.batchBytes - bytes) / this.averageBytes),
+    );
+    return Math.max(length === 0 ? 1 : 0, fits);
   }
 
   private async fetch(count: number): Promise<PendingChangeset[]> {
@@ -479,10 +501,17 @@ class BatchReader {
     }
     if (changesets.length === 0) changesets = await this.buffer.readNew(count);
     if (changesets.length > 0) {
-      let total = 0;
-      for (const c of changesets) total += c.charge ?? 0;
-      const average = Math.max(1, total / changesets.length);
-      this.averageBytes = this.averageBytes === 0 ? average : (this.averageBytes + average) / 2;
+      let changes = 0;
+      let bytes = 0;
+      for (const c of changesets) {
+        changes += c.changes.length;
+        bytes += c.bytes ?? 0;
+      }
+      const averageChanges = Math.max(1, changes / changesets.length);
+      const averageBytes = Math.max(1, bytes / changesets.length);
+      const first = this.averageChanges === 0;
+      this.averageChanges = first ? averageChanges : (this.averageChanges + averageChanges) / 2;
+      this.averageBytes = first ? averageBytes : (this.averageBytes + averageBytes) / 2;
     }
     return changesets;
   }

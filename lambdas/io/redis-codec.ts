@@ -73,13 +73,15 @@ export function decodeEntry(
     const at = fields.indexOf(name);
     return at >= 0 && at % 2 === 0 ? fields[at + 1] : undefined;
   };
-  const payload = JSON.parse(field('cs') ?? '{}') as { id: string; changes: StoredChange[] };
+  const json = field('cs') ?? '{}';
+  const payload = JSON.parse(json) as { id: string; changes: StoredChange[] };
   const replayed = field('v');
   return {
     streamId,
     version: replayed ?? versionOf(streamId),
     replayed: replayed !== undefined,
     charge: Number(field('b') ?? 0),
+    bytes: Buffer.byteLength(json),
     changesetId: payload.id,
     changes: payload.changes.map((c) => decodeChange(c, registry)),
   };

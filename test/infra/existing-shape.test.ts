@@ -115,6 +115,37 @@ describe('existing shape: imports without lookups', () => {
     });
   });
 
+  it("bounds V8's old generation at three quarters of each function's memory, sync's following syncMemoryMb", () => {
+    const variant = synthesize({
+      context: { ...EXISTING_SHAPE, syncMemoryMb: 1024 },
+      bundle: false,
+    });
+    const role = (name: 'sync' | 'write') => ({
+      'Fn::GetAtt': [
+        logicalIdOf(variant.stack, variant.stack.functions[name].executionRole),
+        'Arn',
+      ],
+    });
+    variant.template.hasResourceProperties('AWS::Lambda::Function', {
+      Role: role('sync'),
+      MemorySize: 1024,
+      Environment: {
+        Variables: Match.objectLike({
+          NODE_OPTIONS: '--enable-source-maps --max-old-space-size=768',
+        }),
+      },
+    });
+    variant.template.hasResourceProperties('AWS::Lambda::Function', {
+      Role: role('write'),
+      MemorySize: 512,
+      Environment: {
+        Variables: Match.objectLike({
+          NODE_OPTIONS: '--enable-source-maps --max-old-space-size=384',
+        }),
+      },
+    });
+  }, 60_000);
+
   it('bootstraps the database user with the given master secret, reading that secret only', () => {
     s.template.hasResourceProperties('Custom::SpillwayDatabaseUser', {
       Host: EXISTING_SHAPE.dbEndpoint,

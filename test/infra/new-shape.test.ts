@@ -257,7 +257,7 @@ describe('new shape: functions', () => {
         SPILLWAY_PREFIX: 'spillway',
         POWERTOOLS_METRICS_NAMESPACE: 'Spillway',
         POWERTOOLS_SERVICE_NAME: 'spillway',
-        NODE_OPTIONS: '--enable-source-maps',
+        NODE_OPTIONS: '--enable-source-maps --max-old-space-size=384',
       });
       const reads = statementsOfRole(roleOf(name)).filter((st) =>
         actionsOf(st).includes('secretsmanager:GetSecretValue'),

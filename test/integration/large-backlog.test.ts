@@ -60,6 +60,108 @@ describe('a backlog of large changesets', () => {
   });
 });
 
+/** A changeset of `count` chunks of one document, each with `textBytes` characters of text. */
+function chunks(doc: string, count: number, textBytes: number, from = 0) {
+  return Array.from({ length: count }, (_, n) => {
+    const c = chunk(doc, from + n);
+    return { ...c, record: { ...c.record, text: 'x'.repeat(textBytes) } };
+  });
+}
+
+describe("the drainer's memory on a backlog of large changesets", () => {
+  it('with the default settings, holds at most 1 MiB of stored changes in a batch, however many changes that is', async () => {
+    // Changesets of chunks per batch (the document's own changeset may join the first).
+    const batches: number[] = [];
+    const { spillway, direct } = await engine('batch-bytes-default', {
+      drainHooks: {
+        afterCommit: (batch) => void batches.push(batch.filter((c) => c.changes.length > 1).length),
+      },
+    });
+    const doc = uuid();
+    await spillway.write({ changes: [document(doc)] });
+    // 12 changesets of 400 chunks of 1,000 characters: about 430 KB of JSON each, 4,800 changes
+    // in all, well under the 10,000 changes a batch may hold.
+    for (let i = 0; i < 12; i += 1) {
+      await spillway.write({ changes: chunks(doc, 400, 1_000, i * 400) });
+    }
+    await drainAll(spillway, 60_000);
+    expect(await countRows(direct, 'document_chunks')).toBe(4_800);
+    // Two such changesets fit in 1 MiB, three do not.
+    expect(Math.max(...batches)).toBe(2);
+  });
+
+  it('never reads from Redis more changesets than a batch holds', async () => {
+    const batches: number[] = [];
+    const { spillway, redis, direct } = await engine('batch-reads', {
+      batchChanges: 2_000,
+      drainHooks: {
+        afterCommit: (batch) => {
+          batches.push(batch.reduce((n, changeset) => n + changeset.changes.length, 0));
+        },
+      },
+    });
+    // Ten changesets of 1,000 changes each (the first with the document they name).
+    const doc = uuid();
+    for (let i = 0; i < 10; i += 1) {
+      const mentions = Array.from({ length: i === 0 ? 999 : 1_000 }, () => mention(doc));
+      await spillway.write({ changes: i === 0 ? [document(doc), ...mentions] : mentions });
+    }
+    await redis.config('SET', 'slowlog-log-slower-than', '0');
+    await redis.slowlog('RESET');
+    await redis.config('SET', 'slowlog-max-len', '100000');
+    let counts: number[];
+    try {
+      await drainAll(spillway, 60_000);
+      const log = (await redis.slowlog('GET', 100_000)) as [number, number, number, string[]][];
+      counts = log
+        .map(([, , , args]) => args)
+        .filter((args) => args[0]?.toLowerCase() === 'xreadgroup')
+        .map((args) => Number(args[args.findIndex((a) => a.toLowerCase() === 'count') + 1]));
+    } finally {
+      await redis.config('SET', 'slowlog-log-slower-than', '10000');
+    }
+    expect(await countRows(direct, 'entity_mentions')).toBe(9_999);
+    expect(Math.max(...batches)).toBeLessThanOrEqual(2_000);
+    // Two changesets of 1,000 changes fill a batch: no read asks for more.
+    expect(counts.length).toBeGreaterThan(0);
+    expect(Math.max(...counts)).toBeLessThanOrEqual(2);
+  });
+
+  it('bounds a batch by the bytes of its changes as stored, and drains a changeset larger than the bound alone', async () => {
+    const batches: { changesets: number; bytes: number }[] = [];
+    const { spillway, direct } = await engine('batch-bytes', {
+      batchBytes: 64 * 1024,
+      drainHooks: {
+        afterCommit: (batch) =>
+          void batches.push({
+            changesets: batch.length,
+            bytes: batch.reduce((n, changeset) => n + (changeset.bytes ?? 0), 0),
+          }),
+      },
+    });
+    const doc = uuid();
+    await spillway.write({ changes: [document(doc)] });
+    let index = 0;
+    const write = async (count: number) => {
+      await spillway.write({ changes: chunks(doc, count, 1_000, index) });
+      index += count;
+    };
+    // About 11 KB each, then one of about 110 KB, then small ones again.
+    for (let i = 0; i < 8; i += 1) await write(10);
+    await write(100);
+    for (let i = 0; i < 8; i += 1) await write(10);
+    await drainAll(spillway, 60_000);
+    expect(await countRows(direct, 'document_chunks')).toBe(260);
+    const large = batches.filter((b) => b.bytes > 64 * 1024);
+    expect(large).toHaveLength(1);
+    expect(large[0]?.changesets).toBe(1);
+    expect(large[0]?.bytes).toBeGreaterThan(100_000);
+    // The small ones share batches, each within the bound.
+    expect(batches.filter((b) => b.changesets > 1).length).toBeGreaterThan(0);
+    for (const b of batches) if (b.changesets > 1) expect(b.bytes).toBeLessThanOrEqual(64 * 1024);
+  });
+});
+
 describe('backpressure by bytes', () => {
   it('charges small changesets no less than what Redis uses for them', async () => {
     const { spillway, redis } = await engine('bytes-small');

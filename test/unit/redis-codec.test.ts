@@ -40,10 +40,11 @@ const changes: Change[] = [
 const fields = (record: Record<string, string>) => Object.entries(record).flat();
 
 describe('backlog entries', () => {
-  it('decode to the changeset that was encoded, with its version and charge', () => {
+  it('decode to the changeset that was encoded, with its version, charge and stored bytes', () => {
+    const { payload } = encodeChangeset('cs-1', changes);
     const entry = decodeEntry(
       '1700000000000-3',
-      fields({ cs: encodeChangeset('cs-1', changes).payload, b: '812' }),
+      fields({ cs: payload, b: '812' }),
       pipelineRegistry,
     );
     expect(entry).toEqual({
@@ -51,6 +52,7 @@ describe('backlog entries', () => {
       version: versionOf('1700000000000-3'),
       replayed: false,
       charge: 812,
+      bytes: Buffer.byteLength(payload),
       changesetId: 'cs-1',
       changes,
     });

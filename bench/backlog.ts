@@ -3,7 +3,10 @@
  * separate drainer process (a child, as a sync Lambda would be) drains it into PostgreSQL
  * through PgBouncer. Prints the draining process's peak RSS (the kernel's VmHWM) and its rate at
  * the start and at the end of the drain (the first and the last tenth of the changes), beside
- * the targets: peak RSS at most 256 MiB, end rate within 15% of the start rate.
+ * the targets: peak RSS at most 256 MiB, end rate within 15% of the start rate. Beside the
+ * rates, PostgreSQL's own: COPY of a tenth of the changes (new rows with their version rows) into
+ * the drained tables against the same into empty ones, so that what the tables' growth costs the
+ * database is told apart from what the drainer adds.
  * Results go to bench/results/backlog-*.json with a chart beside them (bench/chart.ts).
  *
  * Usage: npm run bench:backlog [-- --changes 1000000 --changeset-size 1|1000 --drain-seconds 60
@@ -28,6 +31,7 @@ import { Spillway } from '../lambdas/spillway.js';
 import { startServices } from '../local/services/index.js';
 import { type BacklogChartInput, backlogChart } from './chart.js';
 import { load, PeakMemory, rate, usedMemory, writeResults } from './common.js';
+import { copyRows, finalRows, touchedKeys } from './copy.js';
 import { type Change, documentUpsert } from './workloads.js';
 
 const PREFIX = 'bench-backlog';
@@ -248,6 +252,33 @@ async function main(): Promise<void> {
       );
     }
     const tenth = changes / 10;
+    // PostgreSQL alone: a tenth of the rows, with their version rows, into empty tables and into
+    // the drained ones (COPY, one transaction each; new keys, so nothing conflicts).
+    // Each after a first, untimed COPY of a hundredth of that into the same tables (warm caches).
+    const copyTenth = async (into: pg.Pool): Promise<number> => {
+      const rows = (n: number) => {
+        const changesets = Array.from({ length: Math.ceil(n / 100) }, () =>
+          Array.from({ length: 100 }, (_, i) => documentUpsert(i)),
+        );
+        return [finalRows(changesets), touchedKeys(changesets)] as const;
+      };
+      await copyRows(into, ...rows(tenth / 100));
+      const [final, versions] = rows(tenth);
+      const t = performance.now();
+      await copyRows(into, final, versions);
+      return performance.now() - t;
+    };
+    const empty = await services.createDatabase();
+    const emptyPool = new pg.Pool({ connectionString: empty.url, max: 2 });
+    let copyEmptyMs: number;
+    try {
+      await runMigrations(emptyPool);
+      copyEmptyMs = await copyTenth(emptyPool);
+    } finally {
+      await emptyPool.end();
+    }
+    const copyFullMs = await copyTenth(pool);
+    const copyFullToEmpty = Number((copyEmptyMs / copyFullMs).toFixed(2));
     const startMs = timeAt(drained.progress, tenth);
     const endMs = drained.ms - timeAt(drained.progress, changes - tenth);
     const startRate = rate(tenth, startMs);
@@ -277,6 +308,12 @@ async function main(): Promise<void> {
         peakRssMiB: drained.peakRssMiB,
         peakHeapMiB: drained.peakHeapMiB,
       },
+      // COPY of a tenth of the rows (with version rows) into the drained tables, against empty ones.
+      postgres: {
+        copyTenthIntoEmptyMs: Math.round(copyEmptyMs),
+        copyTenthIntoDrainedMs: Math.round(copyFullMs),
+        drainedToEmpty: copyFullToEmpty,
+      },
       targets: {
         peakRssAtMost256MiB: drained.peakRssMiB <= 256,
         endRateWithin15Percent: endToStart >= 0.85,
@@ -292,6 +329,9 @@ async function main(): Promise<void> {
     );
     console.log(
       `  rate over the first tenth ${startRate} changes/s, over the last tenth ${endRate} changes/s: ${endToStart} x (target at least 0.85: ${result.targets.endRateWithin15Percent ? 'met' : 'missed'})`,
+    );
+    console.log(
+      `  PostgreSQL alone: COPY of a tenth of the changes (with their version rows) into the drained tables ran at ${copyFullToEmpty} x its rate into empty ones (${Math.round(copyFullMs)} against ${Math.round(copyEmptyMs)} ms)`,
     );
     console.log(
       `  peak RSS of the draining process ${drained.peakRssMiB} MiB, peak heap ${drained.peakHeapMiB} MiB (target at most 256 MiB: ${result.targets.peakRssAtMost256MiB ? 'met' : 'missed'})`,

@@ -16,7 +16,7 @@
  * each workload and for changesets of 1,000-character chunks, with what the backlog limit
  * charges for it and how many changes (and minutes of outage) a cache node absorbs.
  * Results go to bench/results/*.json and a chart beside it (bench/chart.ts).
- * Usage: npm run bench [-- --documents 2500 --batch 500 --rounds 3 --workload mixed|single|both --naive]
+ * Usage: npm run bench [-- --documents 2500 --batch 500 --batch-bytes N --rounds 3 --workload mixed|single|both --naive]
  */
 import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
@@ -37,6 +37,7 @@ const { values: args } = parseArgs({
   options: {
     documents: { type: 'string', default: '2500' },
     batch: { type: 'string', default: '500' },
+    'batch-bytes': { type: 'string' },
     rounds: { type: 'string', default: '3' },
     workload: { type: 'string', default: 'both' },
     naive: { type: 'boolean', default: false },
@@ -44,6 +45,8 @@ const { values: args } = parseArgs({
 });
 const DOCUMENTS = Number(args.documents);
 const BATCH = Number(args.batch);
+/** SYNC_BATCH_BYTES for the drain; the engine's default when not given. */
+const BATCH_BYTES = args['batch-bytes'] === undefined ? undefined : Number(args['batch-bytes']);
 const ROUNDS = Number(args.rounds);
 const WORKLOADS = args.workload === 'both' ? ['mixed', 'single'] : [String(args.workload)];
 
@@ -148,6 +151,7 @@ async function main(): Promise<void> {
       registry: pipelineRegistry,
       prefix: `bench-${prefixes++}`,
       batchSize: BATCH,
+      ...(BATCH_BYTES === undefined ? {} : { batchBytes: BATCH_BYTES }),
     });
     const before = await usedMemory(redis);
     const w = performance.now();

@@ -152,7 +152,7 @@ export const ENGINE_SETTINGS = {
     kind: 'integer',
     env: 'SYNC_BATCH_BYTES',
     context: 'syncBatchBytes',
-    default: MIB,
+    default: 4 * MIB,
     min: 1,
     max: MAX,
     description:

@@ -54,7 +54,7 @@ describe('loadConfig', () => {
       changesetMaxBytes: 1_048_576,
       syncBatchSize: 500,
       syncBatchChanges: 10_000,
-      syncBatchBytes: 1_048_576,
+      syncBatchBytes: 4_194_304,
       healthStallMs: 180_000,
       syncIdleWaitMs: 10_000,
       syncDeadlineMarginMs: 5_000,

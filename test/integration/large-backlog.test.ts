@@ -69,7 +69,7 @@ function chunks(doc: string, count: number, textBytes: number, from = 0) {
 }
 
 describe("the drainer's memory on a backlog of large changesets", () => {
-  it('with the default settings, holds at most 1 MiB of stored changes in a batch, however many changes that is', async () => {
+  it('with the default settings, holds at most 4 MiB of stored changes in a batch, however many changes that is', async () => {
     // Changesets of chunks per batch (the document's own changeset may join the first).
     const batches: number[] = [];
     const { spillway, direct } = await engine('batch-bytes-default', {
@@ -79,15 +79,15 @@ describe("the drainer's memory on a backlog of large changesets", () => {
     });
     const doc = uuid();
     await spillway.write({ changes: [document(doc)] });
-    // 12 changesets of 400 chunks of 1,000 characters: about 430 KB of JSON each, 4,800 changes
-    // in all, well under the 10,000 changes a batch may hold.
+    // 12 changesets of 850 chunks of 1,000 characters: about 1,010 KB of JSON each, 10,200 changes
+    // in all, 3,400 in four of them: well under the 10,000 changes a batch may hold.
     for (let i = 0; i < 12; i += 1) {
-      await spillway.write({ changes: chunks(doc, 400, 1_000, i * 400) });
+      await spillway.write({ changes: chunks(doc, 850, 1_000, i * 850) });
     }
     await drainAll(spillway, 60_000);
-    expect(await countRows(direct, 'document_chunks')).toBe(4_800);
-    // Two such changesets fit in 1 MiB, three do not.
-    expect(Math.max(...batches)).toBe(2);
+    expect(await countRows(direct, 'document_chunks')).toBe(10_200);
+    // Four such changesets fit in 4 MiB, five do not.
+    expect(Math.max(...batches)).toBe(4);
   });
 
   it('never reads from Redis more changesets than a batch holds', async () => {

@@ -1,0 +1,200 @@
+/**
+ * What G2's version rows cost PostgreSQL, per way of keeping them (issue 9: what limits the
+ * drain). Lands the same 100,000 new `source_documents` rows, in statements of 10,000 rows, one
+ * transaction each, straight into PostgreSQL (no PgBouncer, no Redis: only the database's work),
+ * and prints each way's wall time and the backend's CPU time (/proc/<pid>/stat), beside COPY of
+ * the rows alone measured in the same run:
+ *
+ *   copy                    COPY of the rows (the baseline)
+ *   copy+versions           the same, plus COPY of a version row each into spillway.row_versions
+ *   upsert, no versions     the drain's statement without its version rows (no G2)
+ *   upsert, versions        the drain's statement as it is (core/sql.ts): version rows keyed by
+ *                           the table's name and the row key as JSON text
+ *   upsert, versions by table number   the same with an integer naming the table
+ *   upsert, versions per table          a version table for the table, keyed by its own key
+ *
+ * The last two are not how Spillway stores versions: they measure what changing it would save.
+ * Linux only (/proc). Usage: npm run bench:versions [-- --rounds 3]
+ */
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { parseArgs } from 'node:util';
+import pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import { startServices } from '../local/services/index.js';
+import { load, median } from './common.js';
+
+const { values: args } = parseArgs({ options: { rounds: { type: 'string', default: '3' } } });
+const ROUNDS = Number(args.rounds);
+const BATCHES = 10;
+const PER_BATCH = 10_000;
+
+const COLUMNS = ['document_uuid', 'filename', 'status', 'content_type', 'page_count', 'metadata'];
+const TYPES = ['uuid', 'text', 'text', 'text', 'integer', 'jsonb'];
+type Row = [string, string, string, string, number, Record<string, unknown>];
+
+const TABLE = `CREATE TABLE source_documents (document_uuid uuid PRIMARY KEY, filename text NOT NULL,
+  status text NOT NULL CHECK (status IN ('pending', 'processing', 'completed', 'failed')),
+  content_type text, page_count integer CHECK (page_count >= 0), error_message text,
+  metadata jsonb CHECK (jsonb_typeof(metadata) = 'object'), created_at timestamptz DEFAULT now(),
+  updated_at timestamptz)`;
+const VERSIONS: Record<string, string> = {
+  text: `CREATE TABLE spillway.row_versions (table_name text NOT NULL, row_key text NOT NULL,
+  version bigint NOT NULL, deleted boolean NOT NULL DEFAULT false, PRIMARY KEY (table_name, row_key))`,
+  number: `CREATE TABLE spillway.row_versions (table_id integer NOT NULL, row_key text NOT NULL,
+  version bigint NOT NULL, deleted boolean NOT NULL DEFAULT false, PRIMARY KEY (table_id, row_key))`,
+  table: `CREATE TABLE spillway.row_versions (document_uuid uuid PRIMARY KEY,
+  version bigint NOT NULL, deleted boolean NOT NULL DEFAULT false)`,
+};
+
+/** The drain's upsert statement (core/sql.ts's shape), with the version rows kept as `versions` says. */
+function upsert(versions: 'none' | 'text' | 'number' | 'table'): string {
+  const fields = COLUMNS.map((c, i) =>
+    TYPES[i] === 'jsonb'
+      ? `nullif(e->${i + 2}, 'null'::jsonb) AS ${c}`
+      : `(e->>${i + 2})::${TYPES[i]} AS ${c}`,
+  );
+  const incoming = `incoming AS (SELECT e->>0 AS "@k", (e->>1)::bigint AS "@v", ${fields.join(', ')} FROM jsonb_array_elements($1::jsonb) AS e)`;
+  const write = `INSERT INTO source_documents AS t (${COLUMNS.join(', ')})
+SELECT ${COLUMNS.map((c) => `i.${c}`).join(', ')} FROM incoming i`;
+  const update = `ON CONFLICT (document_uuid) DO UPDATE SET ${COLUMNS.slice(1)
+    .map((c) => `${c} = EXCLUDED.${c}`)
+    .join(', ')}`;
+  if (versions === 'none') return `WITH ${incoming} ${write} ${update}`;
+  const [key, value, joined] =
+    versions === 'text'
+      ? ['table_name, row_key', `'public.source_documents', "@k"`, `a.row_key = i."@k"`]
+      : versions === 'number'
+        ? ['table_id, row_key', `7, "@k"`, `a.row_key = i."@k"`]
+        : ['document_uuid', 'document_uuid', 'a.document_uuid = i.document_uuid'];
+  const returned = versions === 'table' ? 'document_uuid' : 'row_key';
+  return `WITH ${incoming},
+accepted AS (INSERT INTO spillway.row_versions AS rv (${key}, version, deleted)
+  SELECT ${value}, "@v", false FROM incoming
+  ON CONFLICT (${key}) DO UPDATE SET version = EXCLUDED.version, deleted = EXCLUDED.deleted
+  WHERE rv.version < EXCLUDED.version RETURNING ${returned})
+${write} JOIN accepted a ON ${joined} ${update}`;
+}
+
+function batches(): Row[][] {
+  return Array.from({ length: BATCHES }, (_, b) =>
+    Array.from({ length: PER_BATCH }, (_, i): Row => {
+      const n = b * PER_BATCH + i;
+      return [
+        randomUUID(),
+        `case-${n}.pdf`,
+        'completed',
+        'application/pdf',
+        12,
+        { court: 'SDNY', n },
+      ];
+    }),
+  );
+}
+
+const copyLine = (values: readonly unknown[]) =>
+  `${values.map((v) => (typeof v === 'object' ? JSON.stringify(v) : String(v))).join('\t')}\n`;
+
+async function copy(client: pg.PoolClient, sql: string, lines: string[]): Promise<void> {
+  await pipeline(Readable.from(lines), client.query(copyFrom(sql)));
+}
+
+type Way = (client: pg.PoolClient, rows: Row[], base: number) => Promise<void>;
+
+const WAYS: [string, string | null, Way][] = [
+  [
+    'copy',
+    null,
+    (c, rows) =>
+      copy(c, `COPY source_documents (${COLUMNS.join(', ')}) FROM STDIN`, rows.map(copyLine)),
+  ],
+  [
+    'copy+versions',
+    'text',
+    async (c, rows, base) => {
+      await copy(c, `COPY source_documents (${COLUMNS.join(', ')}) FROM STDIN`, rows.map(copyLine));
+      await copy(
+        c,
+        'COPY spillway.row_versions (table_name, row_key, version, deleted) FROM STDIN',
+        rows.map((r, i) =>
+          copyLine(['public.source_documents', JSON.stringify([r[0]]), base + i, 'f']),
+        ),
+      );
+    },
+  ],
+  ...(['none', 'text', 'number', 'table'] as const).map(
+    (versions): [string, string | null, Way] => [
+      versions === 'none'
+        ? 'upsert, no versions'
+        : versions === 'text'
+          ? 'upsert, versions'
+          : `upsert, versions ${versions === 'number' ? 'by table number' : 'per table'}`,
+      versions === 'none' ? null : versions,
+      async (c, rows, base) => {
+        const payload = JSON.stringify(
+          rows.map((r, i) => [JSON.stringify([r[0]]), String(base + i), ...r]),
+        );
+        await c.query(upsert(versions), [payload]);
+      },
+    ],
+  ),
+];
+
+function backendCpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+async function main(): Promise<void> {
+  const services = await startServices({ redis: false });
+  const { directUrl } = await services.createDatabase();
+  const pool = new pg.Pool({ connectionString: directUrl, max: 1 });
+  try {
+    console.log(
+      `${BATCHES * PER_BATCH} new rows of source_documents, ${BATCHES} transactions of ${PER_BATCH}, straight into PostgreSQL; ${ROUNDS} rounds; load average ${load()}`,
+    );
+    const runs = new Map<string, { ms: number; cpuMs: number }[]>(WAYS.map(([name]) => [name, []]));
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const [name, versions, way] of WAYS) {
+        const client = await pool.connect();
+        try {
+          await client.query(
+            `DROP SCHEMA IF EXISTS spillway CASCADE; DROP TABLE IF EXISTS source_documents; CREATE SCHEMA spillway; ${TABLE}; ${VERSIONS[versions ?? 'text']}`,
+          );
+          const pid =
+            (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid ??
+            0;
+          const data = batches();
+          const cpu = backendCpuMs(pid);
+          const t = performance.now();
+          for (const [b, rows] of data.entries()) {
+            await client.query('BEGIN');
+            await way(client, rows, 1 + b * PER_BATCH);
+            await client.query('COMMIT');
+          }
+          runs.get(name)?.push({ ms: performance.now() - t, cpuMs: backendCpuMs(pid) - cpu });
+        } finally {
+          client.release();
+        }
+      }
+    }
+    const copyMs = median(runs.get('copy')?.map((r) => r.ms) ?? []);
+    const copyCpu = median(runs.get('copy')?.map((r) => r.cpuMs) ?? []);
+    console.log('way                                  wall ms  vs COPY  backend CPU ms  vs COPY');
+    for (const [name, list] of runs) {
+      const ms = median(list.map((r) => r.ms));
+      const cpu = median(list.map((r) => r.cpuMs));
+      console.log(
+        `${name.padEnd(36)} ${String(Math.round(ms)).padStart(7)}  ${(ms / copyMs).toFixed(2).padStart(7)}  ${String(Math.round(cpu)).padStart(14)}  ${(cpu / copyCpu).toFixed(2).padStart(7)}`,
+      );
+    }
+    console.log(`load average ${load()}`);
+  } finally {
+    await pool.end();
+    await services.stop();
+  }
+}
+
+await main();

@@ -8,19 +8,26 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
+import { type JsonValue, rowKeyOf } from '../lambdas/core/changeset.js';
 import { pipelineRegistry } from '../lambdas/schema/tables.js';
 import type { Change, Row } from './workloads.js';
+
+/** The change's table and its row key, as the drain records it (`rowKeyOf`). */
+function target(change: Change): { table: string; key: string } {
+  const def = pipelineRegistry.get(change.table);
+  if (!def) throw new Error(change.table);
+  const source = change.op === 'upsert' ? change.record : change.key;
+  return { table: change.table, key: rowKeyOf(def, source as Record<string, JsonValue>) };
+}
 
 /** The final rows the changes produce, per table, in foreign-key order (what COPY loads). */
 export function finalRows(changesets: readonly Change[][]): Map<string, Map<string, Row>> {
   const tables = new Map(pipelineRegistry.writeOrder.map((t) => [t, new Map<string, Row>()]));
   for (const changeset of changesets) {
     for (const change of changeset) {
-      const def = pipelineRegistry.get(change.table);
-      const rows = tables.get(change.table);
-      if (!def || !rows) throw new Error(change.table);
-      const source = change.op === 'upsert' ? change.record : change.key;
-      const id = JSON.stringify(def.primaryKey.map((c) => source[c]));
+      const { table, key: id } = target(change);
+      const rows = tables.get(table);
+      if (!rows) throw new Error(table);
       if (change.op === 'upsert') rows.set(id, { ...change.record });
       else if (change.op === 'delete') rows.delete(id);
       else rows.set(id, { ...rows.get(id), ...change.set });
@@ -34,12 +41,10 @@ export function touchedKeys(changesets: readonly Change[][]): Map<string, Set<st
   const tables = new Map<string, Set<string>>();
   for (const changeset of changesets) {
     for (const change of changeset) {
-      const def = pipelineRegistry.get(change.table);
-      if (!def) throw new Error(change.table);
-      const source = change.op === 'upsert' ? change.record : change.key;
-      const keys = tables.get(change.table) ?? new Set<string>();
-      keys.add(JSON.stringify(def.primaryKey.map((c) => source[c])));
-      tables.set(change.table, keys);
+      const { table, key } = target(change);
+      const keys = tables.get(table) ?? new Set<string>();
+      keys.add(key);
+      tables.set(table, keys);
     }
   }
   return tables;
@@ -100,7 +105,8 @@ export async function countAll(pool: pg.Pool): Promise<Record<string, number>> {
   return counts;
 }
 
-function copyText(value: unknown): string {
+/** A value as COPY's text format writes it. */
+export function copyText(value: unknown): string {
   if (value === null || value === undefined) return '\\N';
   const text = typeof value === 'object' ? JSON.stringify(value) : String(value);
   return text

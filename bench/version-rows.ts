@@ -8,12 +8,13 @@
  *   copy                    COPY of the rows (the baseline)
  *   copy+versions           the same, plus COPY of a version row each into spillway.row_versions
  *   upsert, no versions     the drain's statement without its version rows (no G2)
- *   upsert, versions        the drain's statement as it is (core/sql.ts): version rows keyed by
- *                           the table's name and the row key as JSON text
+ *   upsert, versions        the drain's statement as it is (`buildStatements`, core/sql.ts):
+ *                           version rows keyed by the table's name and the row key as JSON text
  *   upsert, versions by table number   the same with an integer naming the table
  *   upsert, versions per table          a version table for the table, keyed by its own key
  *
- * The last two are not how Spillway stores versions: they measure what changing it would save.
+ * The others are that statement's shape built here, without version rows or with them kept
+ * another way: not how Spillway stores versions, they measure what changing it would save.
  * Linux only (/proc). Usage: npm run bench:versions [-- --rounds 3]
  */
 import { randomUUID } from 'node:crypto';
@@ -23,17 +24,31 @@ import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
+import type { RowWrite } from '../lambdas/core/coalesce.js';
+import { buildStatements } from '../lambdas/core/sql.js';
+import { pipelineRegistry } from '../lambdas/schema/tables.js';
 import { startServices } from '../local/services/index.js';
 import { load, median } from './common.js';
+import { copyText } from './copy.js';
 
 const { values: args } = parseArgs({ options: { rounds: { type: 'string', default: '3' } } });
 const ROUNDS = Number(args.rounds);
 const BATCHES = 10;
 const PER_BATCH = 10_000;
 
-const COLUMNS = ['document_uuid', 'filename', 'status', 'content_type', 'page_count', 'metadata'];
-const TYPES = ['uuid', 'text', 'text', 'text', 'integer', 'jsonb'];
-type Row = [string, string, string, string, number, Record<string, unknown>];
+/** The columns the drain writes for an upsert of the table (all but `created_at`, defaulted). */
+const COLUMNS = [
+  'document_uuid',
+  'filename',
+  'status',
+  'content_type',
+  'page_count',
+  'error_message',
+  'metadata',
+  'updated_at',
+];
+const TYPES = ['uuid', 'text', 'text', 'text', 'integer', 'text', 'jsonb', 'timestamptz'];
+type Row = [string, string, string, string, number, null, { court: string; n: number }, null];
 
 const TABLE = `CREATE TABLE source_documents (document_uuid uuid PRIMARY KEY, filename text NOT NULL,
   status text NOT NULL CHECK (status IN ('pending', 'processing', 'completed', 'failed')),
@@ -49,8 +64,8 @@ const VERSIONS: Record<string, string> = {
   version bigint NOT NULL, deleted boolean NOT NULL DEFAULT false)`,
 };
 
-/** The drain's upsert statement (core/sql.ts's shape), with the version rows kept as `versions` says. */
-function upsert(versions: 'none' | 'text' | 'number' | 'table'): string {
+/** The drain's upsert statement's shape, with the version rows kept as `versions` says. */
+function upsert(versions: 'none' | 'number' | 'table'): string {
   const fields = COLUMNS.map((c, i) =>
     TYPES[i] === 'jsonb'
       ? `nullif(e->${i + 2}, 'null'::jsonb) AS ${c}`
@@ -64,11 +79,9 @@ SELECT ${COLUMNS.map((c) => `i.${c}`).join(', ')} FROM incoming i`;
     .join(', ')}`;
   if (versions === 'none') return `WITH ${incoming} ${write} ${update}`;
   const [key, value, joined] =
-    versions === 'text'
-      ? ['table_name, row_key', `'public.source_documents', "@k"`, `a.row_key = i."@k"`]
-      : versions === 'number'
-        ? ['table_id, row_key', `7, "@k"`, `a.row_key = i."@k"`]
-        : ['document_uuid', 'document_uuid', 'a.document_uuid = i.document_uuid'];
+    versions === 'number'
+      ? ['table_id, row_key', `7, "@k"`, `a.row_key = i."@k"`]
+      : ['document_uuid', 'document_uuid', 'a.document_uuid = i.document_uuid'];
   const returned = versions === 'table' ? 'document_uuid' : 'row_key';
   return `WITH ${incoming},
 accepted AS (INSERT INTO spillway.row_versions AS rv (${key}, version, deleted)
@@ -88,14 +101,34 @@ function batches(): Row[][] {
         'completed',
         'application/pdf',
         12,
+        null,
         { court: 'SDNY', n },
+        null,
       ];
     }),
   );
 }
 
-const copyLine = (values: readonly unknown[]) =>
-  `${values.map((v) => (typeof v === 'object' ? JSON.stringify(v) : String(v))).join('\t')}\n`;
+const copyLine = (values: readonly unknown[]) => `${values.map(copyText).join('\t')}\n`;
+
+/** The drain's own statement for `rows` (one, as they share a shape), from core/sql.ts. */
+function drainStatement(rows: Row[], base: number): { text: string; values: unknown[] } {
+  const writes = rows.map((row, i): RowWrite => {
+    const values = Object.fromEntries(COLUMNS.map((c, at) => [c, row[at] ?? null]));
+    return {
+      table: 'source_documents',
+      rowKey: JSON.stringify([row[0]]),
+      key: { document_uuid: row[0] },
+      op: 'upsert',
+      values,
+      version: String(base + i),
+      lastStreamId: '',
+    };
+  });
+  const [statement, ...more] = buildStatements(writes, pipelineRegistry, 'public');
+  if (statement === undefined || more.length > 0) throw new Error('expected one statement');
+  return { text: statement.text, values: [...statement.values] };
+}
 
 async function copy(client: pg.PoolClient, sql: string, lines: string[]): Promise<void> {
   await pipeline(Readable.from(lines), client.query(copyFrom(sql)));
@@ -124,22 +157,26 @@ const WAYS: [string, string | null, Way][] = [
       );
     },
   ],
-  ...(['none', 'text', 'number', 'table'] as const).map(
-    (versions): [string, string | null, Way] => [
-      versions === 'none'
-        ? 'upsert, no versions'
-        : versions === 'text'
-          ? 'upsert, versions'
-          : `upsert, versions ${versions === 'number' ? 'by table number' : 'per table'}`,
-      versions === 'none' ? null : versions,
-      async (c, rows, base) => {
-        const payload = JSON.stringify(
-          rows.map((r, i) => [JSON.stringify([r[0]]), String(base + i), ...r]),
-        );
-        await c.query(upsert(versions), [payload]);
-      },
-    ],
-  ),
+  [
+    'upsert, versions',
+    'text',
+    async (c, rows, base) => {
+      const { text, values } = drainStatement(rows, base);
+      await c.query(text, values);
+    },
+  ],
+  ...(['none', 'number', 'table'] as const).map((versions): [string, string | null, Way] => [
+    versions === 'none'
+      ? 'upsert, no versions'
+      : `upsert, versions ${versions === 'number' ? 'by table number' : 'per table'}`,
+    versions === 'none' ? null : versions,
+    async (c, rows, base) => {
+      const payload = JSON.stringify(
+        rows.map((r, i) => [JSON.stringify([r[0]]), String(base + i), ...r]),
+      );
+      await c.query(upsert(versions), [payload]);
+    },
+  ]),
 ];
 
 function backendCpuMs(pid: number): number {

@@ -140,13 +140,12 @@ function buildStatement(
   given: readonly RowWrite[],
   schema: string,
 ): Statement {
-  let rows = given;
+  // A statement's foreign-key checks run at its end, whatever its rows' order; a statement split
+  // into parts (the Data API's request limit) checks at the end of each, so parents come first.
+  const rows = op !== 'delete' && isSelfReferencing(def) ? parentsFirst(def, given) : given;
   const first = rows[0];
   if (first === undefined) throw new Error('empty statement group');
   const columns = columnsOf(def, op, first);
-  // A statement's foreign-key checks run at its end, whatever its rows' order; a statement split
-  // into parts (the Data API's request limit) checks at the end of each, so parents come first.
-  if (op !== 'delete' && isSelfReferencing(def)) rows = parentsFirst(def, rows);
   const payload = rows.map((row) => {
     const item: JsonValue[] = [row.rowKey, row.version];
     for (const c of columns) item.push(row.values[c] ?? row.key[c] ?? null);

@@ -9,13 +9,20 @@
  *   copy+versions           the same, plus COPY of a version row each into spillway.row_versions
  *   upsert, no versions     the drain's statement without its version rows (no G2)
  *   upsert, versions        the drain's statement as it is (`buildStatements`, core/sql.ts):
- *                           version rows keyed by the table's name and the row key as JSON text
+ *                           version rows keyed by the table's name and the row key as JSON text,
+ *                           compared byte for byte (COLLATE "C", migration 0003)
+ *   upsert, versions in the database's collation   the same statement, with the keys in the
+ *                           database's default collation, as before migration 0003
  *   upsert, versions by table number   the same with an integer naming the table
  *   upsert, versions per table          a version table for the table, keyed by its own key
  *
  * The others are that statement's shape built here, without version rows or with them kept
  * another way: not how Spillway stores versions, they measure what changing it would save.
- * Linux only (/proc). Usage: npm run bench:versions [-- --rounds 3]
+ * The harness's PostgreSQL has no locale (its default collation is C, where the two are alike);
+ * `--locale en_US.UTF-8` runs everything in a database with that collation, as RDS and Aurora
+ * create theirs (the locale must exist on the machine: `locale -a`; Debian: package `locales`,
+ * then `locale-gen`).
+ * Linux only (/proc). Usage: npm run bench:versions [-- --rounds 3] [--locale en_US.UTF-8]
  */
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -25,13 +32,16 @@ import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import type { RowWrite } from '../lambdas/core/coalesce.js';
+import { messageOf } from '../lambdas/core/errors.js';
 import { buildStatements } from '../lambdas/core/sql.js';
 import { pipelineRegistry } from '../lambdas/schema/tables.js';
 import { startServices } from '../local/services/index.js';
 import { load, median } from './common.js';
 import { copyText } from './copy.js';
 
-const { values: args } = parseArgs({ options: { rounds: { type: 'string', default: '3' } } });
+const { values: args } = parseArgs({
+  options: { rounds: { type: 'string', default: '3' }, locale: { type: 'string' } },
+});
 const ROUNDS = Number(args.rounds);
 const BATCHES = 10;
 const PER_BATCH = 10_000;
@@ -56,9 +66,12 @@ const TABLE = `CREATE TABLE source_documents (document_uuid uuid PRIMARY KEY, fi
   metadata jsonb CHECK (jsonb_typeof(metadata) = 'object'), created_at timestamptz DEFAULT now(),
   updated_at timestamptz)`;
 const VERSIONS: Record<string, string> = {
-  text: `CREATE TABLE spillway.row_versions (table_name text NOT NULL, row_key text NOT NULL,
+  text: `CREATE TABLE spillway.row_versions (table_name text COLLATE "C" NOT NULL,
+  row_key text COLLATE "C" NOT NULL, version bigint NOT NULL, deleted boolean NOT NULL DEFAULT false,
+  PRIMARY KEY (table_name, row_key))`,
+  collated: `CREATE TABLE spillway.row_versions (table_name text NOT NULL, row_key text NOT NULL,
   version bigint NOT NULL, deleted boolean NOT NULL DEFAULT false, PRIMARY KEY (table_name, row_key))`,
-  number: `CREATE TABLE spillway.row_versions (table_id integer NOT NULL, row_key text NOT NULL,
+  number: `CREATE TABLE spillway.row_versions (table_id integer NOT NULL, row_key text COLLATE "C" NOT NULL,
   version bigint NOT NULL, deleted boolean NOT NULL DEFAULT false, PRIMARY KEY (table_id, row_key))`,
   table: `CREATE TABLE spillway.row_versions (document_uuid uuid PRIMARY KEY,
   version bigint NOT NULL, deleted boolean NOT NULL DEFAULT false)`,
@@ -157,14 +170,14 @@ const WAYS: [string, string | null, Way][] = [
       );
     },
   ],
-  [
-    'upsert, versions',
-    'text',
+  ...(['text', 'collated'] as const).map((versions): [string, string, Way] => [
+    versions === 'text' ? 'upsert, versions' : "upsert, versions in the database's collation",
+    versions,
     async (c, rows, base) => {
       const { text, values } = drainStatement(rows, base);
       await c.query(text, values);
     },
-  ],
+  ]),
   ...(['none', 'number', 'table'] as const).map((versions): [string, string | null, Way] => [
     versions === 'none'
       ? 'upsert, no versions'
@@ -184,13 +197,36 @@ function backendCpuMs(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
+/** A database beside `url`'s whose collation is `locale` (`url`'s own without one). */
+async function inLocale(url: string, locale: string | undefined): Promise<string> {
+  if (locale === undefined) return url;
+  const admin = new pg.Client({ connectionString: url });
+  await admin.connect();
+  try {
+    await admin.query(
+      `CREATE DATABASE bench_locale TEMPLATE template0 LOCALE ${pg.escapeLiteral(locale)}`,
+    );
+  } catch (error) {
+    throw new Error(
+      `--locale ${locale}: PostgreSQL cannot create a database in it (${messageOf(error)}); \`locale -a\` lists the machine's locales, and on Debian \`locale-gen\` adds one`,
+    );
+  } finally {
+    await admin.end();
+  }
+  const other = new URL(url);
+  other.pathname = '/bench_locale';
+  return other.toString();
+}
+
 async function main(): Promise<void> {
   const services = await startServices({ redis: false });
   const { directUrl } = await services.createDatabase();
-  const pool = new pg.Pool({ connectionString: directUrl, max: 1 });
+  const pool = new pg.Pool({ connectionString: await inLocale(directUrl, args.locale), max: 1 });
   try {
+    const collation = (await pool.query<{ c: string }>("SELECT current_setting('lc_collate') AS c"))
+      .rows[0]?.c;
     console.log(
-      `${BATCHES * PER_BATCH} new rows of source_documents, ${BATCHES} transactions of ${PER_BATCH}, straight into PostgreSQL; ${ROUNDS} rounds; load average ${load()}`,
+      `${BATCHES * PER_BATCH} new rows of source_documents, ${BATCHES} transactions of ${PER_BATCH}, straight into PostgreSQL (collation ${collation}); ${ROUNDS} rounds; load average ${load()}`,
     );
     const runs = new Map<string, { ms: number; cpuMs: number }[]>(WAYS.map(([name]) => [name, []]));
     for (let round = 0; round < ROUNDS; round++) {

@@ -80,6 +80,7 @@ describe('the local runner serves the contract', () => {
       '0000_spillway_bookkeeping',
       '0001_pipeline_tables',
       '0002_spillway_epochs',
+      '0003_spillway_byte_order_keys',
     ]);
   });
 
@@ -90,7 +91,7 @@ describe('the local runner serves the contract', () => {
     });
     expect(created).toEqual({
       PhysicalResourceId: 'spillway-migrations',
-      Data: { Applied: '', Skipped: '3' },
+      Data: { Applied: '', Skipped: '4' },
     });
     const deleted = await call(local.lambda, 'migrate', {
       RequestType: 'Delete',

@@ -12,6 +12,33 @@ import { type JsonValue, rowKeyOf } from '../lambdas/core/changeset.js';
 import { pipelineRegistry } from '../lambdas/schema/tables.js';
 import type { Change, Row } from './workloads.js';
 
+/** About what psql's \copy sends per CopyData message; COPY's cost then is the database's. */
+const COPY_CHUNK_CHARS = 64 * 1024;
+
+/**
+ * Runs `sql` (a COPY ... FROM STDIN) with `lines` as its data, sent in chunks of about 64 KiB as
+ * psql and pg_dump send it. Not a message per line: on a machine whose system calls are dear
+ * that alone made COPY of 100,000 rows four times slower (1.2-1.3 s against 0.3 s).
+ */
+export async function copyLines(
+  client: pg.PoolClient,
+  sql: string,
+  lines: Iterable<string>,
+): Promise<void> {
+  const chunks = function* (): Generator<string> {
+    let chunk = '';
+    for (const line of lines) {
+      chunk += line;
+      if (chunk.length >= COPY_CHUNK_CHARS) {
+        yield chunk;
+        chunk = '';
+      }
+    }
+    if (chunk !== '') yield chunk;
+  };
+  await pipeline(Readable.from(chunks()), client.query(copyFrom(sql)));
+}
+
 /** The change's table and its row key, as the drain records it (`rowKeyOf`). */
 function target(change: Change): { table: string; key: string } {
   const def = pipelineRegistry.get(change.table);
@@ -69,11 +96,10 @@ export async function copyRows(
       const lines = [...versions].flatMap(([table, keys]) =>
         [...keys].map((key) => `public.${table}\t${copyText(key)}\t${version++}\tf\n`),
       );
-      await pipeline(
-        Readable.from(lines),
-        client.query(
-          copyFrom('COPY spillway.row_versions (table_name, row_key, version, deleted) FROM STDIN'),
-        ),
+      await copyLines(
+        client,
+        'COPY spillway.row_versions (table_name, row_key, version, deleted) FROM STDIN',
+        lines,
       );
     }
     for (const [table, tableRows] of final) {
@@ -84,10 +110,7 @@ export async function copyRows(
       const lines = [...tableRows.values()].map(
         (row) => `${columns.map((c) => copyText(row[c])).join('\t')}\n`,
       );
-      await pipeline(
-        Readable.from(lines),
-        client.query(copyFrom(`COPY ${table} (${columns.join(', ')}) FROM STDIN`)),
-      );
+      await copyLines(client, `COPY ${table} (${columns.join(', ')}) FROM STDIN`, lines);
     }
     await client.query('COMMIT');
   } finally {

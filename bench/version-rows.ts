@@ -26,18 +26,15 @@
  */
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { from as copyFrom } from 'pg-copy-streams';
 import type { RowWrite } from '../lambdas/core/coalesce.js';
 import { messageOf } from '../lambdas/core/errors.js';
 import { buildStatements } from '../lambdas/core/sql.js';
 import { pipelineRegistry } from '../lambdas/schema/tables.js';
 import { startServices } from '../local/services/index.js';
 import { load, median } from './common.js';
-import { copyText } from './copy.js';
+import { copyLines, copyText } from './copy.js';
 
 const { values: args } = parseArgs({
   options: { rounds: { type: 'string', default: '3' }, locale: { type: 'string' } },
@@ -143,10 +140,6 @@ function drainStatement(rows: Row[], base: number): { text: string; values: unkn
   return { text: statement.text, values: [...statement.values] };
 }
 
-async function copy(client: pg.PoolClient, sql: string, lines: string[]): Promise<void> {
-  await pipeline(Readable.from(lines), client.query(copyFrom(sql)));
-}
-
 type Way = (client: pg.PoolClient, rows: Row[], base: number) => Promise<void>;
 
 const WAYS: [string, string | null, Way][] = [
@@ -154,14 +147,18 @@ const WAYS: [string, string | null, Way][] = [
     'copy',
     null,
     (c, rows) =>
-      copy(c, `COPY source_documents (${COLUMNS.join(', ')}) FROM STDIN`, rows.map(copyLine)),
+      copyLines(c, `COPY source_documents (${COLUMNS.join(', ')}) FROM STDIN`, rows.map(copyLine)),
   ],
   [
     'copy+versions',
     'text',
     async (c, rows, base) => {
-      await copy(c, `COPY source_documents (${COLUMNS.join(', ')}) FROM STDIN`, rows.map(copyLine));
-      await copy(
+      await copyLines(
+        c,
+        `COPY source_documents (${COLUMNS.join(', ')}) FROM STDIN`,
+        rows.map(copyLine),
+      );
+      await copyLines(
         c,
         'COPY spillway.row_versions (table_name, row_key, version, deleted) FROM STDIN',
         rows.map((r, i) =>

@@ -3,9 +3,13 @@
  * shape in a single round trip: rows travel as one JSON parameter, an array of positional rows
  * (`[rowKey, version, ...columns]`) unpacked by `jsonb_array_elements` (`unpack`).
  *
- * Every write is guarded by spillway.row_versions (G2): a row is written only when the change
- * is newer than the version recorded for its key, so redelivered or stale changes do nothing,
- * and a delete leaves a tombstone that keeps an older upsert from bringing the row back.
+ * Every write is guarded by the table's version table (G2, `versionTableOf`): a row is written
+ * only when the change is newer than the version recorded for its key, so redelivered or stale
+ * changes do nothing, and a delete leaves a tombstone that keeps an older upsert from bringing
+ * the row back. Each user table has its own version table in the `spillway` schema, keyed by the
+ * table's own primary-key columns with their types (text keys compared byte for byte,
+ * COLLATE "C"); `spillway.row_versions`, one table keyed by the table's name and the row key as
+ * JSON text, is no longer written (the migrator moves its rows, `io/migrator.ts`).
  *
  * Nothing here pins an RDS Proxy / PgBouncer session: unnamed statements, no SET, no temp tables.
  */
@@ -29,6 +33,107 @@ export function ident(name: string): string {
 
 export function qualifiedName(schema: string, table: string): string {
   return `${ident(schema)}.${ident(table)}`;
+}
+
+/** PostgreSQL's longest identifier, in bytes (NAMEDATALEN - 1); longer ones are truncated. */
+const MAX_IDENTIFIER_BYTES = 63;
+
+/**
+ * The name (unquoted) of the version table of `schema`.`table` in the `spillway` schema:
+ * `<schema>.<table>`, or when that is longer than PostgreSQL's 63-byte identifier limit, a
+ * prefix of it, `~` and a 64-bit FNV-1a hash of the whole name (16 hex digits), so that two
+ * tables share a name only if their hashes collide.
+ */
+export function versionTableName(schema: string, table: string): string {
+  const name = `${schema}.${table}`;
+  const bytes = new TextEncoder().encode(name);
+  if (bytes.length <= MAX_IDENTIFIER_BYTES) return name;
+  const suffix = `~${fnv1a64(bytes)}`;
+  let prefix = '';
+  let size = 0;
+  for (const char of name) {
+    const charBytes = new TextEncoder().encode(char).length;
+    if (size + charBytes > MAX_IDENTIFIER_BYTES - suffix.length) break;
+    prefix += char;
+    size += charBytes;
+  }
+  return `${prefix}${suffix}`;
+}
+
+/** 64-bit FNV-1a of `bytes`, as 16 hex digits. */
+function fnv1a64(bytes: Uint8Array): string {
+  let hash = 0xcbf29ce484222325n;
+  for (const byte of bytes) {
+    hash ^= BigInt(byte);
+    hash = (hash * 0x100000001b3n) & 0xffffffffffffffffn;
+  }
+  return hash.toString(16).padStart(16, '0');
+}
+
+/** A table's version table: its qualified name and its quoted column names. */
+export interface VersionTable {
+  /** `spillway."<schema>.<table>"`. */
+  readonly name: string;
+  /** The table's primary-key columns, quoted, in primary-key order. */
+  readonly key: readonly string[];
+  /** The version column, quoted: `version`, or `"@version"` when a key column is so named. */
+  readonly version: string;
+  /** The tombstone column, quoted: `deleted`, or `"@deleted"` when a key column is so named. */
+  readonly deleted: string;
+}
+
+/** The version table of `def` in `schema` (G2): one row per key ever written, tombstones too. */
+export function versionTableOf(def: TableDef, schema: string): VersionTable {
+  const taken = (c: string) => def.primaryKey.includes(c);
+  return {
+    name: `spillway.${ident(versionTableName(schema, def.name))}`,
+    key: def.primaryKey.map(ident),
+    version: ident(taken('version') ? '@version' : 'version'),
+    deleted: ident(taken('deleted') ? '@deleted' : 'deleted'),
+  };
+}
+
+/**
+ * `CREATE TABLE IF NOT EXISTS` of the version table of `def`: its primary-key columns with the
+ * definition's types (text in COLLATE "C": keys are only compared for equality, and byte
+ * comparisons are the cheapest), the version and the tombstone flag.
+ */
+export function versionTableDdl(def: TableDef, schema: string): string {
+  const vt = versionTableOf(def, schema);
+  const keys = def.primaryKey.map((c, i) => {
+    const type = def.columns[c]?.type ?? 'text';
+    return `${vt.key[i]} ${type}${type === 'text' ? ' COLLATE "C"' : ''} NOT NULL`;
+  });
+  return `CREATE TABLE IF NOT EXISTS ${vt.name} (${keys.join(', ')}, ${vt.version} bigint NOT NULL, ${vt.deleted} boolean NOT NULL DEFAULT false, PRIMARY KEY (${vt.key.join(', ')}))`;
+}
+
+/**
+ * The value of primary-key column `column` of `def`, typed, from `json`, a jsonb expression of
+ * the row key as `rowKeyOf` writes it (a JSON array in primary-key order); the same conversion
+ * `unpack` makes of a row's key columns.
+ */
+export function keyColumnFromJson(def: TableDef, column: string, json: string): string {
+  const at = def.primaryKey.indexOf(column);
+  if (at < 0) throw new Error(`${column} is not a primary-key column of ${def.name}`);
+  const type = def.columns[column]?.type ?? 'text';
+  return type === 'jsonb'
+    ? `(${json}->${at})`
+    : type === 'text'
+      ? `(${json}->>${at})`
+      : `(${json}->>${at})::${type}`;
+}
+
+/**
+ * `a.k1 = b.k1 AND ...` over the primary-key columns of `def`, text ones compared byte for byte
+ * as the version tables store them.
+ */
+export function keyJoin(def: TableDef, a: string, b: string): string {
+  return def.primaryKey
+    .map((c) => {
+      const collate = (def.columns[c]?.type ?? 'text') === 'text' ? ' COLLATE "C"' : '';
+      return `${a}.${ident(c)} = ${b}.${ident(c)}${collate}`;
+    })
+    .join(' AND ');
 }
 
 /**
@@ -63,6 +168,7 @@ export function buildExistenceChecks(
     const def = registry.get(table);
     if (def === undefined) throw new Error(`no table definition for ${table}`);
     const keyMatch = def.primaryKey.map((c) => `t.${ident(c)} = i.${ident(c)}`).join(' AND ');
+    const vt = versionTableOf(def, schema);
     const payload = group.map((row) => [
       row.rowKey,
       row.patchedFrom ?? null,
@@ -73,9 +179,9 @@ export function buildExistenceChecks(
       table,
       text: `SELECT i."@k" AS row_key FROM (${unpack(def, def.primaryKey)}) AS i
 WHERE NOT EXISTS (SELECT 1 FROM ${qualifiedName(schema, table)} AS t WHERE ${keyMatch})
-  AND NOT EXISTS (SELECT 1 FROM spillway.row_versions AS rv
-    WHERE rv.table_name = $2 AND rv.row_key = i."@k" AND rv.version >= i."@v")`,
-      values: [JSON.stringify(payload), `${schema}.${table}`],
+  AND NOT EXISTS (SELECT 1 FROM ${vt.name} AS rv
+    WHERE ${keyJoin(def, 'rv', 'i')} AND rv.${vt.version} >= i."@v")`,
+      values: [JSON.stringify(payload)],
       rows: group.length,
     };
   });
@@ -154,12 +260,15 @@ function buildStatement(
   const target = qualifiedName(schema, def.name);
   const keyMatch = def.primaryKey.map((c) => `t.${ident(c)} = i.${ident(c)}`).join(' AND ');
   const incoming = `incoming AS (${unpack(def, columns)})`;
+  const vt = versionTableOf(def, schema);
+  const keys = vt.key.join(', ');
+  const accepted = keyJoin(def, 'a', 'i');
   const versions = (deleted: boolean, revive: boolean) =>
-    `accepted AS (INSERT INTO spillway.row_versions AS rv (table_name, row_key, version, deleted)
-  SELECT $2, "@k", "@v", ${deleted} FROM incoming
-  ON CONFLICT (table_name, row_key) DO UPDATE SET version = EXCLUDED.version${revive ? ', deleted = EXCLUDED.deleted' : ''}
-  WHERE rv.version < EXCLUDED.version
-  RETURNING row_key)`;
+    `accepted AS (INSERT INTO ${vt.name} AS rv (${keys}, ${vt.version}, ${vt.deleted})
+  SELECT ${keys}, "@v", ${deleted} FROM incoming
+  ON CONFLICT (${keys}) DO UPDATE SET ${vt.version} = EXCLUDED.${vt.version}${revive ? `, ${vt.deleted} = EXCLUDED.${vt.deleted}` : ''}
+  WHERE rv.${vt.version} < EXCLUDED.${vt.version}
+  RETURNING ${keys})`;
 
   let text: string;
   if (op === 'upsert') {
@@ -171,7 +280,7 @@ function buildStatement(
     text = `WITH ${incoming},
 ${versions(false, true)}
 INSERT INTO ${target} AS t (${list})
-SELECT ${columns.map((c) => `i.${ident(c)}`).join(', ')} FROM incoming i JOIN accepted a ON a.row_key = i."@k"
+SELECT ${columns.map((c) => `i.${ident(c)}`).join(', ')} FROM incoming i JOIN accepted a ON ${accepted}
 ON CONFLICT (${def.primaryKey.map(ident).join(', ')}) ${conflict}`;
   } else if (op === 'patch') {
     const sets = columns
@@ -182,19 +291,20 @@ ON CONFLICT (${def.primaryKey.map(ident).join(', ')}) ${conflict}`;
     text = `WITH ${incoming},
 ${versions(false, false)},
 updated AS (UPDATE ${target} AS t SET ${sets}
-  FROM incoming i JOIN accepted a ON a.row_key = i."@k" WHERE ${keyMatch}
+  FROM incoming i JOIN accepted a ON ${accepted} WHERE ${keyMatch}
   RETURNING i."@k" AS row_key)
-SELECT a.row_key FROM accepted a WHERE NOT EXISTS (SELECT 1 FROM updated u WHERE u.row_key = a.row_key)`;
+SELECT i."@k" AS row_key FROM incoming i JOIN accepted a ON ${accepted}
+WHERE NOT EXISTS (SELECT 1 FROM updated u WHERE u.row_key = i."@k")`;
   } else {
     text = `WITH ${incoming},
 ${versions(true, true)}
-DELETE FROM ${target} AS t USING incoming i JOIN accepted a ON a.row_key = i."@k" WHERE ${keyMatch}`;
+DELETE FROM ${target} AS t USING incoming i JOIN accepted a ON ${accepted} WHERE ${keyMatch}`;
   }
   return {
     op,
     table: def.name,
     text,
-    values: [JSON.stringify(payload), `${schema}.${def.name}`],
+    values: [JSON.stringify(payload)],
     rows: rows.length,
   };
 }

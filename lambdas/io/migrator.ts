@@ -9,7 +9,9 @@
  *
  * Migrations may adopt tables that already exist (`CREATE TABLE IF NOT EXISTS`), so after the
  * last one the runner checks that every table of the registry fits its definition
- * (`schema-check.ts`) and fails with the list of mismatches otherwise.
+ * (`schema-check.ts`) and fails with the list of mismatches otherwise. Then it creates each
+ * table's version table (G2, `core/sql.ts`) and moves the table's versions there from
+ * `spillway.row_versions`, where Spillway kept every table's versions before.
  */
 import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
@@ -24,7 +26,8 @@ import {
   SpillwayError,
   UnavailableError,
 } from '../core/errors.js';
-import type { SchemaRegistry } from '../core/schema.js';
+import type { SchemaRegistry, TableDef } from '../core/schema.js';
+import { keyColumnFromJson, versionTableDdl, versionTableOf } from '../core/sql.js';
 import { type SqlStatement, splitSqlScript } from '../core/sql-script.js';
 import { pipelineRegistry } from '../schema/tables.js';
 import { DEFAULT_MIGRATION_TIMEOUT_MS } from './config.js';
@@ -131,8 +134,86 @@ export async function runMigrations(
     const applied = await applyMigration(pool, schema, migration, timeoutMs);
     (applied ? result.applied : result.skipped).push(migration.id);
   }
-  await verifyTables(pool, schema, options.registry ?? pipelineRegistry, timeoutMs);
+  const registry = options.registry ?? pipelineRegistry;
+  await verifyTables(pool, schema, registry, timeoutMs);
+  await createVersionTables(pool, { schema, registry, timeoutMs });
   return result;
+}
+
+export interface VersionTablesOptions {
+  /** Schema of the user tables. @default 'public' */
+  readonly schema?: string;
+  /** @default pipelineRegistry */
+  readonly registry?: SchemaRegistry;
+  /** @default DEFAULT_MIGRATION_TIMEOUT_MS */
+  readonly timeoutMs?: number;
+}
+
+/**
+ * For each table of the registry, in a transaction of its own under the migrations' advisory
+ * lock: creates its version table (`versionTableDdl`, if missing), then moves the table's rows
+ * of `spillway.row_versions` (the single version table of earlier releases, keyed by
+ * `<schema>.<table>` and the row key as JSON text) into it with their keys typed, deleting them
+ * there: one row per typed key, the highest version, and a version already in the version table
+ * stays when it is newer (G2). Idempotent; with nothing to move it costs an index probe per
+ * table. `runMigrations` calls it after its table check; call it yourself only for tables you
+ * create without `runMigrations`.
+ */
+export async function createVersionTables(
+  pool: TransactionPool,
+  options: VersionTablesOptions = {},
+): Promise<void> {
+  const schema = options.schema ?? 'public';
+  const registry = options.registry ?? pipelineRegistry;
+  const timeoutMs = options.timeoutMs ?? DEFAULT_MIGRATION_TIMEOUT_MS;
+  for (const name of registry.writeOrder) {
+    const def = registry.get(name) as TableDef;
+    try {
+      await inTransaction(pool, { timeoutMs }, async (query) => {
+        await query(`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`);
+        await query(versionTableDdl(def, schema));
+        const old = await query<{ found: boolean }>(
+          "SELECT to_regclass('spillway.row_versions') IS NOT NULL AS found",
+        );
+        if (old.rows[0]?.found !== true) return;
+        await query(moveVersionsSql(def, schema), [`${schema}.${def.name}`]);
+      });
+    } catch (error) {
+      if (error instanceof SpillwayError) throw error;
+      const message = messageOf(error);
+      if (classifyDatabaseError(error) === 'transient') {
+        throw new UnavailableError(
+          'database',
+          `creating the version table of ${name}: ${message}`,
+          {
+            cause: error,
+          },
+        );
+      }
+      const sqlState = databaseReportOf(error)?.sqlState;
+      throw new MigrationError(
+        `creating the version table of ${name} failed: ${message}${sqlState ? ` (SQLSTATE ${sqlState})` : ''}`,
+        { sqlState, cause: error },
+      );
+    }
+  }
+}
+
+/** Moves the rows of `$1` (`<schema>.<table>`) from spillway.row_versions to def's version table. */
+function moveVersionsSql(def: TableDef, schema: string): string {
+  const vt = versionTableOf(def, schema);
+  const keys = vt.key.join(', ');
+  const typed = def.primaryKey
+    .map((c, i) => `${keyColumnFromJson(def, c, 'm.row_key::jsonb')} AS ${vt.key[i]}`)
+    .join(', ');
+  return `WITH moved AS (DELETE FROM spillway.row_versions WHERE table_name = $1
+  RETURNING row_key, version, deleted)
+INSERT INTO ${vt.name} AS rv (${keys}, ${vt.version}, ${vt.deleted})
+SELECT DISTINCT ON (${keys}) ${keys}, "@v", "@d"
+FROM (SELECT ${typed}, m.version AS "@v", m.deleted AS "@d" FROM moved AS m) AS k
+ORDER BY ${keys}, "@v" DESC
+ON CONFLICT (${keys}) DO UPDATE SET ${vt.version} = EXCLUDED.${vt.version}, ${vt.deleted} = EXCLUDED.${vt.deleted}
+WHERE rv.${vt.version} < EXCLUDED.${vt.version}`;
 }
 
 /** Fails with every mismatch between the registry's tables and the database at once. */

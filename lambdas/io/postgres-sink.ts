@@ -8,13 +8,15 @@ import { toDatabaseError } from '../core/db-errors.js';
 import { FencedError, RejectedChangeError } from '../core/errors.js';
 import type { StoredRow } from '../core/overlay.js';
 import { boundText } from '../core/reasons.js';
-import type { SchemaRegistry } from '../core/schema.js';
+import type { SchemaRegistry, TableDef } from '../core/schema.js';
 import {
   buildExistenceChecks,
   buildStatements,
   FENCE_SQL,
   ident,
+  keyColumnFromJson,
   qualifiedName,
+  versionTableOf,
 } from '../core/sql.js';
 import { versionOf } from '../core/version.js';
 import {
@@ -123,9 +125,18 @@ FROM spillway.drain_fence WHERE buffer = $1 FOR UPDATE`,
       }
       let maxVersion = row?.max_version;
       if (row === undefined) {
-        // A buffer the database never saw: its rows may still carry versions of another one.
+        // A buffer the database never saw: its rows may still carry versions of another one,
+        // in the version tables, or in spillway.row_versions from before them.
+        const maxima = [
+          'SELECT max(version) FROM spillway.row_versions',
+          ...this.options.registry.names().map((name) => {
+            const def = this.options.registry.get(name) as TableDef;
+            const vt = versionTableOf(def, this.options.schema);
+            return `SELECT max(${vt.version}) FROM ${vt.name}`;
+          }),
+        ];
         const max = await query(
-          'SELECT coalesce(max(version), 0)::text AS v FROM spillway.row_versions',
+          `SELECT coalesce(greatest(${maxima.map((m) => `(${m})`).join(', ')}), 0)::text AS v`,
         );
         maxVersion = (max.rows[0] as { v: string }).v;
       }
@@ -191,27 +202,30 @@ ON CONFLICT (buffer) DO UPDATE SET token = EXCLUDED.token, epoch = EXCLUDED.epoc
 
   /**
    * The row as the database holds it, with values as JSON (timestamps as ISO-8601), and the
-   * version `spillway.row_versions` holds for it, within `timeoutMs`.
+   * version its version table holds for it, within `timeoutMs`.
    */
   async fetchRow(
     table: string,
     key: Readonly<Record<string, JsonValue>>,
-    rowKey: string,
+    // The version table is keyed by `key`'s typed columns; the JSON text is not needed here.
+    _rowKey: string,
     timeoutMs = 3_000,
   ): Promise<StoredRow> {
     const def = this.options.registry.get(table);
     if (def === undefined) throw new Error(`no table definition for ${table}`);
-    const on = def.primaryKey
-      .map((c, i) => `t.${ident(c)} = $${i + 3}::${def.columns[c]?.type ?? 'text'}`)
-      .join(' AND ');
+    const vt = versionTableOf(def, this.options.schema);
+    const on = (alias: string) =>
+      def.primaryKey
+        .map((c, i) => `${alias}.${ident(c)} = $${i + 1}::${def.columns[c]?.type ?? 'text'}`)
+        .join(' AND ');
     // Bounded like ping(): during an outage `read` answers from the overlay or fails fast, and
     // behind a lock the server gives up too, instead of leaving a backend waiting (G7).
     const found = await this.transaction({ timeoutMs }, async (query) => {
       const result = await query(
-        `SELECT rv.version::text AS "${VERSION_COLUMN}", t.* FROM (SELECT 1) AS one
-LEFT JOIN ${qualifiedName(this.options.schema, table)} AS t ON ${on}
-LEFT JOIN spillway.row_versions AS rv ON rv.table_name = $1 AND rv.row_key = $2`,
-        [`${this.options.schema}.${table}`, rowKey, ...def.primaryKey.map((c) => key[c])],
+        `SELECT rv.${vt.version}::text AS "${VERSION_COLUMN}", t.* FROM (SELECT 1) AS one
+LEFT JOIN ${qualifiedName(this.options.schema, table)} AS t ON ${on('t')}
+LEFT JOIN ${vt.name} AS rv ON ${on('rv')}`,
+        def.primaryKey.map((c) => key[c]),
       );
       return result.rows[0] as Record<string, unknown>;
     });
@@ -228,7 +242,7 @@ LEFT JOIN spillway.row_versions AS rv ON rv.table_name = $1 AND rv.row_key = $2`
    * `column` is `value`, after the primary key `after`, in primary-key order (at most
    * `limit + 1`, so the caller sees whether more follow), plus the rows with these `rowKeys`
    * (pending children the database may hold under another parent, or not at all), each with its
-   * `spillway.row_versions` version, bounded like `fetchRow`.
+   * version from its version table, bounded like `fetchRow`.
    */
   async fetchChildren(
     request: ChildrenRequest,
@@ -273,9 +287,16 @@ LEFT JOIN spillway.row_versions AS rv ON rv.table_name = $1 AND rv.row_key = $2`
         .slice(0)
         .map((row) => rowKeyOf(def, toJsonRow(row)));
       const allKeys = [...new Set([...stored.keys(), ...request.rowKeys])];
+      // The keys as JSON text (`rowKeyOf`) typed in SQL, the way the drain's statements type
+      // them; each version comes back under the caller's own key text.
+      const vt = versionTableOf(def, this.options.schema);
+      const typed = pk
+        .map((c, i) => `${vt.key[i]} = ${keyColumnFromJson(def, c, 'k.row_key::jsonb')}`)
+        .join(' AND ');
       const versions = await query<{ row_key: string; v: string }>(
-        'SELECT row_key, version::text AS v FROM spillway.row_versions WHERE table_name = $1 AND row_key = ANY($2::text[])',
-        [`${this.options.schema}.${def.name}`, allKeys],
+        `SELECT k.row_key, rv.${vt.version}::text AS v FROM unnest($1::text[]) AS k (row_key)
+JOIN ${vt.name} AS rv ON ${typed}`,
+        [allKeys],
       );
       for (const { row_key, v } of versions.rows) {
         const before = stored.get(row_key);
@@ -286,18 +307,30 @@ LEFT JOIN spillway.row_versions AS rv ON rv.table_name = $1 AND rv.row_key = $2`
   }
 
   /**
-   * Delete up to `limit` tombstones older than `belowVersion` (which must be the buffer's
-   * oldest live version: nothing older can arrive any more, so they guard nothing). Returns how
-   * many went.
+   * Delete up to `limit` tombstones (in all) older than `belowVersion` (which must be the
+   * buffer's oldest live version: nothing older can arrive any more, so they guard nothing) from
+   * the version tables of the registry's tables, table by table, then from the old
+   * `spillway.row_versions`. Returns how many went.
    */
   async pruneTombstones(belowVersion: string, limit = 10_000, timeoutMs = 10_000): Promise<number> {
+    const { registry, schema } = this.options;
+    const tables = registry.names().map((name) => {
+      const vt = versionTableOf(registry.get(name) as TableDef, schema);
+      return { name: vt.name, version: vt.version, deleted: vt.deleted };
+    });
+    tables.push({ name: 'spillway.row_versions', version: 'version', deleted: 'deleted' });
     return await this.transaction({ timeoutMs }, async (query) => {
-      const result = await query(
-        `DELETE FROM spillway.row_versions WHERE ctid IN (
-  SELECT ctid FROM spillway.row_versions WHERE deleted AND version < $1::bigint LIMIT $2)`,
-        [belowVersion, limit],
-      );
-      return result.rowCount ?? 0;
+      let pruned = 0;
+      for (const vt of tables) {
+        if (pruned >= limit) break;
+        const result = await query(
+          `DELETE FROM ${vt.name} WHERE ctid IN (
+  SELECT ctid FROM ${vt.name} WHERE ${vt.deleted} AND ${vt.version} < $1::bigint LIMIT $2)`,
+          [belowVersion, limit - pruned],
+        );
+        pruned += result.rowCount ?? 0;
+      }
+      return pruned;
     });
   }
 

@@ -187,7 +187,7 @@ describe('the local runner serves the contract', () => {
     const synced = await call<Record<string, unknown>>(local.lambda, 'sync', {});
     expect(synced).toMatchObject({ stoppedBy: 'empty', backlog: 0, tombstonesPruned: 1 });
     const left = await local.direct.query(
-      'SELECT count(*)::int AS n FROM spillway.row_versions WHERE deleted',
+      'SELECT count(*)::int AS n FROM spillway."public.source_documents" WHERE deleted',
     );
     expect(left.rows[0].n).toBe(0);
   });

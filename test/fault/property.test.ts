@@ -127,7 +127,7 @@ describe('random histories with crashes and redeliveries', () => {
         fc.integer({ min: 1, max: 24 }),
         async (changesets, batchSize, crashPlan, drainEvery) => {
           await engine.direct.query(
-            'TRUNCATE source_documents, spillway.row_versions, spillway.drain_fence CASCADE',
+            'TRUNCATE source_documents, spillway."public.source_documents", spillway.drain_fence CASCADE',
           );
           let step = 0;
           // 0: no crash; 1: crash after commit, before settling; 2: crash before applying.
@@ -336,7 +336,7 @@ describe('random histories of documents and chunks drained in random batches', (
         fc.array(fc.boolean(), { minLength: 10, maxLength: 10 }),
         async (steps, finalBatchSize, crashPlan) => {
           await engine.direct.query(
-            'TRUNCATE document_chunks, source_documents, spillway.row_versions, spillway.drain_fence CASCADE',
+            'TRUNCATE document_chunks, source_documents, spillway."public.document_chunks", spillway."public.source_documents", spillway.drain_fence CASCADE',
           );
           const prefix = uniquePrefix('prop-fk');
           let crashes = 0;

@@ -193,14 +193,17 @@ describe('the Data API sink within the Data API limits (local stand-in)', () => 
       },
       foreignKeys: [{ columns: ['parent'], references: 'nodes' }],
     };
+    const registry = new SchemaRegistry([...pipelineTables, nodes]);
     const { spillway, direct, executed } = await setup('data-api-self-reference', {
       limits: { requestBytes: limit },
       maxRequestBytes: limit,
-      registry: new SchemaRegistry([...pipelineTables, nodes]),
+      registry,
     });
     await direct.query(
       'CREATE TABLE public.nodes (id uuid PRIMARY KEY, parent uuid REFERENCES public.nodes (id) ON DELETE RESTRICT, note text)',
     );
+    // Migrate with the definitions that include it: that creates its version table too.
+    await runMigrations(direct, { registry });
     const count = async () =>
       (await direct.query<{ n: number }>('SELECT count(*)::int AS n FROM nodes')).rows[0]?.n;
     // One changeset, each node's parent the next one: children come before their parents.

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { coalesce } from '../../lambdas/core/coalesce.js';
 import { BackpressureError, ValidationError } from '../../lambdas/core/errors.js';
 import { SchemaRegistry, type TableDef } from '../../lambdas/core/schema.js';
+import { runMigrations } from '../../lambdas/io/migrator.js';
 import { pipelineTables } from '../../lambdas/schema/tables.js';
 import {
   chunk,
@@ -452,8 +453,11 @@ describe('drain', () => {
   it('prunes tombstones only when nothing older can arrive: a dead letter waiting for replay keeps the row it deleted deleted', async () => {
     const { spillway, direct } = await engine('tombstones');
     const tombstones = async () =>
-      (await direct.query('SELECT count(*)::int AS n FROM spillway.row_versions WHERE deleted'))
-        .rows[0].n;
+      (
+        await direct.query(
+          'SELECT count(*)::int AS n FROM spillway."public.source_documents" WHERE deleted',
+        )
+      ).rows[0].n;
     const [a, missingParent] = [uuid(), uuid()];
     // An old changeset upserts a and is dead-lettered (its chunk's parent does not exist yet).
     await spillway.write({ changes: [document(a), chunk(missingParent, 0)] });
@@ -577,12 +581,14 @@ describe('drain', () => {
       columns: { id: { type: 'uuid', nullable: false }, parent: { type: 'uuid' } },
       foreignKeys: [{ columns: ['parent'], references: 'nodes' }],
     };
-    const { spillway, direct } = await engine('self-reference', {
-      registry: new SchemaRegistry([...pipelineTables, nodes]),
-    });
+    const registry = new SchemaRegistry([...pipelineTables, nodes]);
+    const { spillway, direct } = await engine('self-reference', { registry });
     await direct.query(
       'CREATE TABLE public.nodes (id uuid PRIMARY KEY, parent uuid REFERENCES public.nodes (id) ON DELETE RESTRICT)',
     );
+    // As a user adds a table: its migration (here the statement above), then migrate with the
+    // definitions that include it, which also creates its version table.
+    await runMigrations(direct, { registry });
     // Each node's parent is the next one: split over statements, a child would miss its parent
     // (and a parent deleted first would keep a child); one statement checks at its end.
     const ids = Array.from({ length: 600 }, () => uuid());

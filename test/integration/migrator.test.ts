@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -5,7 +6,8 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, MigrationError } from '../../lambdas/core/errors.js';
-import { SchemaRegistry } from '../../lambdas/core/schema.js';
+import { SchemaRegistry, type TableDef } from '../../lambdas/core/schema.js';
+import { versionTableDdl, versionTableName } from '../../lambdas/core/sql.js';
 import { loadMigrations, runMigrations } from '../../lambdas/io/migrator.js';
 import { findSchemaProblems, readTables, SQL_TYPE_NAMES } from '../../lambdas/io/schema-check.js';
 import { pipelineRegistry, pipelineTables } from '../../lambdas/schema/tables.js';
@@ -202,11 +204,14 @@ describe('runMigrations through PgBouncer in transaction mode', () => {
     expect(recorded.rows).toEqual(
       (await loadMigrations(MIGRATIONS)).map((m) => ({ id: m.id, checksum: m.checksum })),
     );
-    expect(await tablesIn(pool, 'spillway')).toEqual([
-      'drain_fence',
-      'row_versions',
-      'schema_migrations',
-    ]);
+    expect(await tablesIn(pool, 'spillway')).toEqual(
+      [
+        'drain_fence',
+        'row_versions',
+        'schema_migrations',
+        ...pipelineTables.map((t) => `public.${t.name}`),
+      ].sort(),
+    );
   });
 
   it('keeps the keys of version rows in byte order, whatever the database collation', async () => {
@@ -221,6 +226,144 @@ describe('runMigrations through PgBouncer in transaction mode', () => {
       { attname: 'row_key', collname: 'C' },
       { attname: 'table_name', collname: 'C' },
     ]);
+  });
+
+  it('creates a version table per table in spillway, keyed by its own typed primary key, text keys in byte order', async () => {
+    const pool = await freshDatabase();
+    const dir = await tempDir();
+    await cp(MIGRATIONS, dir, { recursive: true });
+    await writeFile(
+      join(dir, '0100_tags.sql'),
+      'CREATE TABLE tags (tag text, n integer, note text, PRIMARY KEY (tag, n));\n',
+    );
+    const tags: TableDef = {
+      name: 'tags',
+      primaryKey: ['tag', 'n'],
+      columns: {
+        tag: { type: 'text', nullable: false },
+        n: { type: 'integer', nullable: false },
+        note: { type: 'text' },
+      },
+    };
+    await runMigrations(pool, {
+      directory: dir,
+      registry: new SchemaRegistry([...pipelineTables, tags]),
+    });
+    const columns = async (table: string) =>
+      (
+        await pool.query(
+          `SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type, a.attnotnull AS "notNull",
+                  c.collname AS collation
+             FROM pg_attribute a LEFT JOIN pg_collation c ON c.oid = a.attcollation
+            WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`,
+          [table],
+        )
+      ).rows;
+    const bookkeeping = [
+      { name: 'version', type: 'bigint', notNull: true, collation: null },
+      { name: 'deleted', type: 'boolean', notNull: true, collation: null },
+    ];
+    expect(await columns('spillway."public.source_documents"')).toEqual([
+      { name: 'document_uuid', type: 'uuid', notNull: true, collation: null },
+      ...bookkeeping,
+    ]);
+    expect(await columns('spillway."public.tags"')).toEqual([
+      { name: 'tag', type: 'text', notNull: true, collation: 'C' },
+      { name: 'n', type: 'integer', notNull: true, collation: null },
+      ...bookkeeping,
+    ]);
+    const key = await pool.query(
+      `SELECT pg_get_constraintdef(oid) AS def FROM pg_constraint
+        WHERE conrelid = 'spillway."public.tags"'::regclass AND contype = 'p'`,
+    );
+    expect(key.rows).toEqual([{ def: 'PRIMARY KEY (tag, n)' }]);
+  });
+
+  it("moves each table's versions out of spillway.row_versions into its version table, typed, the newest per key, once", async () => {
+    const pool = await freshDatabase();
+    // A deployment of before version tables: the shipped migrations, no version tables yet.
+    await runMigrations(pool, { registry: NO_TABLES });
+    const dir = await tempDir();
+    await cp(MIGRATIONS, dir, { recursive: true });
+    await writeFile(join(dir, '0100_tags.sql'), 'CREATE TABLE tags (tag text PRIMARY KEY);\n');
+    const tags: TableDef = {
+      name: 'tags',
+      primaryKey: ['tag'],
+      columns: { tag: { type: 'text', nullable: false } },
+    };
+    const registry = new SchemaRegistry([...pipelineTables, tags]);
+    const [a, b, c] = [randomUUID(), randomUUID(), randomUUID()];
+    // As the single version table held them: `<schema>.<table>` and the key as JSON text.
+    await pool.query(
+      `INSERT INTO spillway.row_versions (table_name, row_key, version, deleted) VALUES
+         ('public.source_documents', $1, 100, false),
+         ('public.source_documents', $2, 300, true),
+         ('public.source_documents', $3, 200, true),
+         ('public.document_chunks', $4, 50, false),
+         ('public.tags', '["x\\"y"]', 70, true),
+         ('public.not_defined', '["z"]', 7, false)`,
+      [
+        JSON.stringify([a]),
+        // Another spelling of the same uuid: one typed key, whose newest version wins.
+        JSON.stringify([a.toUpperCase()]),
+        JSON.stringify([b]),
+        JSON.stringify([c]),
+      ],
+    );
+    // A version already in the version table that is newer than the one moved stays.
+    await pool.query(
+      versionTableDdl(pipelineRegistry.get('source_documents') as TableDef, 'public'),
+    );
+    await pool.query(
+      'INSERT INTO spillway."public.source_documents" (document_uuid, version, deleted) VALUES ($1, 500, false)',
+      [b],
+    );
+    const versions = async () => ({
+      source_documents: (
+        await pool.query(
+          'SELECT document_uuid::text AS key, version::int, deleted FROM spillway."public.source_documents" ORDER BY version',
+        )
+      ).rows,
+      document_chunks: (
+        await pool.query(
+          'SELECT chunk_uuid::text AS key, version::int, deleted FROM spillway."public.document_chunks"',
+        )
+      ).rows,
+      tags: (
+        await pool.query('SELECT tag AS key, version::int, deleted FROM spillway."public.tags"')
+      ).rows,
+      left: (
+        await pool.query('SELECT table_name, row_key, version::int FROM spillway.row_versions')
+      ).rows,
+    });
+    const moved = {
+      source_documents: [
+        { key: a, version: 300, deleted: true },
+        { key: b, version: 500, deleted: false },
+      ],
+      document_chunks: [{ key: c, version: 50, deleted: false }],
+      tags: [{ key: 'x"y', version: 70, deleted: true }],
+      left: [{ table_name: 'public.not_defined', row_key: '["z"]', version: 7 }],
+    };
+
+    await runMigrations(pool, { directory: dir, registry });
+    expect(await versions()).toEqual(moved);
+    // Idempotent: nothing more to move, nothing changes.
+    await runMigrations(pool, { directory: dir, registry });
+    expect(await versions()).toEqual(moved);
+  });
+
+  it('names a version table whose name would pass 63 bytes by a prefix and a hash, distinct per table', async () => {
+    const pool = await freshDatabase();
+    const schema = `S${'x'.repeat(55)}`;
+    await runMigrations(pool, { schema });
+    const names = await tablesIn(pool, 'spillway');
+    const versionTables = pipelineTables.map((t) => versionTableName(schema, t.name));
+    expect(new Set(versionTables).size).toBe(pipelineTables.length);
+    for (const name of versionTables) {
+      expect(Buffer.byteLength(name)).toBeLessThanOrEqual(63);
+      expect(names).toContain(name);
+    }
   });
 
   it('creates the tables exactly as tables.ts defines them', async () => {
@@ -265,11 +408,14 @@ describe('runMigrations through PgBouncer in transaction mode', () => {
     await expectSchemaMatchesDefinitions(pool, 'Pipeline_2');
     expect(await tablesIn(pool, 'public')).toEqual([]);
     expect(await tablesIn(pool, 'pipeline_2')).toEqual([]);
-    expect(await tablesIn(pool, 'spillway')).toEqual([
-      'drain_fence',
-      'row_versions',
-      'schema_migrations',
-    ]);
+    expect(await tablesIn(pool, 'spillway')).toEqual(
+      [
+        'drain_fence',
+        'row_versions',
+        'schema_migrations',
+        ...pipelineTables.map((t) => `Pipeline_2.${t.name}`),
+      ].sort(),
+    );
   });
 
   it.each(['public; DROP SCHEMA spillway', 'a"b', '1st', '', 'x'.repeat(64)])(

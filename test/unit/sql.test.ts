@@ -3,7 +3,12 @@ import { describe, expect, it } from 'vitest';
 import { validateChangeset } from '../../lambdas/core/changeset.js';
 import { coalesce, type PendingChangeset, type RowWrite } from '../../lambdas/core/coalesce.js';
 import { SchemaRegistry, type TableDef } from '../../lambdas/core/schema.js';
-import { buildExistenceChecks, buildStatements } from '../../lambdas/core/sql.js';
+import {
+  buildExistenceChecks,
+  buildStatements,
+  versionTableName,
+  versionTableOf,
+} from '../../lambdas/core/sql.js';
 import { pipelineRegistry, pipelineTables } from '../../lambdas/schema/tables.js';
 
 /** RDS Proxy pins the session of a statement whose text is longer (shared/DESIGN.md). */
@@ -138,5 +143,49 @@ describe('buildStatements', () => {
         expect(statement.text).not.toContain('xxxx');
       }
     }
+  });
+});
+
+describe('versionTableName', () => {
+  it('is <schema>.<table> up to 63 bytes, and past them a prefix and a hash: at most 63 bytes, deterministic, distinct per table', () => {
+    expect(versionTableName('public', 'source_documents')).toBe('public.source_documents');
+    expect(
+      versionTableOf(pipelineRegistry.get('source_documents') as TableDef, 'public').name,
+    ).toBe('spillway."public.source_documents"');
+    const exact = `s.${'t'.repeat(61)}`;
+    expect(versionTableName('s', 't'.repeat(61))).toBe(exact);
+    const schema = 'S'.repeat(40);
+    const names = new Set<string>();
+    for (const table of [
+      't'.repeat(30),
+      `${'t'.repeat(29)}u`,
+      `${'t'.repeat(30)}x`,
+      'tä'.repeat(20),
+    ]) {
+      const name = versionTableName(schema, table);
+      expect(Buffer.byteLength(name)).toBeLessThanOrEqual(63);
+      expect(name.startsWith('S'.repeat(40))).toBe(true);
+      expect(versionTableName(schema, table)).toBe(name);
+      names.add(name);
+    }
+    expect(names.size).toBe(4);
+    // A multi-byte character is never cut in half.
+    const wide = versionTableName('ä'.repeat(40), 'x');
+    expect(Buffer.byteLength(wide)).toBeLessThanOrEqual(63);
+    expect(wide).toMatch(/^ä+~[0-9a-f]{16}$/);
+  });
+
+  it('names the bookkeeping columns apart from primary-key columns called version or deleted', () => {
+    const revisions: TableDef = {
+      name: 'revisions',
+      primaryKey: ['id', 'version'],
+      columns: { id: { type: 'uuid' }, version: { type: 'integer' }, body: { type: 'text' } },
+    };
+    expect(versionTableOf(revisions, 'public')).toEqual({
+      name: 'spillway."public.revisions"',
+      key: ['"id"', '"version"'],
+      version: '"@version"',
+      deleted: '"deleted"',
+    });
   });
 });

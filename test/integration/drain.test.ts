@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { coalesce } from '../../lambdas/core/coalesce.js';
 import { BackpressureError, ValidationError } from '../../lambdas/core/errors.js';
 import { SchemaRegistry, type TableDef } from '../../lambdas/core/schema.js';
+import { versionOf } from '../../lambdas/core/version.js';
 import { runMigrations } from '../../lambdas/io/migrator.js';
 import { pipelineTables } from '../../lambdas/schema/tables.js';
 import {
@@ -483,6 +484,41 @@ describe('drain', () => {
     // Nothing older can arrive any more: the tombstone goes.
     expect(await spillway.pruneTombstones()).toBe(1);
     expect(await tombstones()).toBe(0);
+  });
+  it('after migrating a database whose versions are in spillway.row_versions, an older change of a key stays refused and a deleted row stays deleted (G2)', async () => {
+    const { spillway, direct } = await engine('moved-versions');
+    const [a, b] = [uuid(), uuid()];
+    // The first drain agrees the epoch, before any version is planted below.
+    await spillway.write({ changes: [document(a, { filename: 'kept.pdf' })] });
+    await drainAll(spillway);
+    const stale = await spillway.write({ changes: [document(a, { filename: 'stale.pdf' })] });
+    const revived = await spillway.write({ changes: [document(b)] });
+    // The database as Spillway left it before version tables: the versions of a and b, newer
+    // than these two changes (b's a tombstone), only in spillway.row_versions, keyed by JSON text.
+    await direct.query('DELETE FROM spillway."public.source_documents"');
+    await direct.query(
+      `INSERT INTO spillway.row_versions (table_name, row_key, version, deleted) VALUES
+         ('public.source_documents', $1, $2::bigint + 1, false),
+         ('public.source_documents', $3, $4::bigint + 1, true)`,
+      [
+        JSON.stringify([a]),
+        versionOf(stale.version),
+        JSON.stringify([b]),
+        versionOf(revived.version),
+      ],
+    );
+    await runMigrations(direct);
+    expect(
+      (await direct.query('SELECT count(*)::int AS n FROM spillway.row_versions')).rows[0].n,
+    ).toBe(0);
+
+    await drainAll(spillway);
+    const rows = await tableRows(direct, 'source_documents');
+    expect([...rows.values()].map((row) => row.filename)).toEqual(['kept.pdf']);
+    expect(await spillway.read({ table: 'source_documents', key: { document_uuid: b } })).toEqual({
+      record: null,
+      pending: false,
+    });
   });
   it('a dead letter the current table definitions no longer accept is not replayed, and the error says which and why', async () => {
     const { spillway, another } = await engine('replay-revalidate');

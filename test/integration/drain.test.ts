@@ -520,6 +520,88 @@ describe('drain', () => {
       pending: false,
     });
   });
+  it('a table keyed by text and a column named version keeps G2 in its version table: stale changes refused, a deleted row stays deleted, reads agree', async () => {
+    const revisions: TableDef = {
+      name: 'revisions',
+      primaryKey: ['name', 'version'],
+      columns: {
+        name: { type: 'text', nullable: false },
+        version: { type: 'integer', nullable: false },
+        document_uuid: { type: 'uuid' },
+        body: { type: 'text' },
+      },
+      foreignKeys: [{ columns: ['document_uuid'], references: 'source_documents' }],
+    };
+    const registry = new SchemaRegistry([...pipelineTables, revisions]);
+    const { spillway, direct } = await engine('text-keys', { registry });
+    await direct.query(
+      `CREATE TABLE public.revisions (name text, version integer, document_uuid uuid REFERENCES public.source_documents (document_uuid) ON DELETE RESTRICT, body text, PRIMARY KEY (name, version));
+       CREATE INDEX ON public.revisions (document_uuid)`,
+    );
+    await runMigrations(direct, { registry });
+    const doc = uuid();
+    const rev = (name: string, version: number, body: string) => ({
+      op: 'upsert' as const,
+      table: 'revisions',
+      record: { name, version, document_uuid: doc, body },
+    });
+    const key = (name: string, version: number) => ({ name, version });
+    await spillway.write({ changes: [document(doc)] });
+    await drainAll(spillway);
+    await spillway.write({ changes: [rev('Ä "b"', 1, 'one'), rev('a', 2, 'two')] });
+    await spillway.write({
+      changes: [rev('a', 2, 'newer'), { op: 'delete', table: 'revisions', key: key('Ä "b"', 1) }],
+    });
+    // The newer changeset lands first; the older one is delivered after it and must change nothing.
+    const [first, newer] = await spillway.buffer.peek(10);
+    if (first === undefined || newer === undefined) throw new Error('expected two changesets');
+    const token = (await spillway.control.acquireLease(5_000)) as string;
+    await spillway.sink.apply(spillway.sink.prepare(coalesce([newer]), 0n), token, 5_000);
+    await spillway.buffer.settle([newer]);
+    await spillway.control.releaseLease(token);
+    await drainAll(spillway);
+    const stored = async () =>
+      (await direct.query('SELECT name, version, body FROM revisions ORDER BY name')).rows;
+    expect(await stored()).toEqual([{ name: 'a', version: 2, body: 'newer' }]);
+    const versions = await direct.query(
+      'SELECT name, version, deleted FROM spillway."public.revisions" ORDER BY name',
+    );
+    expect(versions.rows.map((r) => [r.name, r.version, r.deleted])).toEqual([
+      ['a', 2, false],
+      ['Ä "b"', 1, true],
+    ]);
+    // A patch and a new row pending: the read by parent merges them with the stored rows.
+    await spillway.write({
+      changes: [
+        { op: 'patch', table: 'revisions', key: key('a', 2), set: { body: 'patched' } },
+        rev('b', 3, 'three'),
+      ],
+    });
+    const pending = await spillway.readChildren({
+      table: 'revisions',
+      where: { document_uuid: doc },
+    });
+    expect(pending.records.map((r) => r.body)).toEqual(['patched', 'three']);
+    await drainAll(spillway);
+    expect(await stored()).toEqual([
+      { name: 'a', version: 2, body: 'patched' },
+      { name: 'b', version: 3, body: 'three' },
+    ]);
+    expect(await spillway.read({ table: 'revisions', key: key('a', 2) })).toMatchObject({
+      record: { body: 'patched' },
+      pending: false,
+    });
+    expect(await spillway.read({ table: 'revisions', key: key('Ä "b"', 1) })).toEqual({
+      record: null,
+      pending: false,
+    });
+    const children = await spillway.readChildren({
+      table: 'revisions',
+      where: { document_uuid: doc },
+    });
+    expect(children.records.map((r) => r.name)).toEqual(['a', 'b']);
+  });
+
   it('a dead letter the current table definitions no longer accept is not replayed, and the error says which and why', async () => {
     const { spillway, another } = await engine('replay-revalidate');
     await spillway.write({ changes: [chunk(uuid(), 0)] });

@@ -1,7 +1,7 @@
 /**
  * The benchmarks' baselines: the final rows a workload's changesets produce, loaded with raw
  * PostgreSQL COPY in one transaction (no versions, no coalescing); the same with a version row
- * per key the changes touch, COPYed into `spillway.row_versions` (the least G2's bookkeeping
+ * per key the changes touch, COPYed into the tables' version tables (the least G2's bookkeeping
  * can cost); and the row counts every method must land alike.
  */
 import { Readable } from 'node:stream';
@@ -9,6 +9,8 @@ import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { type JsonValue, rowKeyOf } from '../lambdas/core/changeset.js';
+import type { TableDef } from '../lambdas/core/schema.js';
+import { versionTableOf } from '../lambdas/core/sql.js';
 import { pipelineRegistry } from '../lambdas/schema/tables.js';
 import type { Change, Row } from './workloads.js';
 
@@ -79,9 +81,10 @@ export function touchedKeys(changesets: readonly Change[][]): Map<string, Set<st
 
 /**
  * Loads `final` with COPY, table by table in foreign-key order, in one transaction; with
- * `versions`, also a version row per touched key into `spillway.row_versions`, as a drain
- * records them (`<schema>.<table>`, the row key, a version), by COPY too: no conflict checks, no
- * parsing, nothing a drain could leave out while keeping G2.
+ * `versions`, also a version row per touched key into the table's version table
+ * (`spillway."public.<table>"`, `core/sql.ts`), as a drain records them (the key's typed columns,
+ * a version), by COPY too: no conflict checks, no parsing, nothing a drain could leave out while
+ * keeping G2.
  */
 export async function copyRows(
   pool: pg.Pool,
@@ -93,14 +96,20 @@ export async function copyRows(
     await client.query('BEGIN');
     if (versions !== undefined) {
       let version = 1;
-      const lines = [...versions].flatMap(([table, keys]) =>
-        [...keys].map((key) => `public.${table}\t${copyText(key)}\t${version++}\tf\n`),
-      );
-      await copyLines(
-        client,
-        'COPY spillway.row_versions (table_name, row_key, version, deleted) FROM STDIN',
-        lines,
-      );
+      for (const [table, keys] of versions) {
+        const def = pipelineRegistry.get(table) as TableDef;
+        const vt = versionTableOf(def, 'public');
+        // The key's columns from its row key (`rowKeyOf`: a JSON array in primary-key order).
+        const lines = [...keys].map((key) => {
+          const columns = (JSON.parse(key) as JsonValue[]).map(copyText).join('\t');
+          return `${columns}\t${version++}\tf\n`;
+        });
+        await copyLines(
+          client,
+          `COPY ${vt.name} (${vt.key.join(', ')}, ${vt.version}, ${vt.deleted}) FROM STDIN`,
+          lines,
+        );
+      }
     }
     for (const [table, tableRows] of final) {
       if (tableRows.size === 0) continue;

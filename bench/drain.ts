@@ -3,7 +3,7 @@
  * rates side by side, all measured in this one run on this machine.
  *
  *   copy       raw PostgreSQL COPY of the final rows (the ceiling: no versions, no coalescing)
- *   copy+versions  the same, plus a version row per touched key COPYed into spillway.row_versions:
+ *   copy+versions  the same, plus a version row per touched key COPYed into its version table:
  *              the least G2's per-row bookkeeping costs, a ceiling for any drain that keeps G2
  *   drain      Spillway: changesets written to Redis, then drained through PgBouncer
  *   naive      one autocommitted statement per change, as a queue-per-row worker would do

@@ -6,18 +6,22 @@
  * the rows alone measured in the same run:
  *
  *   copy                    COPY of the rows (the baseline)
- *   copy+versions           the same, plus COPY of a version row each into spillway.row_versions
+ *   copy+versions           the same, plus COPY of a version row each into the table's version
+ *                           table (keyed by its typed primary key, as the drain keeps them)
  *   upsert, no versions     the drain's statement without its version rows (no G2)
  *   upsert, versions        the drain's statement as it is (`buildStatements`, core/sql.ts):
- *                           version rows keyed by the table's name and the row key as JSON text,
- *                           compared byte for byte (COLLATE "C", migration 0003)
- *   upsert, versions in the database's collation   the same statement, with the keys in the
- *                           database's default collation, as before migration 0003
- *   upsert, versions by table number   the same with an integer naming the table
- *   upsert, versions per table          a version table for the table, keyed by its own key
+ *                           version rows in the table's own version table,
+ *                           spillway."public.source_documents", keyed by its uuid primary key
+ *   upsert, versions in one table       version rows in one table for every table, as before
+ *                           version tables: spillway.row_versions keyed by the table's name and
+ *                           the row key as JSON text, compared byte for byte (COLLATE "C",
+ *                           migration 0003)
+ *   upsert, one table, database's collation   the same, with the keys in the database's
+ *                           default collation, as before migration 0003
+ *   upsert, one table by table number   the same with an integer naming the table
  *
  * The others are that statement's shape built here, without version rows or with them kept
- * another way: not how Spillway stores versions, they measure what changing it would save.
+ * another way: not how Spillway stores versions, they measure what each layout costs.
  * The harness's PostgreSQL has no locale (its default collation is C, where the two are alike);
  * `--locale en_US.UTF-8` runs everything in a database with that collation, as RDS and Aurora
  * create theirs (the locale must exist on the machine: `locale -a`; Debian: package `locales`,
@@ -30,7 +34,8 @@ import { parseArgs } from 'node:util';
 import pg from 'pg';
 import type { RowWrite } from '../lambdas/core/coalesce.js';
 import { messageOf } from '../lambdas/core/errors.js';
-import { buildStatements } from '../lambdas/core/sql.js';
+import type { TableDef } from '../lambdas/core/schema.js';
+import { buildStatements, versionTableDdl, versionTableOf } from '../lambdas/core/sql.js';
 import { pipelineRegistry } from '../lambdas/schema/tables.js';
 import { startServices } from '../local/services/index.js';
 import { load, median } from './common.js';
@@ -62,7 +67,10 @@ const TABLE = `CREATE TABLE source_documents (document_uuid uuid PRIMARY KEY, fi
   content_type text, page_count integer CHECK (page_count >= 0), error_message text,
   metadata jsonb CHECK (jsonb_typeof(metadata) = 'object'), created_at timestamptz DEFAULT now(),
   updated_at timestamptz)`;
+const DEF = pipelineRegistry.get('source_documents') as TableDef;
+const VERSION_TABLE = versionTableOf(DEF, 'public');
 const VERSIONS: Record<string, string> = {
+  table: versionTableDdl(DEF, 'public'),
   text: `CREATE TABLE spillway.row_versions (table_name text COLLATE "C" NOT NULL,
   row_key text COLLATE "C" NOT NULL, version bigint NOT NULL, deleted boolean NOT NULL DEFAULT false,
   PRIMARY KEY (table_name, row_key))`,
@@ -70,12 +78,14 @@ const VERSIONS: Record<string, string> = {
   version bigint NOT NULL, deleted boolean NOT NULL DEFAULT false, PRIMARY KEY (table_name, row_key))`,
   number: `CREATE TABLE spillway.row_versions (table_id integer NOT NULL, row_key text COLLATE "C" NOT NULL,
   version bigint NOT NULL, deleted boolean NOT NULL DEFAULT false, PRIMARY KEY (table_id, row_key))`,
-  table: `CREATE TABLE spillway.row_versions (document_uuid uuid PRIMARY KEY,
-  version bigint NOT NULL, deleted boolean NOT NULL DEFAULT false)`,
 };
 
-/** The drain's upsert statement's shape, with the version rows kept as `versions` says. */
-function upsert(versions: 'none' | 'number' | 'table'): string {
+/**
+ * The drain's upsert statement's shape, with the version rows kept as `versions` says: none, or
+ * in one spillway.row_versions for every table (`text` and `collated`: keyed by the table's name,
+ * `number`: by a number), as the drain kept them before version tables.
+ */
+function upsert(versions: 'none' | 'number' | 'text' | 'collated'): string {
   const fields = COLUMNS.map((c, i) =>
     TYPES[i] === 'jsonb'
       ? `nullif(e->${i + 2}, 'null'::jsonb) AS ${c}`
@@ -88,17 +98,16 @@ SELECT ${COLUMNS.map((c) => `i.${c}`).join(', ')} FROM incoming i`;
     .map((c) => `${c} = EXCLUDED.${c}`)
     .join(', ')}`;
   if (versions === 'none') return `WITH ${incoming} ${write} ${update}`;
-  const [key, value, joined] =
+  const [key, value] =
     versions === 'number'
-      ? ['table_id, row_key', `7, "@k"`, `a.row_key = i."@k"`]
-      : ['document_uuid', 'document_uuid', 'a.document_uuid = i.document_uuid'];
-  const returned = versions === 'table' ? 'document_uuid' : 'row_key';
+      ? ['table_id, row_key', `7, "@k"`]
+      : ['table_name, row_key', `'public.source_documents', "@k"`];
   return `WITH ${incoming},
 accepted AS (INSERT INTO spillway.row_versions AS rv (${key}, version, deleted)
   SELECT ${value}, "@v", false FROM incoming
   ON CONFLICT (${key}) DO UPDATE SET version = EXCLUDED.version, deleted = EXCLUDED.deleted
-  WHERE rv.version < EXCLUDED.version RETURNING ${returned})
-${write} JOIN accepted a ON ${joined} ${update}`;
+  WHERE rv.version < EXCLUDED.version RETURNING row_key)
+${write} JOIN accepted a ON a.row_key = i."@k" ${update}`;
 }
 
 function batches(): Row[][] {
@@ -151,7 +160,7 @@ const WAYS: [string, string | null, Way][] = [
   ],
   [
     'copy+versions',
-    'text',
+    'table',
     async (c, rows, base) => {
       await copyLines(
         c,
@@ -160,33 +169,36 @@ const WAYS: [string, string | null, Way][] = [
       );
       await copyLines(
         c,
-        'COPY spillway.row_versions (table_name, row_key, version, deleted) FROM STDIN',
-        rows.map((r, i) =>
-          copyLine(['public.source_documents', JSON.stringify([r[0]]), base + i, 'f']),
-        ),
+        `COPY ${VERSION_TABLE.name} (${VERSION_TABLE.key.join(', ')}, ${VERSION_TABLE.version}, ${VERSION_TABLE.deleted}) FROM STDIN`,
+        rows.map((r, i) => copyLine([r[0], base + i, 'f'])),
       );
     },
   ],
-  ...(['text', 'collated'] as const).map((versions): [string, string, Way] => [
-    versions === 'text' ? 'upsert, versions' : "upsert, versions in the database's collation",
-    versions,
+  [
+    'upsert, versions',
+    'table',
     async (c, rows, base) => {
       const { text, values } = drainStatement(rows, base);
       await c.query(text, values);
     },
-  ]),
-  ...(['none', 'number', 'table'] as const).map((versions): [string, string | null, Way] => [
-    versions === 'none'
-      ? 'upsert, no versions'
-      : `upsert, versions ${versions === 'number' ? 'by table number' : 'per table'}`,
-    versions === 'none' ? null : versions,
-    async (c, rows, base) => {
-      const payload = JSON.stringify(
-        rows.map((r, i) => [JSON.stringify([r[0]]), String(base + i), ...r]),
-      );
-      await c.query(upsert(versions), [payload]);
-    },
-  ]),
+  ],
+  ...(['none', 'text', 'collated', 'number'] as const).map(
+    (versions): [string, string | null, Way] => [
+      {
+        none: 'upsert, no versions',
+        text: 'upsert, versions in one table',
+        collated: "upsert, one table, database's collation",
+        number: 'upsert, one table by table number',
+      }[versions],
+      versions === 'none' ? null : versions,
+      async (c, rows, base) => {
+        const payload = JSON.stringify(
+          rows.map((r, i) => [JSON.stringify([r[0]]), String(base + i), ...r]),
+        );
+        await c.query(upsert(versions), [payload]);
+      },
+    ],
+  ),
 ];
 
 function backendCpuMs(pid: number): number {
@@ -252,12 +264,14 @@ async function main(): Promise<void> {
     }
     const copyMs = median(runs.get('copy')?.map((r) => r.ms) ?? []);
     const copyCpu = median(runs.get('copy')?.map((r) => r.cpuMs) ?? []);
-    console.log('way                                  wall ms  vs COPY  backend CPU ms  vs COPY');
+    console.log(
+      'way                                      wall ms  vs COPY  backend CPU ms  vs COPY',
+    );
     for (const [name, list] of runs) {
       const ms = median(list.map((r) => r.ms));
       const cpu = median(list.map((r) => r.cpuMs));
       console.log(
-        `${name.padEnd(36)} ${String(Math.round(ms)).padStart(7)}  ${(ms / copyMs).toFixed(2).padStart(7)}  ${String(Math.round(cpu)).padStart(14)}  ${(cpu / copyCpu).toFixed(2).padStart(7)}`,
+        `${name.padEnd(40)} ${String(Math.round(ms)).padStart(7)}  ${(ms / copyMs).toFixed(2).padStart(7)}  ${String(Math.round(cpu)).padStart(14)}  ${(cpu / copyCpu).toFixed(2).padStart(7)}`,
       );
     }
     console.log(`load average ${load()}`);

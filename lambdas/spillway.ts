@@ -297,7 +297,7 @@ export class Spillway {
 
   /**
    * Delete tombstones of deleted rows that no change still waiting (in the backlog or among the
-   * dead letters) can be older than, so that `spillway.row_versions` does not grow with every
+   * dead letters) can be older than, so that the version tables do not grow with every
    * row ever deleted. Runs only when the backlog is empty. G2 holds: a change older than a
    * pruned tombstone no longer exists anywhere. Returns how many went.
    */

@@ -29,7 +29,7 @@ export interface OverlayLayer {
   readonly values: Readonly<Record<string, JsonValue>>;
 }
 
-/** The database's row with the version `spillway.row_versions` holds for it (null: never written). */
+/** The database's row with the version its version table holds for it (null: never written). */
 export interface StoredRow {
   readonly record: Record<string, JsonValue> | null;
   readonly version: string | null;

@@ -5,7 +5,7 @@
  */
 const STREAM_ID = /^(\d{1,15})-(\d{1,6})$/;
 
-/** The bigint (as a decimal string) stored in spillway.row_versions for a stream id. */
+/** The bigint (as a decimal string) stored in the version tables for a stream id. */
 export function versionOf(streamId: string): string {
   const match = STREAM_ID.exec(streamId);
   if (!match) throw new Error(`not a stream id usable as a version: ${streamId}`);

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { ExecuteStatementCommand, RDSDataClient } from '@aws-sdk/client-rds-data';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -128,5 +129,30 @@ describe('migrations through the Data API (local stand-in)', () => {
 
     const again = await runMigrations(pool);
     expect(again).toEqual({ applied: [], skipped: first.applied });
+  });
+
+  it('moves the versions of spillway.row_versions into the version tables, as through pg', async () => {
+    const { directUrl } = await services().createDatabase();
+    const direct = directPool(directUrl);
+    const pool = await dataApiPool(directUrl);
+    // A deployment of before version tables: the migrations, then versions in the single table.
+    await runMigrations(pool);
+    await direct.query('DROP TABLE spillway."public.source_documents"');
+    const [a, b] = [randomUUID(), randomUUID()];
+    await direct.query(
+      `INSERT INTO spillway.row_versions (table_name, row_key, version, deleted) VALUES
+         ('public.source_documents', $1, 10, false), ('public.source_documents', $2, 20, true)`,
+      [JSON.stringify([a]), JSON.stringify([b])],
+    );
+    await runMigrations(pool);
+    const moved = await direct.query(
+      'SELECT document_uuid::text AS key, version::int, deleted FROM spillway."public.source_documents" ORDER BY version',
+    );
+    expect(moved.rows).toEqual([
+      { key: a, version: 10, deleted: false },
+      { key: b, version: 20, deleted: true },
+    ]);
+    const left = await direct.query('SELECT count(*)::int AS n FROM spillway.row_versions');
+    expect(left.rows[0]).toEqual({ n: 0 });
   });
 });

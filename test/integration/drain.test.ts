@@ -602,6 +602,55 @@ describe('drain', () => {
     expect(children.records.map((r) => r.name)).toEqual(['a', 'b']);
   });
 
+  it("prunes tombstones from every table's version table, at most the limit in all", async () => {
+    const { spillway, direct } = await engine('prune-limit');
+    const [a, b] = [uuid(), uuid()];
+    await spillway.write({ changes: [document(a), document(b), chunk(a, 0)] });
+    await drainAll(spillway);
+    const [c] = (
+      await direct.query<{ chunk_uuid: string }>('SELECT chunk_uuid FROM document_chunks')
+    ).rows;
+    await spillway.write({
+      changes: [
+        { op: 'delete', table: 'document_chunks', key: { chunk_uuid: c?.chunk_uuid } },
+        deleteDocument(a),
+        deleteDocument(b),
+      ],
+    });
+    await drainAll(spillway);
+    const everything = '9000000000000000000';
+    expect(await spillway.sink.pruneTombstones(everything, 2)).toBe(2);
+    expect(await spillway.sink.pruneTombstones(everything, 2)).toBe(1);
+    expect(await spillway.sink.pruneTombstones(everything, 2)).toBe(0);
+    const left = await direct.query(
+      `SELECT (SELECT count(*) FROM spillway."public.source_documents")::int AS docs,
+              (SELECT count(*) FROM spillway."public.document_chunks")::int AS chunks`,
+    );
+    expect(left.rows[0]).toEqual({ docs: 0, chunks: 0 });
+  });
+
+  it('a buffer new to the database starts its versions above every version its version tables hold', async () => {
+    const { spillway, direct } = await engine('new-buffer-versions');
+    const a = uuid();
+    // Versions another buffer left, from a clock a day ahead: a's tombstone, and one of a chunk.
+    const ahead = (BigInt(Date.now() + 86_400_000) * 1_000_000n).toString();
+    await direct.query(
+      'INSERT INTO spillway."public.source_documents" (document_uuid, version, deleted) VALUES ($1, $2::bigint - 5, true)',
+      [a, ahead],
+    );
+    await direct.query(
+      'INSERT INTO spillway."public.document_chunks" (chunk_uuid, version, deleted) VALUES ($1, $2::bigint, false)',
+      [uuid(), ahead],
+    );
+    await spillway.write({ changes: [document(a)] });
+    await drainAll(spillway);
+    expect(await countRows(direct, 'source_documents')).toBe(1);
+    const fence = await direct.query<{ v: string }>(
+      'SELECT max_version::text AS v FROM spillway.drain_fence',
+    );
+    expect(BigInt(fence.rows[0]?.v ?? '0')).toBeGreaterThan(BigInt(ahead));
+  });
+
   it('a dead letter the current table definitions no longer accept is not replayed, and the error says which and why', async () => {
     const { spillway, another } = await engine('replay-revalidate');
     await spillway.write({ changes: [chunk(uuid(), 0)] });

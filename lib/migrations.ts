@@ -7,6 +7,7 @@ import type * as logs from 'aws-cdk-lib/aws-logs';
 import type * as cr from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
 import type { TableDef } from '../lambdas/core/schema.js';
+import { BOOKKEEPING_LAYOUT } from '../lambdas/core/sql.js';
 import { pipelineTables } from '../lambdas/schema/tables.js';
 import { PROJECT_ROOT } from './function.js';
 import { addFunctionCustomResource } from './function-custom-resource.js';
@@ -30,9 +31,10 @@ export interface SpillwayMigrationsProps {
  * migration fails, the Provider framework reports `migrate`'s error message as the resource's
  * failure reason, so the deployment fails (and rolls back) with that message.
  *
- * The resource carries a hash of the SQL files and of the table definitions, so CloudFormation
- * updates it, and so migrates and checks the tables, exactly when either changes; the
- * migrations themselves are idempotent.
+ * The resource carries a hash of the SQL files and of the table definitions, and the layout of
+ * the bookkeeping `migrate` creates beyond them (`BOOKKEEPING_LAYOUT`: version tables), so
+ * CloudFormation updates it, and so migrates and checks the tables, exactly when one of them
+ * changes; the migrations themselves are idempotent.
  */
 export class SpillwayMigrations extends Construct {
   readonly resource: CustomResource;
@@ -49,6 +51,8 @@ export class SpillwayMigrations extends Construct {
         MigrationsHash: hashMigrations(join(PROJECT_ROOT, MIGRATIONS_SOURCE)),
         // `migrate` also checks the tables against their definitions: a changed definition re-runs it.
         TableDefinitionsHash: hashTableDefinitions(pipelineTables),
+        // What migrate keeps beyond the SQL files (version tables): a new layout re-runs it too.
+        BookkeepingLayout: BOOKKEEPING_LAYOUT,
       },
     }));
   }

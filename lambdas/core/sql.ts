@@ -35,6 +35,15 @@ export function qualifiedName(schema: string, table: string): string {
   return `${ident(schema)}.${ident(table)}`;
 }
 
+/**
+ * The bookkeeping `migrate` keeps beyond what the SQL files create: a version table per table of
+ * the definitions (since this layout, `migrate` creates them and moves `spillway.row_versions`
+ * into them). The CDK app's migration resource carries it, so that a deploy of code expecting
+ * another layout runs `migrate` even when no SQL file and no table definition changed. Change it
+ * whenever what `createVersionTables` makes changes.
+ */
+export const BOOKKEEPING_LAYOUT = 'version-tables-per-table-1';
+
 /** PostgreSQL's longest identifier, in bytes (NAMEDATALEN - 1); longer ones are truncated. */
 const MAX_IDENTIFIER_BYTES = 63;
 

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { Match } from 'aws-cdk-lib/assertions';
 import type { IConstruct } from 'constructs';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { BOOKKEEPING_LAYOUT } from '../../lambdas/core/sql.js';
 import { pipelineTables } from '../../lambdas/schema/tables.js';
 import { LUA_SOURCE, PROJECT_ROOT } from '../../lib/function.js';
 import { RDS_CA_BUNDLE_FILE } from '../../lib/handlers/rds-ca-bundle.js';
@@ -433,10 +434,11 @@ describe('new shape: schedule, migrations and the database user', () => {
     ]);
   });
 
-  it('runs migrate through a custom resource whose properties change exactly when a migration or a table definition does', () => {
+  it('runs migrate through a custom resource whose properties change exactly when a migration, a table definition or the bookkeeping layout does', () => {
     s.template.hasResourceProperties('Custom::SpillwayMigrations', {
       MigrationsHash: hashMigrations(join(PROJECT_ROOT, MIGRATIONS_SOURCE)),
       TableDefinitionsHash: hashTableDefinitions(pipelineTables),
+      BookkeepingLayout: BOOKKEEPING_LAYOUT,
     });
     const [first, ...rest] = pipelineTables;
     if (first === undefined) throw new Error('no tables');

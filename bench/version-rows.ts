@@ -14,17 +14,14 @@
  *                           spillway."public.source_documents", keyed by its uuid primary key
  *   upsert, versions in one table       version rows in one table for every table, as before
  *                           version tables: spillway.row_versions keyed by the table's name and
- *                           the row key as JSON text, compared byte for byte (COLLATE "C",
- *                           migration 0003)
- *   upsert, one table, database's collation   the same, with the keys in the database's
- *                           default collation, as before migration 0003
+ *                           the row key as JSON text (in the database's collation)
  *   upsert, one table by table number   the same with an integer naming the table
  *
  * The others are that statement's shape built here, without version rows or with them kept
  * another way: not how Spillway stores versions, they measure what each layout costs.
- * The harness's PostgreSQL has no locale (its default collation is C, where the two are alike);
- * `--locale en_US.UTF-8` runs everything in a database with that collation, as RDS and Aurora
- * create theirs (the locale must exist on the machine: `locale -a`; Debian: package `locales`,
+ * The harness's PostgreSQL has no locale (its default collation is C, whose text comparisons
+ * are byte comparisons); `--locale en_US.UTF-8` runs everything in a database with that
+ * collation, as RDS and Aurora create theirs, where one table's text keys cost more to compare (the locale must exist on the machine: `locale -a`; Debian: package `locales`,
  * then `locale-gen`).
  * Linux only (/proc). Usage: npm run bench:versions [-- --rounds 3] [--locale en_US.UTF-8]
  */
@@ -71,21 +68,18 @@ const DEF = pipelineRegistry.get('source_documents') as TableDef;
 const VERSION_TABLE = versionTableOf(DEF, 'public');
 const VERSIONS: Record<string, string> = {
   table: versionTableDdl(DEF, 'public'),
-  text: `CREATE TABLE spillway.row_versions (table_name text COLLATE "C" NOT NULL,
-  row_key text COLLATE "C" NOT NULL, version bigint NOT NULL, deleted boolean NOT NULL DEFAULT false,
-  PRIMARY KEY (table_name, row_key))`,
-  collated: `CREATE TABLE spillway.row_versions (table_name text NOT NULL, row_key text NOT NULL,
+  text: `CREATE TABLE spillway.row_versions (table_name text NOT NULL, row_key text NOT NULL,
   version bigint NOT NULL, deleted boolean NOT NULL DEFAULT false, PRIMARY KEY (table_name, row_key))`,
-  number: `CREATE TABLE spillway.row_versions (table_id integer NOT NULL, row_key text COLLATE "C" NOT NULL,
+  number: `CREATE TABLE spillway.row_versions (table_id integer NOT NULL, row_key text NOT NULL,
   version bigint NOT NULL, deleted boolean NOT NULL DEFAULT false, PRIMARY KEY (table_id, row_key))`,
 };
 
 /**
  * The drain's upsert statement's shape, with the version rows kept as `versions` says: none, or
- * in one spillway.row_versions for every table (`text` and `collated`: keyed by the table's name,
- * `number`: by a number), as the drain kept them before version tables.
+ * in one spillway.row_versions for every table (`text`: keyed by the table's name, `number`: by
+ * a number), as the drain kept them before version tables.
  */
-function upsert(versions: 'none' | 'number' | 'text' | 'collated'): string {
+function upsert(versions: 'none' | 'number' | 'text'): string {
   const fields = COLUMNS.map((c, i) =>
     TYPES[i] === 'jsonb'
       ? `nullif(e->${i + 2}, 'null'::jsonb) AS ${c}`
@@ -182,23 +176,20 @@ const WAYS: [string, string | null, Way][] = [
       await c.query(text, values);
     },
   ],
-  ...(['none', 'text', 'collated', 'number'] as const).map(
-    (versions): [string, string | null, Way] => [
-      {
-        none: 'upsert, no versions',
-        text: 'upsert, versions in one table',
-        collated: "upsert, one table, database's collation",
-        number: 'upsert, one table by table number',
-      }[versions],
-      versions === 'none' ? null : versions,
-      async (c, rows, base) => {
-        const payload = JSON.stringify(
-          rows.map((r, i) => [JSON.stringify([r[0]]), String(base + i), ...r]),
-        );
-        await c.query(upsert(versions), [payload]);
-      },
-    ],
-  ),
+  ...(['none', 'text', 'number'] as const).map((versions): [string, string | null, Way] => [
+    {
+      none: 'upsert, no versions',
+      text: 'upsert, versions in one table',
+      number: 'upsert, one table by table number',
+    }[versions],
+    versions === 'none' ? null : versions,
+    async (c, rows, base) => {
+      const payload = JSON.stringify(
+        rows.map((r, i) => [JSON.stringify([r[0]]), String(base + i), ...r]),
+      );
+      await c.query(upsert(versions), [payload]);
+    },
+  ]),
 ];
 
 function backendCpuMs(pid: number): number {

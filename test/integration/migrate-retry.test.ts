@@ -62,7 +62,6 @@ describe('migrate while the database comes up', () => {
       '0000_spillway_bookkeeping',
       '0001_pipeline_tables',
       '0002_spillway_epochs',
-      '0003_spillway_byte_order_keys',
     ]);
     const { rows } = await pool.query('SELECT count(*)::int AS n FROM source_documents');
     expect(rows).toEqual([{ n: 0 }]);

@@ -195,7 +195,6 @@ describe('runMigrations through PgBouncer in transaction mode', () => {
       '0000_spillway_bookkeeping',
       '0001_pipeline_tables',
       '0002_spillway_epochs',
-      '0003_spillway_byte_order_keys',
     ]);
 
     const recorded = await pool.query<{ id: string; checksum: string }>(
@@ -212,20 +211,6 @@ describe('runMigrations through PgBouncer in transaction mode', () => {
         ...pipelineTables.map((t) => `public.${t.name}`),
       ].sort(),
     );
-  });
-
-  it('keeps the keys of version rows in byte order, whatever the database collation', async () => {
-    const pool = await freshDatabase();
-    await runMigrations(pool);
-    const columns = await pool.query<{ attname: string; collname: string }>(
-      `SELECT a.attname, c.collname FROM pg_attribute a JOIN pg_collation c ON c.oid = a.attcollation
-       WHERE a.attrelid = 'spillway.row_versions'::regclass AND a.attnum > 0 AND NOT a.attisdropped
-       ORDER BY a.attname`,
-    );
-    expect(columns.rows).toEqual([
-      { attname: 'row_key', collname: 'C' },
-      { attname: 'table_name', collname: 'C' },
-    ]);
   });
 
   it('creates a version table per table in spillway, keyed by its own typed primary key, text keys in byte order', async () => {

@@ -27,7 +27,7 @@ import {
   UnavailableError,
 } from '../core/errors.js';
 import type { SchemaRegistry, TableDef } from '../core/schema.js';
-import { keyColumnFromJson, versionTableDdl, versionTableOf } from '../core/sql.js';
+import { moveOldVersions, versionTableDdl } from '../core/sql.js';
 import { type SqlStatement, splitSqlScript } from '../core/sql-script.js';
 import { pipelineRegistry } from '../schema/tables.js';
 import { DEFAULT_MIGRATION_TIMEOUT_MS } from './config.js';
@@ -176,7 +176,7 @@ export async function createVersionTables(
           "SELECT to_regclass('spillway.row_versions') IS NOT NULL AS found",
         );
         if (old.rows[0]?.found !== true) return;
-        await query(moveVersionsSql(def, schema), [`${schema}.${def.name}`]);
+        await query(moveOldVersions(def, schema), [`${schema}.${def.name}`]);
       });
     } catch (error) {
       if (error instanceof SpillwayError) throw error;
@@ -197,23 +197,6 @@ export async function createVersionTables(
       );
     }
   }
-}
-
-/** Moves the rows of `$1` (`<schema>.<table>`) from spillway.row_versions to def's version table. */
-function moveVersionsSql(def: TableDef, schema: string): string {
-  const vt = versionTableOf(def, schema);
-  const keys = vt.key.join(', ');
-  const typed = def.primaryKey
-    .map((c, i) => `${keyColumnFromJson(def, c, 'm.row_key::jsonb')} AS ${vt.key[i]}`)
-    .join(', ');
-  return `WITH moved AS (DELETE FROM spillway.row_versions WHERE table_name = $1
-  RETURNING row_key, version, deleted)
-INSERT INTO ${vt.name} AS rv (${keys}, ${vt.version}, ${vt.deleted})
-SELECT DISTINCT ON (${keys}) ${keys}, "@v", "@d"
-FROM (SELECT ${typed}, m.version AS "@v", m.deleted AS "@d" FROM moved AS m) AS k
-ORDER BY ${keys}, "@v" DESC
-ON CONFLICT (${keys}) DO UPDATE SET ${vt.version} = EXCLUDED.${vt.version}, ${vt.deleted} = EXCLUDED.${vt.deleted}
-WHERE rv.${vt.version} < EXCLUDED.${vt.version}`;
 }
 
 /** Fails with every mismatch between the registry's tables and the database at once. */

@@ -15,6 +15,7 @@ import {
   FENCE_SQL,
   ident,
   keyColumnFromJson,
+  moveOldVersions,
   qualifiedName,
   versionTableOf,
 } from '../core/sql.js';
@@ -166,6 +167,7 @@ ON CONFLICT (buffer) DO UPDATE SET token = EXCLUDED.token, epoch = EXCLUDED.epoc
           failover,
         ],
       );
+      await this.moveOldVersions(query);
       agreement = { kind: 'agreed', offset, cacheLost, failover };
     });
     if (agreement === undefined) throw new Error('epoch agreement ended without an answer');
@@ -337,6 +339,26 @@ JOIN ${vt.name} AS rv ON ${typed}`,
   /** A round trip through the same path the drainer uses (see pingDatabase). */
   ping(timeoutMs?: number): Promise<void> {
     return pingDatabase(this.pool, timeoutMs);
+  }
+
+  /**
+   * Versions that a drain of the release before version tables wrote to spillway.row_versions
+   * after `migrate` had moved them (a sync still running while a deploy replaced it), moved into
+   * the version tables (`moveOldVersions`) before this drain applies anything, so that they keep
+   * guarding their keys (G2). The token written before it in the same transaction fences that
+   * drain out, so nothing lands there afterwards. Costs one index probe when there is nothing.
+   */
+  private async moveOldVersions(query: TransactionQuery): Promise<void> {
+    const names = this.options.registry.names();
+    const found = await query(
+      `SELECT EXISTS (SELECT 1 FROM spillway.row_versions WHERE table_name IN (${names.map((_, i) => `$${i + 1}`).join(', ')})) AS found`,
+      names.map((name) => `${this.options.schema}.${name}`),
+    );
+    if ((found.rows[0] as { found: boolean }).found !== true) return;
+    for (const name of names) {
+      const def = this.options.registry.get(name) as TableDef;
+      await query(moveOldVersions(def, this.options.schema), [`${this.options.schema}.${name}`]);
+    }
   }
 
   /** inTransaction with the sink's error classification. */

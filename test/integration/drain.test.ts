@@ -520,6 +520,35 @@ describe('drain', () => {
       pending: false,
     });
   });
+  it('versions a drain of the release before version tables wrote to spillway.row_versions after migrate still guard their keys (G2)', async () => {
+    const { spillway, direct } = await engine('late-old-versions');
+    const [a, b] = [uuid(), uuid()];
+    await spillway.write({ changes: [document(a, { filename: 'kept.pdf' })] });
+    await drainAll(spillway);
+    const stale = await spillway.write({ changes: [document(a, { filename: 'stale.pdf' })] });
+    const revived = await spillway.write({ changes: [document(b)] });
+    // Migrated already (version tables in place); then a sync of the earlier release, still
+    // running through the deploy, records newer versions of a and b (b's a tombstone) where
+    // that release kept them.
+    await direct.query(
+      `INSERT INTO spillway.row_versions (table_name, row_key, version, deleted) VALUES
+         ('public.source_documents', $1, $2::bigint + 1, false),
+         ('public.source_documents', $3, $4::bigint + 1, true)`,
+      [
+        JSON.stringify([a]),
+        versionOf(stale.version),
+        JSON.stringify([b]),
+        versionOf(revived.version),
+      ],
+    );
+
+    await drainAll(spillway);
+    const rows = await tableRows(direct, 'source_documents');
+    expect([...rows.values()].map((row) => row.filename)).toEqual(['kept.pdf']);
+    expect(
+      (await direct.query('SELECT count(*)::int AS n FROM spillway.row_versions')).rows[0].n,
+    ).toBe(0);
+  });
   it('a table keyed by text and a column named version keeps G2 in its version table: stale changes refused, a deleted row stays deleted, reads agree', async () => {
     const revisions: TableDef = {
       name: 'revisions',

@@ -15,10 +15,11 @@ const KB = 1024;
 /** Issue 9's size target for `write` and `read`. */
 const TARGET_KB = 300;
 /**
- * What `read` weighs now (372 KB): it misses the target, and this keeps it from growing unseen.
- * Lower it when `read` gets smaller; the README's "Cold starts" says what the rest is made of.
+ * What `read` weighs now (376 KB; 372 before version tables, whose key handling `read` shares
+ * with the drain): it misses the target, and this keeps it from growing unseen. Lower it when
+ * `read` gets smaller; the README's "Cold starts" says what the rest is made of.
  */
-const READ_CEILING_KB = 375;
+const READ_CEILING_KB = 378;
 
 interface Built {
   readonly bytes: number;

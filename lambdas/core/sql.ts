@@ -146,10 +146,10 @@ export function keyJoin(def: TableDef, a: string, b: string): string {
 }
 
 /**
- * Moves the rows of `$1` (`<schema>.<table>`) from spillway.row_versions, where releases before
- * version tables kept every table's versions, to def's version table, their keys typed: one row
- * per typed key with the highest version, and a version already there stays when it is newer
- * (G2). `migrate` runs it (`io/migrator.ts`), and so does every drain's first transaction, for
+ * Moves up to `$2` rows (all when null) of `$1` (`<schema>.<table>`) from spillway.row_versions,
+ * where releases before version tables kept every table's versions, to def's version table,
+ * their keys typed, and answers how many it took (`moved`): one row per typed key with the
+ * highest version, and a version already there stays when it is newer (G2). `migrate` runs it (`io/migrator.ts`), and so does every drain's first transaction, for
  * what a drain of the earlier release wrote while a deploy replaced it (`PostgresSink`).
  */
 export function moveOldVersions(def: TableDef, schema: string): string {
@@ -158,14 +158,16 @@ export function moveOldVersions(def: TableDef, schema: string): string {
   const typed = def.primaryKey
     .map((c, i) => `${keyColumnFromJson(def, c, 'm.row_key::jsonb')} AS ${vt.key[i]}`)
     .join(', ');
-  return `WITH moved AS (DELETE FROM spillway.row_versions WHERE table_name = $1
-  RETURNING row_key, version, deleted)
-INSERT INTO ${vt.name} AS rv (${keys}, ${vt.version}, ${vt.deleted})
+  return `WITH moved AS (DELETE FROM spillway.row_versions WHERE ctid IN (
+    SELECT ctid FROM spillway.row_versions WHERE table_name = $1 LIMIT $2::bigint)
+  RETURNING row_key, version, deleted),
+kept AS (INSERT INTO ${vt.name} AS rv (${keys}, ${vt.version}, ${vt.deleted})
 SELECT DISTINCT ON (${keys}) ${keys}, "@v", "@d"
 FROM (SELECT ${typed}, m.version AS "@v", m.deleted AS "@d" FROM moved AS m) AS k
 ORDER BY ${keys}, "@v" DESC
 ON CONFLICT (${keys}) DO UPDATE SET ${vt.version} = EXCLUDED.${vt.version}, ${vt.deleted} = EXCLUDED.${vt.deleted}
-WHERE rv.${vt.version} < EXCLUDED.${vt.version}`;
+WHERE rv.${vt.version} < EXCLUDED.${vt.version})
+SELECT count(*)::int AS moved FROM moved`;
 }
 
 /**

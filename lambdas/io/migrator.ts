@@ -145,19 +145,28 @@ export interface VersionTablesOptions {
   readonly schema?: string;
   /** @default pipelineRegistry */
   readonly registry?: SchemaRegistry;
-  /** @default DEFAULT_MIGRATION_TIMEOUT_MS */
+  /** @default DEFAULT_MIGRATION_TIMEOUT_MS, for each transaction */
   readonly timeoutMs?: number;
+  /** Rows of spillway.row_versions moved per transaction. @default MOVE_CHUNK_ROWS */
+  readonly moveChunkRows?: number;
 }
 
 /**
- * For each table of the registry, in a transaction of its own under the migrations' advisory
- * lock: creates its version table (`versionTableDdl`, if missing), then moves the table's rows
- * of `spillway.row_versions` (the single version table of earlier releases, keyed by
- * `<schema>.<table>` and the row key as JSON text) into it with their keys typed, deleting them
- * there: one row per typed key, the highest version, and a version already in the version table
- * stays when it is newer (G2). Idempotent; with nothing to move it costs an index probe per
- * table. `runMigrations` calls it after its table check; call it yourself only for tables you
- * create without `runMigrations`.
+ * Rows of spillway.row_versions one transaction of `createVersionTables` moves: a deployment
+ * that kept millions of versions there moves them in transactions that each stay well inside
+ * the migration timeout, and a `migrate` stopped halfway goes on where it stopped.
+ */
+export const MOVE_CHUNK_ROWS = 50_000;
+
+/**
+ * For each table of the registry, under the migrations' advisory lock: creates its version
+ * table (`versionTableDdl`, if missing), then moves the table's rows of `spillway.row_versions`
+ * (the single version table of earlier releases, keyed by `<schema>.<table>` and the row key as
+ * JSON text) into it with their keys typed, deleting them there (`moveOldVersions`), in
+ * transactions of at most `moveChunkRows` rows: one row per typed key, the highest version, and
+ * a version already in the version table stays when it is newer (G2). Idempotent; with nothing
+ * to move it costs an index probe per table. `runMigrations` calls it after its table check;
+ * call it yourself only for tables you create without `runMigrations`.
  */
 export async function createVersionTables(
   pool: TransactionPool,
@@ -166,18 +175,26 @@ export async function createVersionTables(
   const schema = options.schema ?? 'public';
   const registry = options.registry ?? pipelineRegistry;
   const timeoutMs = options.timeoutMs ?? DEFAULT_MIGRATION_TIMEOUT_MS;
+  const chunk = options.moveChunkRows ?? MOVE_CHUNK_ROWS;
   for (const name of registry.writeOrder) {
     const def = registry.get(name) as TableDef;
     try {
-      await inTransaction(pool, { timeoutMs }, async (query) => {
-        await query(`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`);
-        await query(versionTableDdl(def, schema));
-        const old = await query<{ found: boolean }>(
-          "SELECT to_regclass('spillway.row_versions') IS NOT NULL AS found",
-        );
-        if (old.rows[0]?.found !== true) return;
-        await query(moveOldVersions(def, schema), [`${schema}.${def.name}`]);
-      });
+      let moved = chunk;
+      while (moved >= chunk) {
+        moved = await inTransaction(pool, { timeoutMs }, async (query) => {
+          await query(`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`);
+          await query(versionTableDdl(def, schema));
+          const old = await query<{ found: boolean }>(
+            "SELECT to_regclass('spillway.row_versions') IS NOT NULL AS found",
+          );
+          if (old.rows[0]?.found !== true) return 0;
+          const result = await query<{ moved: number }>(moveOldVersions(def, schema), [
+            `${schema}.${def.name}`,
+            chunk,
+          ]);
+          return result.rows[0]?.moved ?? 0;
+        });
+      }
     } catch (error) {
       if (error instanceof SpillwayError) throw error;
       const message = messageOf(error);

@@ -357,7 +357,10 @@ JOIN ${vt.name} AS rv ON ${typed}`,
     if ((found.rows[0] as { found: boolean }).found !== true) return;
     for (const name of names) {
       const def = this.options.registry.get(name) as TableDef;
-      await query(moveOldVersions(def, this.options.schema), [`${this.options.schema}.${name}`]);
+      await query(moveOldVersions(def, this.options.schema), [
+        `${this.options.schema}.${name}`,
+        null,
+      ]);
     }
   }
 

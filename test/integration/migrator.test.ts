@@ -8,7 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, MigrationError } from '../../lambdas/core/errors.js';
 import { SchemaRegistry, type TableDef } from '../../lambdas/core/schema.js';
 import { versionTableDdl, versionTableName } from '../../lambdas/core/sql.js';
-import { loadMigrations, runMigrations } from '../../lambdas/io/migrator.js';
+import { createVersionTables, loadMigrations, runMigrations } from '../../lambdas/io/migrator.js';
 import { findSchemaProblems, readTables, SQL_TYPE_NAMES } from '../../lambdas/io/schema-check.js';
 import { pipelineRegistry, pipelineTables } from '../../lambdas/schema/tables.js';
 import { useServices } from '../support/services.js';
@@ -336,6 +336,30 @@ describe('runMigrations through PgBouncer in transaction mode', () => {
     // Idempotent: nothing more to move, nothing changes.
     await runMigrations(pool, { directory: dir, registry });
     expect(await versions()).toEqual(moved);
+  });
+
+  it('moves spillway.row_versions in transactions of a bounded number of rows, with the same outcome', async () => {
+    const pool = await freshDatabase();
+    await runMigrations(pool, { registry: NO_TABLES });
+    const keys = Array.from({ length: 7 }, () => randomUUID());
+    // Seven keys, the first also under another spelling with a newer version: with two rows a
+    // transaction, the two spellings may be moved by different transactions; the newer wins.
+    await pool.query(
+      `INSERT INTO spillway.row_versions (table_name, row_key, version, deleted)
+       SELECT 'public.source_documents', k, 10 + n, n % 2 = 0
+       FROM unnest($1::text[]) WITH ORDINALITY AS u (k, n)`,
+      [[...keys.map((k) => JSON.stringify([k])), JSON.stringify([keys[0]?.toUpperCase()])]],
+    );
+    await createVersionTables(pool, { moveChunkRows: 2 });
+    const moved = await pool.query(
+      'SELECT document_uuid::text AS key, version::int, deleted FROM spillway."public.source_documents" ORDER BY version',
+    );
+    expect(moved.rows).toEqual([
+      ...keys.slice(1).map((key, i) => ({ key, version: 12 + i, deleted: (i + 2) % 2 === 0 })),
+      { key: keys[0], version: 18, deleted: true },
+    ]);
+    const left = await pool.query('SELECT count(*)::int AS n FROM spillway.row_versions');
+    expect(left.rows).toEqual([{ n: 0 }]);
   });
 
   it('names a version table whose name would pass 63 bytes by a prefix and a hash, distinct per table', async () => {

@@ -5,6 +5,7 @@ import { SchemaRegistry, type TableDef } from '../../lambdas/core/schema.js';
 import { versionOf } from '../../lambdas/core/version.js';
 import { runMigrations } from '../../lambdas/io/migrator.js';
 import { pipelineTables } from '../../lambdas/schema/tables.js';
+import type { Spillway } from '../../lambdas/spillway.js';
 import {
   chunk,
   countRows,
@@ -21,6 +22,19 @@ const { engine } = useTestEngines();
 
 class SimulatedCrash extends Error {}
 
+/**
+ * Applies and settles the second of the two changesets in the buffer ahead of the first, as a
+ * newer drainer would, so that the first is delivered after a newer one. Returns the first.
+ */
+async function applyNewerFirst(spillway: Spillway) {
+  const [first, newer] = await spillway.buffer.peek(10);
+  if (first === undefined || newer === undefined) throw new Error('expected two changesets');
+  const token = (await spillway.control.acquireLease(5_000)) as string;
+  await spillway.sink.apply(spillway.sink.prepare(coalesce([newer]), 0n), token, 5_000);
+  await spillway.buffer.settle([newer]);
+  await spillway.control.releaseLease(token);
+  return first;
+}
 describe('drain', () => {
   it('applies changes in acknowledgement order and coalesces many changes to one row', async () => {
     const { spillway, direct } = await engine('order');
@@ -67,12 +81,7 @@ describe('drain', () => {
     await spillway.write({
       changes: [deleteDocument(b), patchDocument(a, { status: 'completed' })],
     });
-    const [first, newer] = await spillway.buffer.peek(10);
-    if (first === undefined || newer === undefined) throw new Error('expected two changesets');
-    const token = (await spillway.control.acquireLease(5_000)) as string;
-    await spillway.sink.apply(spillway.sink.prepare(coalesce([newer]), 0n), token, 5_000);
-    await spillway.buffer.settle([newer]);
-    await spillway.control.releaseLease(token);
+    const first = await applyNewerFirst(spillway);
     expect((await spillway.buffer.stats()).backlog).toBe(3);
     expect(await countRows(direct, 'source_documents')).toBe(2);
 
@@ -485,17 +494,21 @@ describe('drain', () => {
     expect(await spillway.pruneTombstones()).toBe(1);
     expect(await tombstones()).toBe(0);
   });
-  it('after migrating a database whose versions are in spillway.row_versions, an older change of a key stays refused and a deleted row stays deleted (G2)', async () => {
-    const { spillway, direct } = await engine('moved-versions');
+  /**
+   * An engine that drained `a` as kept.pdf and then buffered a stale change of `a` and a change
+   * of `b`, over a database whose spillway.row_versions (where releases before version tables
+   * kept versions, keyed by JSON text) holds versions of both newer than those changes, `b`'s a
+   * tombstone. `beforeVersionTables` empties the version table too, as such a release left it.
+   */
+  async function staleBehindOldVersions(name: string, beforeVersionTables: boolean) {
+    const { spillway, direct } = await engine(name);
     const [a, b] = [uuid(), uuid()];
     // The first drain agrees the epoch, before any version is planted below.
     await spillway.write({ changes: [document(a, { filename: 'kept.pdf' })] });
     await drainAll(spillway);
     const stale = await spillway.write({ changes: [document(a, { filename: 'stale.pdf' })] });
     const revived = await spillway.write({ changes: [document(b)] });
-    // The database as Spillway left it before version tables: the versions of a and b, newer
-    // than these two changes (b's a tombstone), only in spillway.row_versions, keyed by JSON text.
-    await direct.query('DELETE FROM spillway."public.source_documents"');
+    if (beforeVersionTables) await direct.query('DELETE FROM spillway."public.source_documents"');
     await direct.query(
       `INSERT INTO spillway.row_versions (table_name, row_key, version, deleted) VALUES
          ('public.source_documents', $1, $2::bigint + 1, false),
@@ -507,10 +520,18 @@ describe('drain', () => {
         versionOf(revived.version),
       ],
     );
+    const oldVersionsLeft = async () =>
+      (await direct.query('SELECT count(*)::int AS n FROM spillway.row_versions')).rows[0].n;
+    return { spillway, direct, b, oldVersionsLeft };
+  }
+
+  it('after migrating a database whose versions are in spillway.row_versions, an older change of a key stays refused and a deleted row stays deleted (G2)', async () => {
+    const { spillway, direct, b, oldVersionsLeft } = await staleBehindOldVersions(
+      'moved-versions',
+      true,
+    );
     await runMigrations(direct);
-    expect(
-      (await direct.query('SELECT count(*)::int AS n FROM spillway.row_versions')).rows[0].n,
-    ).toBe(0);
+    expect(await oldVersionsLeft()).toBe(0);
 
     await drainAll(spillway);
     const rows = await tableRows(direct, 'source_documents');
@@ -520,35 +541,21 @@ describe('drain', () => {
       pending: false,
     });
   });
+
   it('versions a drain of the release before version tables wrote to spillway.row_versions after migrate still guard their keys (G2)', async () => {
-    const { spillway, direct } = await engine('late-old-versions');
-    const [a, b] = [uuid(), uuid()];
-    await spillway.write({ changes: [document(a, { filename: 'kept.pdf' })] });
-    await drainAll(spillway);
-    const stale = await spillway.write({ changes: [document(a, { filename: 'stale.pdf' })] });
-    const revived = await spillway.write({ changes: [document(b)] });
     // Migrated already (version tables in place); then a sync of the earlier release, still
-    // running through the deploy, records newer versions of a and b (b's a tombstone) where
-    // that release kept them.
-    await direct.query(
-      `INSERT INTO spillway.row_versions (table_name, row_key, version, deleted) VALUES
-         ('public.source_documents', $1, $2::bigint + 1, false),
-         ('public.source_documents', $3, $4::bigint + 1, true)`,
-      [
-        JSON.stringify([a]),
-        versionOf(stale.version),
-        JSON.stringify([b]),
-        versionOf(revived.version),
-      ],
+    // running through the deploy, recorded newer versions where that release kept them.
+    const { spillway, direct, oldVersionsLeft } = await staleBehindOldVersions(
+      'late-old-versions',
+      false,
     );
 
     await drainAll(spillway);
     const rows = await tableRows(direct, 'source_documents');
     expect([...rows.values()].map((row) => row.filename)).toEqual(['kept.pdf']);
-    expect(
-      (await direct.query('SELECT count(*)::int AS n FROM spillway.row_versions')).rows[0].n,
-    ).toBe(0);
+    expect(await oldVersionsLeft()).toBe(0);
   });
+
   it('a table keyed by text and a column named version keeps G2 in its version table: stale changes refused, a deleted row stays deleted, reads agree', async () => {
     const revisions: TableDef = {
       name: 'revisions',
@@ -582,12 +589,7 @@ describe('drain', () => {
       changes: [rev('a', 2, 'newer'), { op: 'delete', table: 'revisions', key: key('Ä "b"', 1) }],
     });
     // The newer changeset lands first; the older one is delivered after it and must change nothing.
-    const [first, newer] = await spillway.buffer.peek(10);
-    if (first === undefined || newer === undefined) throw new Error('expected two changesets');
-    const token = (await spillway.control.acquireLease(5_000)) as string;
-    await spillway.sink.apply(spillway.sink.prepare(coalesce([newer]), 0n), token, 5_000);
-    await spillway.buffer.settle([newer]);
-    await spillway.control.releaseLease(token);
+    await applyNewerFirst(spillway);
     await drainAll(spillway);
     const stored = async () =>
       (await direct.query('SELECT name, version, body FROM revisions ORDER BY name')).rows;

@@ -16,6 +16,10 @@
  *                           version tables: spillway.row_versions keyed by the table's name and
  *                           the row key as JSON text (in the database's collation)
  *   upsert, one table by table number   the same with an integer naming the table
+ *   upsert, versions from key arrays    the drain's statement's version-table layout, with the
+ *                           keys and versions as typed arrays of their own ($2, $3) and the rows
+ *                           unpacked once where they are written, so that PostgreSQL does not
+ *                           materialize them for the version rows' join
  *
  * The others are that statement's shape built here, without version rows or with them kept
  * another way: not how Spillway stores versions, they measure what each layout costs.
@@ -104,6 +108,30 @@ accepted AS (INSERT INTO spillway.row_versions AS rv (${key}, version, deleted)
 ${write} JOIN accepted a ON a.row_key = i."@k" ${update}`;
 }
 
+/**
+ * The upsert with the version table as the drain keeps it, but its version rows taken from typed
+ * arrays of keys ($2) and versions ($3), and the rows ($1, without key text and version) unpacked
+ * in the INSERT that writes them: `incoming` is read once, so it is not materialized.
+ */
+function upsertFromKeyArrays(): string {
+  const fields = COLUMNS.map((c, i) =>
+    TYPES[i] === 'jsonb'
+      ? `nullif(e->${i}, 'null'::jsonb) AS ${c}`
+      : `(e->>${i})::${TYPES[i]} AS ${c}`,
+  );
+  const vt = VERSION_TABLE;
+  return `WITH accepted AS (INSERT INTO ${vt.name} AS rv (${vt.key.join(', ')}, ${vt.version}, ${vt.deleted})
+  SELECT k, v, false FROM unnest($2::uuid[], $3::bigint[]) AS x (k, v)
+  ON CONFLICT (${vt.key.join(', ')}) DO UPDATE SET ${vt.version} = EXCLUDED.${vt.version}, ${vt.deleted} = EXCLUDED.${vt.deleted}
+  WHERE rv.${vt.version} < EXCLUDED.${vt.version} RETURNING ${vt.key.join(', ')})
+INSERT INTO source_documents AS t (${COLUMNS.join(', ')})
+SELECT i.* FROM (SELECT ${fields.join(', ')} FROM jsonb_array_elements($1::jsonb) AS e) AS i
+JOIN accepted a ON a.document_uuid = i.document_uuid
+ON CONFLICT (document_uuid) DO UPDATE SET ${COLUMNS.slice(1)
+    .map((c) => `${c} = EXCLUDED.${c}`)
+    .join(', ')}`;
+}
+
 function batches(): Row[][] {
   return Array.from({ length: BATCHES }, (_, b) =>
     Array.from({ length: PER_BATCH }, (_, i): Row => {
@@ -190,6 +218,17 @@ const WAYS: [string, string | null, Way][] = [
       await c.query(upsert(versions), [payload]);
     },
   ]),
+  [
+    'upsert, versions from key arrays',
+    'table',
+    async (c, rows, base) => {
+      await c.query(upsertFromKeyArrays(), [
+        JSON.stringify(rows),
+        rows.map((r) => r[0]),
+        rows.map((_, i) => String(base + i)),
+      ]);
+    },
+  ],
 ];
 
 function backendCpuMs(pid: number): number {

@@ -136,7 +136,7 @@ export function keyColumnFromJson(def: TableDef, column: string, json: string): 
  * `a.k1 = b.k1 AND ...` over the primary-key columns of `def`, text ones compared byte for byte
  * as the version tables store them.
  */
-export function keyJoin(def: TableDef, a: string, b: string): string {
+function keyJoin(def: TableDef, a: string, b: string): string {
   return def.primaryKey
     .map((c) => {
       const collate = (def.columns[c]?.type ?? 'text') === 'text' ? ' COLLATE "C"' : '';

@@ -55,13 +55,14 @@ const MAX_IDENTIFIER_BYTES = 63;
  */
 export function versionTableName(schema: string, table: string): string {
   const name = `${schema}.${table}`;
-  const bytes = new TextEncoder().encode(name);
+  const utf8 = new TextEncoder();
+  const bytes = utf8.encode(name);
   if (bytes.length <= MAX_IDENTIFIER_BYTES) return name;
   const suffix = `~${fnv1a64(bytes)}`;
   let prefix = '';
   let size = 0;
   for (const char of name) {
-    const charBytes = new TextEncoder().encode(char).length;
+    const charBytes = utf8.encode(char).length;
     if (size + charBytes > MAX_IDENTIFIER_BYTES - suffix.length) break;
     prefix += char;
     size += charBytes;
@@ -109,27 +110,39 @@ export function versionTableOf(def: TableDef, schema: string): VersionTable {
  */
 export function versionTableDdl(def: TableDef, schema: string): string {
   const vt = versionTableOf(def, schema);
-  const keys = def.primaryKey.map((c, i) => {
-    const type = def.columns[c]?.type ?? 'text';
-    return `${vt.key[i]} ${type}${type === 'text' ? ' COLLATE "C"' : ''} NOT NULL`;
-  });
+  const keys = def.primaryKey.map(
+    (c, i) => `${vt.key[i]} ${def.columns[c]?.type ?? 'text'}${byteOrder(def, c)} NOT NULL`,
+  );
   return `CREATE TABLE IF NOT EXISTS ${vt.name} (${keys.join(', ')}, ${vt.version} bigint NOT NULL, ${vt.deleted} boolean NOT NULL DEFAULT false, PRIMARY KEY (${vt.key.join(', ')}))`;
 }
 
 /**
+ * Element `at` of `json` (a jsonb array expression) as column `column` of `def` holds it: text
+ * as text, jsonb as it is (a JSON null as SQL NULL), anything else cast to its type. How
+ * `unpack` reads a row's columns and `keyColumnFromJson` a row key's.
+ */
+function typedElement(def: TableDef, column: string, json: string, at: number): string {
+  const type = def.columns[column]?.type ?? 'text';
+  return type === 'jsonb'
+    ? `nullif(${json}->${at}, 'null'::jsonb)`
+    : type === 'text'
+      ? `(${json}->>${at})`
+      : `(${json}->>${at})::${type}`;
+}
+
+/**
  * The value of primary-key column `column` of `def`, typed, from `json`, a jsonb expression of
- * the row key as `rowKeyOf` writes it (a JSON array in primary-key order); the same conversion
- * `unpack` makes of a row's key columns.
+ * the row key as `rowKeyOf` writes it (a JSON array in primary-key order).
  */
 export function keyColumnFromJson(def: TableDef, column: string, json: string): string {
   const at = def.primaryKey.indexOf(column);
   if (at < 0) throw new Error(`${column} is not a primary-key column of ${def.name}`);
-  const type = def.columns[column]?.type ?? 'text';
-  return type === 'jsonb'
-    ? `(${json}->${at})`
-    : type === 'text'
-      ? `(${json}->>${at})`
-      : `(${json}->>${at})::${type}`;
+  return typedElement(def, column, json, at);
+}
+
+/** ` COLLATE "C"` for a text column of `def` (version tables compare keys byte for byte), else ''. */
+function byteOrder(def: TableDef, column: string): string {
+  return (def.columns[column]?.type ?? 'text') === 'text' ? ' COLLATE "C"' : '';
 }
 
 /**
@@ -138,10 +151,7 @@ export function keyColumnFromJson(def: TableDef, column: string, json: string): 
  */
 function keyJoin(def: TableDef, a: string, b: string): string {
   return def.primaryKey
-    .map((c) => {
-      const collate = (def.columns[c]?.type ?? 'text') === 'text' ? ' COLLATE "C"' : '';
-      return `${a}.${ident(c)} = ${b}.${ident(c)}${collate}`;
-    })
+    .map((c) => `${a}.${ident(c)} = ${b}.${ident(c)}${byteOrder(def, c)}`)
     .join(' AND ');
 }
 
@@ -395,17 +405,7 @@ function parentsFirst(def: TableDef, rows: readonly RowWrite[]): RowWrite[] {
  * `json_to_recordset` over objects, and a payload without a column name per value.
  */
 function unpack(def: TableDef, columns: readonly string[]): string {
-  const fields = columns.map((c, i) => {
-    const type = def.columns[c]?.type ?? 'text';
-    const at = i + 2;
-    const value =
-      type === 'jsonb'
-        ? `nullif(e->${at}, 'null'::jsonb)`
-        : type === 'text'
-          ? `e->>${at}`
-          : `(e->>${at})::${type}`;
-    return `${value} AS ${ident(c)}`;
-  });
+  const fields = columns.map((c, i) => `${typedElement(def, c, 'e', i + 2)} AS ${ident(c)}`);
   return `SELECT e->>0 AS "@k", (e->>1)::bigint AS "@v", ${fields.join(', ')} FROM jsonb_array_elements($1::jsonb) AS e`;
 }
 

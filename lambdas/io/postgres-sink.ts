@@ -17,6 +17,7 @@ import {
   keyColumnFromJson,
   moveOldVersions,
   qualifiedName,
+  type VersionTable,
   versionTableOf,
 } from '../core/sql.js';
 import { versionOf } from '../core/version.js';
@@ -45,10 +46,23 @@ export interface SinkOptions {
 }
 
 export class PostgresSink implements Sink {
+  /**
+   * Where versions are kept: the version table of every table of the registry, then the
+   * `spillway.row_versions` of releases before them (what a later drain moves out of it).
+   */
+  private readonly versionTables: readonly Pick<VersionTable, 'name' | 'version' | 'deleted'>[];
+
   constructor(
     private readonly pool: TransactionPool,
     private readonly options: SinkOptions,
-  ) {}
+  ) {
+    this.versionTables = [
+      ...options.registry
+        .names()
+        .map((name) => versionTableOf(options.registry.get(name) as TableDef, options.schema)),
+      { name: 'spillway.row_versions', version: 'version', deleted: 'deleted' },
+    ];
+  }
 
   /** The table definitions the sink writes by. */
   get registry(): SchemaRegistry {
@@ -128,14 +142,7 @@ FROM spillway.drain_fence WHERE buffer = $1 FOR UPDATE`,
       if (row === undefined) {
         // A buffer the database never saw: its rows may still carry versions of another one,
         // in the version tables, or in spillway.row_versions from before them.
-        const maxima = [
-          'SELECT max(version) FROM spillway.row_versions',
-          ...this.options.registry.names().map((name) => {
-            const def = this.options.registry.get(name) as TableDef;
-            const vt = versionTableOf(def, this.options.schema);
-            return `SELECT max(${vt.version}) FROM ${vt.name}`;
-          }),
-        ];
+        const maxima = this.versionTables.map((vt) => `SELECT max(${vt.version}) FROM ${vt.name}`);
         const max = await query(
           `SELECT coalesce(greatest(${maxima.map((m) => `(${m})`).join(', ')}), 0)::text AS v`,
         );
@@ -315,15 +322,9 @@ JOIN ${vt.name} AS rv ON ${typed}`,
    * `spillway.row_versions`. Returns how many went.
    */
   async pruneTombstones(belowVersion: string, limit = 10_000, timeoutMs = 10_000): Promise<number> {
-    const { registry, schema } = this.options;
-    const tables = registry.names().map((name) => {
-      const vt = versionTableOf(registry.get(name) as TableDef, schema);
-      return { name: vt.name, version: vt.version, deleted: vt.deleted };
-    });
-    tables.push({ name: 'spillway.row_versions', version: 'version', deleted: 'deleted' });
     return await this.transaction({ timeoutMs }, async (query) => {
       let pruned = 0;
-      for (const vt of tables) {
+      for (const vt of this.versionTables) {
         if (pruned >= limit) break;
         const result = await query(
           `DELETE FROM ${vt.name} WHERE ctid IN (

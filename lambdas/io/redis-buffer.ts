@@ -211,25 +211,16 @@ export class RedisBuffer {
   }
 
   /**
-   * After commit: take the changesets' rows out of the read cache, remove their overlay layers,
-   * then take them off the backlog (G4), in this order (see `redis-read-cache.ts`). Done in
-   * bounded script calls, so that settling a large batch never holds Redis for long.
+   * After commit: settle the changesets' rows (out of the read cache, then their overlay layers,
+   * then out of the parent indexes once nothing is pending for them; see `RedisOverlay.settle`),
+   * then take the changesets off the backlog (G4). Done in bounded script calls, so that
+   * settling a large batch never holds Redis for long.
    */
   async settle(changesets: readonly PendingChangeset[]): Promise<void> {
-    await this.readCache.invalidate(
-      changesets.flatMap((c) => c.changes.map((change) => [change.table, change.rowKey] as const)),
-    );
-    const layers: [string, string][] = [];
-    for (const changeset of changesets) {
-      for (const key of this.readOverlay.keysOf(changeset)) layers.push([key, changeset.streamId]);
-    }
-    for (let at = 0; at < layers.length; at += SETTLE_CHUNK) {
-      await this.backlog.ack([], [], layers.slice(at, at + SETTLE_CHUNK));
-    }
+    await this.readOverlay.settle(changesets, this.readCache);
     for (let at = 0; at < changesets.length; at += SETTLE_CHUNK) {
       await this.backlog.ack(changesets.slice(at, at + SETTLE_CHUNK), [], []);
     }
-    await this.readOverlay.pruneParents(changesets);
   }
 
   /** Row keys of `table` with pending changes naming `value` (JSON) in `column`. */
@@ -263,9 +254,11 @@ export class RedisBuffer {
           json: encodeDeadLetter(letter),
         },
       ],
-      this.readOverlay.keysOf(changeset).map((key) => [key, changeset.streamId]),
+      this.readOverlay.layersOf(changeset),
     );
-    await this.readOverlay.pruneParents([changeset]);
+    // The layers went with the letter; this takes the rows out of the parent indexes (and out
+    // of the read cache, which holds nothing of theirs: the database did not change).
+    await this.readOverlay.settle([changeset], this.readCache);
   }
 
   /** The pending layers of several rows of one table, with the epoch's version offset (G4). */

@@ -71,7 +71,7 @@ export interface BufferKeys {
    * Hash whose fields are the row keys of `table` with pending changes that name `value`
    * (JSON) in the foreign-key column `column` (values unused, empty), so that a read by parent
    * finds pending rows without scanning the overlay; small, it stays a compact listpack. A row
-   * key goes once its row's overlay is empty (`lua/prune-parents.lua`). One written before
+   * key goes once its row's overlay is empty (`lua/settle-rows.lua`). One written before
    * parent indexes were hashes is a set of the row keys, kept (and read) as such until it empties.
    */
   parentIndex(table: string, column: string, value: string): string;

@@ -10,20 +10,19 @@ import type { Redis } from 'ioredis';
 import type { Change } from '../core/changeset.js';
 import { coalesce, type PendingChangeset } from '../core/coalesce.js';
 import type { OverlayLayer } from '../core/overlay.js';
-import { parentEntriesOf } from '../core/parent-read.js';
-import type { SchemaRegistry } from '../core/schema.js';
+import { parentColumns, parentEntriesOf } from '../core/parent-read.js';
+import type { SchemaRegistry, TableDef } from '../core/schema.js';
 import { LuaScript } from './lua-script.js';
 import { redisCall } from './redis.js';
 import { decodeLayers, type StoredLayer } from './redis-codec.js';
 import type { BufferKeys } from './redis-keys.js';
 
-const pruneParentsScript = new LuaScript('prune-parents');
+const settleRowsScript = new LuaScript('settle-rows');
 const overlayReadScript = new LuaScript('overlay-read');
 const parentReadScript = new LuaScript('parent-read');
 
 /**
- * Overlay layers, parent-index entries and changesets per settling script call: no call holds
- * Redis for long (G5).
+ * Rows, or changesets, per settling script call: no call holds Redis for long (G5).
  */
 export const SETTLE_CHUNK = 1_000;
 
@@ -48,11 +47,18 @@ export interface RowOverlay {
 }
 
 export class RedisOverlay {
+  /** Per table, the columns its rows are indexed under as children (`parentColumns`). */
+  private readonly parentColumns: ReadonlyMap<string, readonly string[]>;
+
   constructor(
     private readonly redis: Redis,
     private readonly keys: BufferKeys,
     private readonly registry: SchemaRegistry,
-  ) {}
+  ) {
+    this.parentColumns = new Map(
+      registry.names().map((name) => [name, parentColumns(registry.get(name) as TableDef)]),
+    );
+  }
 
   /**
    * One layer per row: the places of the row's changes in the payload (`refs`, one per change,
@@ -83,12 +89,12 @@ export class RedisOverlay {
     return { overlayKeys, layers, parentKeys, parentMembers };
   }
 
-  /** The overlay keys of the rows a changeset touched, each once. */
-  keysOf(changeset: PendingChangeset): string[] {
+  /** The overlay key and layer (its stream id) of each row a changeset touched, each once. */
+  layersOf(changeset: PendingChangeset): [key: string, streamId: string][] {
     const keys = new Set<string>();
     for (const change of changeset.changes)
       keys.add(this.keys.overlay(change.table, change.rowKey));
-    return [...keys];
+    return [...keys].map((key) => [key, changeset.streamId]);
   }
 
   /**
@@ -131,32 +137,61 @@ export class RedisOverlay {
     )) as string[];
   }
 
-  /** Take the rows of these changesets out of the parent indexes where nothing is pending. */
-  async pruneParents(changesets: readonly PendingChangeset[]): Promise<void> {
-    const pairs: [string, string, string][] = [];
+  /**
+   * Settle the rows of these changesets, each whole and in bounded script calls
+   * (`lua/settle-rows.lua`): out of the read cache (`cache`: its keys and a row's field in it),
+   * their layers out of the overlay, and the rows out of the parent indexes their changes named
+   * once nothing is pending for them (G4). A row's keys are built and sent once, however many
+   * changesets touched it.
+   */
+  async settle(
+    changesets: readonly PendingChangeset[],
+    cache: { readonly keys: readonly string[]; field(table: string, rowKey: string): string },
+  ): Promise<void> {
+    const rows = new Map<string, SettledRow>();
     for (const changeset of changesets) {
       for (const change of changeset.changes) {
-        const def = this.registry.get(change.table);
-        if (def === undefined || change.op === 'delete') continue;
+        const id = `${change.table}\u0000${change.rowKey}`;
+        let row = rows.get(id);
+        if (row === undefined) {
+          row = { table: change.table, rowKey: change.rowKey, streamIds: [], parents: new Set() };
+          rows.set(id, row);
+        }
+        if (row.streamIds.at(-1) !== changeset.streamId) row.streamIds.push(changeset.streamId);
+        if (change.op === 'delete') continue;
         const values = change.op === 'upsert' ? change.record : change.set;
-        for (const { column, value } of parentEntriesOf(def, { op: change.op, values })) {
-          pairs.push([
-            this.keys.parentIndex(change.table, column, value),
-            this.keys.overlay(change.table, change.rowKey),
-            change.rowKey,
-          ]);
+        for (const column of this.parentColumns.get(change.table) ?? []) {
+          const value = values[column];
+          if (value === undefined || value === null) continue;
+          row.parents.add(this.keys.parentIndex(change.table, column, JSON.stringify(value)));
         }
       }
     }
-    for (let at = 0; at < pairs.length; at += SETTLE_CHUNK) {
-      const chunk = pairs.slice(at, at + SETTLE_CHUNK);
-      await redisCall('prune parent indexes', () =>
-        pruneParentsScript.run(
-          this.redis,
-          chunk.flatMap(([index, overlay]) => [index, overlay]),
-          chunk.map(([, , member]) => member),
-        ),
-      );
+    let keys = [...cache.keys];
+    let args: (string | number)[] = [];
+    let count = 0;
+    const flush = async (): Promise<void> => {
+      const [chunkKeys, chunkArgs] = [keys, args];
+      await redisCall('settle rows', () => settleRowsScript.run(this.redis, chunkKeys, chunkArgs));
+      keys = [...cache.keys];
+      args = [];
+      count = 0;
+    };
+    for (const row of rows.values()) {
+      keys.push(this.keys.overlay(row.table, row.rowKey), ...row.parents);
+      args.push(cache.field(row.table, row.rowKey), row.rowKey, row.streamIds.length);
+      args.push(...row.streamIds, row.parents.size);
+      count += 1;
+      if (count === SETTLE_CHUNK) await flush();
     }
+    if (count > 0) await flush();
   }
+}
+
+/** A row of changesets being settled: the layers that go, and the parent indexes it names. */
+interface SettledRow {
+  readonly table: string;
+  readonly rowKey: string;
+  readonly streamIds: string[];
+  readonly parents: Set<string>;
 }

@@ -9,7 +9,7 @@
  * Why a cached row is never older than the database's (G4): a miss first *reserves* the row's
  * place (`lua/read-cache-place.lua` reserve), which carries a generation, and fetches the row only
  * after; the fill (`lua/read-cache-place.lua` fill) stores it only if the place still carries that
- * generation. Settling a changeset invalidates its rows' places (`lua/read-cache-invalidate.lua`)
+ * generation. Settling a changeset invalidates its rows' places (`lua/settle-rows.lua`)
  * after its commit and before its overlay layers go. So a row fetched before a commit is either
  * refused (the place went) or stored while the commit's layers are still pending, and the
  * invalidation removes it before they go. `read` takes the overlay before the cache, so it
@@ -30,11 +30,7 @@ import { decodeCacheEntry, encodeCachedRow } from './redis-codec.js';
 import type { BufferKeys } from './redis-keys.js';
 
 const placeScript = new LuaScript('read-cache-place');
-const invalidateScript = new LuaScript('read-cache-invalidate');
 const dropScript = new LuaScript('read-cache-drop');
-
-/** Rows per invalidation call: no call holds Redis for long. */
-const INVALIDATE_CHUNK = 1_000;
 
 export interface ReadCacheSettings {
   /** How long a cached row answers `read` without the database, in ms. 0: always ask it. */
@@ -147,17 +143,14 @@ export class RedisReadCache {
     return stored === 1;
   }
 
-  /**
-   * Take rows out of the cache after their changes were committed, before their overlay layers
-   * are removed (see the module's comment). Works at maxmemory.
-   */
-  async invalidate(rows: Iterable<readonly [table: string, rowKey: string]>): Promise<void> {
-    const fields = [...new Set([...rows].map(([table, rowKey]) => fieldOf(table, rowKey)))];
-    for (let at = 0; at < fields.length; at += INVALIDATE_CHUNK) {
-      await redisCall('invalidate the read cache', () =>
-        invalidateScript.run(this.redis, this.cacheKeys, fields.slice(at, at + INVALIDATE_CHUNK)),
-      );
-    }
+  /** The cache's keys, in the order its scripts take them (`lua/settle-rows.lua` too). */
+  get keys(): readonly string[] {
+    return this.cacheKeys;
+  }
+
+  /** A row's field in the cache. */
+  field(table: string, rowKey: string): string {
+    return fieldOf(table, rowKey);
   }
 
   /** Drop the whole cache to free memory for writes. Returns the number of places dropped. */

@@ -100,9 +100,12 @@ describe('the read cache', () => {
     });
     expect(observed.fetches()).toBe(1);
 
-    // Settling takes the row out of the cache: the next read asks the database.
+    // Settling takes the row out of the cache, and what it cost off the counter: the next read
+    // asks the database.
+    expect((await spillway.buffer.readCache.stats()).bytes).toBeGreaterThan(0);
     await drainAll(spillway);
     expect(await test.redis.hlen(spillway.buffer.keys.readCache)).toBe(0);
+    expect(await spillway.buffer.readCache.stats()).toMatchObject({ entries: 0, bytes: 0 });
     expect(await readDocument(spillway, id)).toMatchObject({
       record: { status: 'completed', page_count: 3 },
       pending: false,

@@ -3,7 +3,7 @@
   A row's place in the read cache (G4), in two steps around the database query:
 
   reserve  before the row is fetched: the place is made with a fresh generation, kept until the
-           place goes (settled: `read-cache-invalidate.lua`; evicted; dropped). Returns the
+           place goes (settled: `settle-rows.lua`; evicted; dropped). Returns the
            place's generation (the existing one when the place is already there).
   fill     after: the fetched row is stored only if the place still carries the generation the
            reader reserved, which proves that no change to the row was settled in between, so the
@@ -30,7 +30,7 @@
 ]]
 -- What an entry costs Redis (estimated, like a changeset's charge): its field twice (hash and
 -- age index), its value with the allocator's size classes, and the entries' overhead.
--- `read-cache-invalidate.lua` refunds by the same formula.
+-- `settle-rows.lua` refunds by the same formula.
 local function charge(f, v) return 2 * #f + math.ceil(#v * 1.25) + 128 end
 local action, field, generation = ARGV[1], ARGV[2], ARGV[3]
 local at, limit, keep = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])

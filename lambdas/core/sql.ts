@@ -221,7 +221,7 @@ export function buildExistenceChecks(
     return {
       op: 'patch' as const,
       table,
-      text: `SELECT i."@k" AS row_key FROM (${unpack(def, def.primaryKey)}) AS i
+      text: `SELECT i."@k" AS row_key FROM (${unpack(def, def.primaryKey, true)}) AS i
 WHERE NOT EXISTS (SELECT 1 FROM ${qualifiedName(schema, table)} AS t WHERE ${keyMatch})
   AND NOT EXISTS (SELECT 1 FROM ${vt.name} AS rv
     WHERE ${keyJoin(def, 'rv', 'i')} AND rv.${vt.version} >= i."@v")`,
@@ -296,14 +296,16 @@ function buildStatement(
   const first = rows[0];
   if (first === undefined) throw new Error('empty statement group');
   const columns = columnsOf(def, op, first);
+  // Only a patch returns row keys (of rows it found missing); the others leave them out.
+  const withKey = op === 'patch';
   const payload = rows.map((row) => {
-    const item: JsonValue[] = [row.rowKey, row.version];
+    const item: JsonValue[] = withKey ? [row.rowKey, row.version] : [row.version];
     for (const c of columns) item.push(row.values[c] ?? row.key[c] ?? null);
     return item;
   });
   const target = qualifiedName(schema, def.name);
   const keyMatch = def.primaryKey.map((c) => `t.${ident(c)} = i.${ident(c)}`).join(' AND ');
-  const incoming = `incoming AS (${unpack(def, columns)})`;
+  const incoming = `incoming AS (${unpack(def, columns, withKey)})`;
   const vt = versionTableOf(def, schema);
   const keys = vt.key.join(', ');
   const accepted = keyJoin(def, 'a', 'i');
@@ -398,15 +400,20 @@ function parentsFirst(def: TableDef, rows: readonly RowWrite[]): RowWrite[] {
 }
 
 /**
- * The rows of `$1`, a JSON array of `[rowKey, version, ...columns]`, as a relation with the
- * columns `"@k"`, `"@v"` and `columns` typed as the table says. Parsed once as jsonb: an element
- * is then read by position without parsing it again, and a jsonb column's value is taken as it is
- * (a JSON null is SQL NULL, as for every other type). About a tenth less of PostgreSQL's work than
+ * The rows of `$1`, a JSON array of `[rowKey, version, ...columns]` (`[version, ...columns]`
+ * without `withKey`), as a relation with the columns `"@k"` (with `withKey`), `"@v"` and
+ * `columns` typed as the table says. Parsed once as jsonb: an element is then read by position
+ * without parsing it again, and a jsonb column's value is taken as it is (a JSON null is SQL
+ * NULL, as for every other type). About a tenth less of PostgreSQL's work than
  * `json_to_recordset` over objects, and a payload without a column name per value.
  */
-function unpack(def: TableDef, columns: readonly string[]): string {
-  const fields = columns.map((c, i) => `${typedElement(def, c, 'e', i + 2)} AS ${ident(c)}`);
-  return `SELECT e->>0 AS "@k", (e->>1)::bigint AS "@v", ${fields.join(', ')} FROM jsonb_array_elements($1::jsonb) AS e`;
+function unpack(def: TableDef, columns: readonly string[], withKey: boolean): string {
+  const first = withKey ? 1 : 0;
+  const fields = columns.map(
+    (c, i) => `${typedElement(def, c, 'e', first + 1 + i)} AS ${ident(c)}`,
+  );
+  const key = withKey ? 'e->>0 AS "@k", ' : '';
+  return `SELECT ${key}(e->>${first})::bigint AS "@v", ${fields.join(', ')} FROM jsonb_array_elements($1::jsonb) AS e`;
 }
 
 function columnsOf(def: TableDef, op: RowWrite['op'], sample: RowWrite): string[] {

@@ -84,6 +84,9 @@ export class BatchPlan {
     | {
         changeset: PlannedChangeset;
         rows: readonly RowWrite[];
+        /** Per row: its id (`rowIdOf`) and definition (undefined for a table the registry lacks). */
+        rowIds: readonly string[];
+        defs: readonly (TableDef | undefined)[];
         references: readonly (readonly Reference[])[];
       }
     | undefined;
@@ -109,18 +112,20 @@ export class BatchPlan {
 
   /** Why `changeset` cannot join the batch so far, or undefined when it can (for logs and tests). */
   conflict(changeset: PlannedChangeset): string | undefined {
-    const { rows, references } = this.netRows(changeset);
-    for (const [at, row] of rows.entries()) {
-      const def = this.registry.get(row.table);
+    const { rows, rowIds, defs, references } = this.netRows(changeset);
+    for (let at = 0; at < rows.length; at++) {
+      const row = rows[at] as RowWrite;
+      const def = defs[at];
       // A table the registry does not know has no known references; the sink refuses it alone.
       if (def === undefined) continue;
-      const rowId = rowIdOf(row.table, row.rowKey);
+      const rowId = rowIds[at] as string;
       if (this.selfReferencing.has(row.table) && this.selfReferencingTouched.has(row.table)) {
         return `${describe(row)}: ${row.table} references itself and the batch already writes it`;
       }
       const unresolved = this.unresolvedChildren.get(rowId);
+      const foreignKeys = def.foreignKeys ?? [];
       if (row.op === 'delete') {
-        for (const fk of def.foreignKeys ?? []) {
+        for (const fk of foreignKeys) {
           if (this.deletedTables.has(fk.references)) {
             return `${describe(row)}: the batch deleted a row of its parent table ${fk.references} before`;
           }
@@ -130,8 +135,10 @@ export class BatchPlan {
         }
         continue;
       }
-      for (const [index, fk] of (def.foreignKeys ?? []).entries()) {
-        const reference = references[at]?.[index] ?? referenceOf(def, fk, row);
+      const rowReferences = references[at] as readonly Reference[];
+      for (let index = 0; index < foreignKeys.length; index++) {
+        const fk = foreignKeys[index] as ForeignKeyDef;
+        const reference = rowReferences[index] as Reference;
         if (!reference.touched) continue;
         if (this.deletedTables.has(fk.references)) {
           return `${describe(row)}: the batch deleted a row of its parent table ${fk.references} before`;
@@ -156,23 +163,27 @@ export class BatchPlan {
   /** Let `changeset` join the batch (after `admits` said it may). */
   add(changeset: PlannedChangeset): void {
     this.size += 1;
-    const { rows, references } = this.netRows(changeset);
+    const { rows, rowIds, defs, references } = this.netRows(changeset);
     const upserted = new Set<string>();
-    for (const row of rows) {
-      if (row.op === 'upsert') upserted.add(rowIdOf(row.table, row.rowKey));
+    for (let at = 0; at < rows.length; at++) {
+      if ((rows[at] as RowWrite).op === 'upsert') upserted.add(rowIds[at] as string);
     }
-    for (const [at, row] of rows.entries()) {
-      const def = this.registry.get(row.table);
+    for (let at = 0; at < rows.length; at++) {
+      const row = rows[at] as RowWrite;
+      const def = defs[at];
       if (def === undefined) continue;
-      const rowId = rowIdOf(row.table, row.rowKey);
+      const rowId = rowIds[at] as string;
       if (this.selfReferencing.has(row.table)) this.selfReferencingTouched.add(row.table);
       if (row.op === 'delete') {
         this.deletedTables.add(row.table);
         if (this.referenced.has(row.table)) this.deletedReferencedRows.add(rowId);
         continue;
       }
-      for (const [index, fk] of (def.foreignKeys ?? []).entries()) {
-        const { touched, parent } = references[at]?.[index] ?? referenceOf(def, fk, row);
+      const foreignKeys = def.foreignKeys ?? [];
+      const rowReferences = references[at] as readonly Reference[];
+      for (let index = 0; index < foreignKeys.length; index++) {
+        const fk = foreignKeys[index] as ForeignKeyDef;
+        const { touched, parent } = rowReferences[index] as Reference;
         if (!touched || parent === null) continue;
         if (parent === UNKNOWN) this.unresolvedParentTables.add(fk.references);
         else if (upserted.has(rowIdOf(fk.references, parent))) continue;
@@ -193,12 +204,20 @@ export class BatchPlan {
       const rows = coalesce([
         { streamId: '', version: '', changesetId: '', changes: changeset.changes },
       ]).rows;
-      const references = rows.map((row) => {
+      const rowIds: string[] = [];
+      const defs: (TableDef | undefined)[] = [];
+      const references: (readonly Reference[])[] = [];
+      for (const row of rows) {
         const def = this.registry.get(row.table);
-        if (def === undefined || row.op === 'delete') return [];
-        return (def.foreignKeys ?? []).map((fk) => referenceOf(def, fk, row));
-      });
-      this.last = { changeset, rows, references };
+        rowIds.push(rowIdOf(row.table, row.rowKey));
+        defs.push(def);
+        references.push(
+          def === undefined || row.op === 'delete'
+            ? []
+            : (def.foreignKeys ?? []).map((fk) => referenceOf(def, fk, row)),
+        );
+      }
+      this.last = { changeset, rows, rowIds, defs, references };
     }
     return this.last;
   }

@@ -154,7 +154,7 @@ export class RedisOverlay {
         const id = `${change.table}\u0000${change.rowKey}`;
         let row = rows.get(id);
         if (row === undefined) {
-          row = { table: change.table, rowKey: change.rowKey, streamIds: [], parents: new Set() };
+          row = { table: change.table, rowKey: change.rowKey, streamIds: [], parents: [] };
           rows.set(id, row);
         }
         if (row.streamIds.at(-1) !== changeset.streamId) row.streamIds.push(changeset.streamId);
@@ -163,28 +163,43 @@ export class RedisOverlay {
         for (const column of this.parentColumns.get(change.table) ?? []) {
           const value = values[column];
           if (value === undefined || value === null) continue;
-          row.parents.add(this.keys.parentIndex(change.table, column, JSON.stringify(value)));
+          const index = this.keys.parentIndex(change.table, column, JSON.stringify(value));
+          if (!row.parents.includes(index)) row.parents.push(index);
         }
       }
     }
-    let keys = [...cache.keys];
-    let args: (string | number)[] = [];
-    let count = 0;
-    const flush = async (): Promise<void> => {
-      const [chunkKeys, chunkArgs] = [keys, args];
-      await redisCall('settle rows', () => settleRowsScript.run(this.redis, chunkKeys, chunkArgs));
-      keys = [...cache.keys];
-      args = [];
-      count = 0;
+    // Calls of at most SETTLE_CHUNK rows and 3 x SETTLE_CHUNK keys and arguments in all.
+    let chunk: SettledRow[] = [];
+    let strings = 0;
+    const send = async (): Promise<void> => {
+      // Grouped by how many parent indexes they name, as the script takes them.
+      const groups = new Map<number, SettledRow[]>();
+      for (const row of chunk) {
+        const group = groups.get(row.parents.length);
+        if (group === undefined) groups.set(row.parents.length, [row]);
+        else group.push(row);
+      }
+      const keys = [...cache.keys];
+      const args: (string | number)[] = [];
+      for (const [parents, group] of groups) {
+        args.push(parents, group.length);
+        for (const row of group) {
+          keys.push(this.keys.overlay(row.table, row.rowKey), ...row.parents);
+          args.push(cache.field(row.table, row.rowKey), row.streamIds.join(','));
+          if (parents > 0) args.push(row.rowKey);
+        }
+      }
+      chunk = [];
+      strings = 0;
+      await redisCall('settle rows', () => settleRowsScript.run(this.redis, keys, args));
     };
     for (const row of rows.values()) {
-      keys.push(this.keys.overlay(row.table, row.rowKey), ...row.parents);
-      args.push(cache.field(row.table, row.rowKey), row.rowKey, row.streamIds.length);
-      args.push(...row.streamIds, row.parents.size);
-      count += 1;
-      if (count === SETTLE_CHUNK) await flush();
+      const cost = 3 + 2 * row.parents.length;
+      if (chunk.length === SETTLE_CHUNK || strings + cost > 3 * SETTLE_CHUNK) await send();
+      chunk.push(row);
+      strings += cost;
     }
-    if (count > 0) await flush();
+    if (chunk.length > 0) await send();
   }
 }
 
@@ -193,5 +208,6 @@ interface SettledRow {
   readonly table: string;
   readonly rowKey: string;
   readonly streamIds: string[];
-  readonly parents: Set<string>;
+  /** Parent index keys, each once (a row names a few parents at most). */
+  readonly parents: string[];
 }

@@ -12,8 +12,11 @@
   KEYS[1..3]  the read cache, its age index, its byte counter (as `read-cache-place.lua`)
   then per row: its overlay hash, then the p parent indexes it names (hashes, or sets written
            before they were hashes)
-  ARGV     per row: its read cache field ('<table>:<rowKey>'), its row key (the parent indexes'
-           field or member), l, the l stream ids of the layers that go, p
+  ARGV     groups of rows that name as many parent indexes: p, the group's row count, then per
+           row: its read cache field ('<table>:<rowKey>'), the stream ids of its layers that
+           go (joined by ','), then, when p > 0, its row key (the parent indexes' field or
+           member). Rows are grouped so that the usual row costs three strings (its key and
+           two arguments), which is most of what a call costs Redis and the drainer.
 
   Returns the number of read cache places removed.
 ]]
@@ -26,34 +29,43 @@ local sets = {}
 local removed, bytes = 0, 0
 local k, a = 4, 1
 while a <= #ARGV do
-  local field, member, l = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2])
-  a = a + 3
-  if cached then
-    local value = redis.call('HGET', KEYS[1], field)
-    if value then
-      redis.call('HDEL', KEYS[1], field)
-      redis.call('ZREM', KEYS[2], field)
-      removed = removed + 1
-      bytes = bytes + charge(field, value)
-    end
-  end
-  local overlay = KEYS[k]
-  redis.call('HDEL', overlay, unpack(ARGV, a, a + l - 1))
-  a = a + l
-  local p = tonumber(ARGV[a])
-  a = a + 1
-  if p > 0 and redis.call('EXISTS', overlay) == 0 then
-    for i = k + 1, k + p do
-      local index = KEYS[i]
-      if sets[index] == nil then sets[index] = redis.call('TYPE', index).ok == 'set' end
-      if sets[index] then
-        redis.call('SREM', index, member)
-      else
-        redis.call('HDEL', index, member)
+  local p, n = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+  a = a + 2
+  for _ = 1, n do
+    local field, ids = ARGV[a], ARGV[a + 1]
+    a = a + 2
+    if cached then
+      local value = redis.call('HGET', KEYS[1], field)
+      if value then
+        redis.call('HDEL', KEYS[1], field)
+        redis.call('ZREM', KEYS[2], field)
+        removed = removed + 1
+        bytes = bytes + charge(field, value)
       end
     end
+    local overlay = KEYS[k]
+    if string.find(ids, ',', 1, true) then
+      for id in string.gmatch(ids, '[^,]+') do redis.call('HDEL', overlay, id) end
+    else
+      redis.call('HDEL', overlay, ids)
+    end
+    if p > 0 then
+      local member = ARGV[a]
+      a = a + 1
+      if redis.call('EXISTS', overlay) == 0 then
+        for i = k + 1, k + p do
+          local index = KEYS[i]
+          if sets[index] == nil then sets[index] = redis.call('TYPE', index).ok == 'set' end
+          if sets[index] then
+            redis.call('SREM', index, member)
+          else
+            redis.call('HDEL', index, member)
+          end
+        end
+      end
+    end
+    k = k + 1 + p
   end
-  k = k + 1 + p
 end
 if bytes > 0 and redis.call('DECRBY', KEYS[3], bytes) < 0 then redis.call('SET', KEYS[3], 0) end
 return removed

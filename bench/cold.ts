@@ -1,10 +1,11 @@
 /**
- * Cold-start benchmark (issue 9, target 4): every function's bundle, built with the esbuild
- * options `cdk synth` uses for the new shape (`lib/bundle-options.ts`; the functions that reach
- * the database bundled for the postgres sink), is started in a fresh Node process the way the
- * Lambda runtime starts it (`local/lambda-bundle.ts`) and answers one realistic invocation against
- * this machine's Redis, PostgreSQL and PgBouncer (`local/services/`). Beside them, a baseline
- * bundle that only imports ioredis and answers with one XADD, built with the same options.
+ * Cold-start benchmark (issue 9, target 4): every function's bundle, built by the build `cdk synth`
+ * runs for the new shape (`buildBundle`, `lib/bundle.ts`; the functions that reach the database
+ * bundled for the postgres sink), is started in a fresh Node process the way the Lambda runtime
+ * starts it (`local/lambda-bundle.ts`) and answers one realistic invocation against this
+ * machine's Redis, PostgreSQL and PgBouncer (`local/services/`). Beside them, a baseline bundle
+ * that only imports ioredis and answers with one XADD, built the same way (so it, too, leaves
+ * out ioredis's Cluster, Sentinel connector and TLS profiles).
  *
  * Prints per bundle its size, the medians over --rounds of the time to import it (Lambda's init),
  * of the CPU time that import took (which a busy machine changes less than the time), and of
@@ -16,24 +17,28 @@
  * Usage: npm run bench:cold [-- --rounds 5]
  */
 import { randomUUID } from 'node:crypto';
-import { cpSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { type BuildOptions, build, type Metafile } from 'esbuild';
+import type { Metafile } from 'esbuild';
 import pg from 'pg';
 import { METRICS_NAMESPACE } from '../lambdas/core/metric-names.js';
 import { FUNCTION_NAMES, FUNCTIONS, type FunctionName } from '../lambdas/functions.js';
 import { runMigrations } from '../lambdas/io/migrator.js';
-import { BUNDLE_OPTIONS, sinkDefine } from '../lib/bundle-options.js';
+import {
+  type BundleRequest,
+  buildBundle,
+  LUA_SCRIPTS,
+  MIGRATION_FILES,
+  PROJECT_ROOT,
+} from '../lib/bundle.js';
 import { startBundle } from '../local/lambda-bundle.js';
 import { startServices } from '../local/services/index.js';
 import { type ColdChartInput, coldChart } from './chart.js';
 import { load, median, writeResults } from './common.js';
 import { documentUpsert } from './workloads.js';
 
-const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const PREFIX = 'bench-cold';
 const BASELINE = 'baseline (ioredis only)';
 /** The targets of issue 9: bundle size of these functions, and cold import against the baseline. */
@@ -42,9 +47,6 @@ const SIZE_TARGETS: readonly string[] = ['write', 'read'];
 const IMPORT_RATIO_TARGET = 1.3;
 /** How many of a bundle's biggest contributors are printed and recorded. */
 const TOP_CONTRIBUTORS = 6;
-
-/** The functions' esbuild options (`lib/bundle-options.ts`), plus the metafile read below. */
-const ESBUILD_OPTIONS: BuildOptions = { ...BUNDLE_OPTIONS, metafile: true, logLevel: 'warning' };
 
 /** The baseline: a handler that only connects with ioredis and answers with one XADD. */
 const BASELINE_SOURCE = `
@@ -211,19 +213,15 @@ async function buildFunction(
   environment: Record<string, string>,
 ): Promise<Bundle> {
   const directory = join(workDir, name);
-  const entry = join(ROOT, 'lambdas/handlers', FUNCTIONS[name].handler);
   // As the new shape's stack builds it: a function that reaches the database, for the postgres
-  // sink (RDS Proxy), without the Data API client.
-  const sink = FUNCTIONS[name].reachesDatabase ? sinkDefine('postgres') : undefined;
-  const bundle = await esbuild(entry, directory, sink);
-  cpSync(join(ROOT, 'lambdas/io/lua'), join(directory, 'lua'), { recursive: true });
+  // sink (RDS Proxy), without the Data API client; migrate with the SQL migrations.
+  const bundle = await bundleInto(directory, {
+    entry: join('lambdas/handlers', FUNCTIONS[name].handler),
+    sink: FUNCTIONS[name].reachesDatabase ? 'postgres' : undefined,
+    files: [LUA_SCRIPTS, ...(name === 'migrate' ? [MIGRATION_FILES] : [])],
+  });
   const env: Record<string, string> = { ...environment, POWERTOOLS_SERVICE_NAME: name };
-  if (name === 'migrate') {
-    cpSync(join(ROOT, 'lambdas/schema/migrations'), join(directory, 'migrations'), {
-      recursive: true,
-    });
-    env.MIGRATIONS_DIR = join(directory, 'migrations');
-  }
+  if (name === 'migrate') env.MIGRATIONS_DIR = join(directory, MIGRATION_FILES.to);
   return { name, directory, ...bundle, environment: env };
 }
 
@@ -232,27 +230,24 @@ async function buildBaseline(
   environment: Record<string, string>,
 ): Promise<Bundle> {
   const directory = join(workDir, 'baseline');
-  mkdirSync(directory, { recursive: true });
   // Inside the project, so that esbuild resolves ioredis from its node_modules.
-  const entry = join(ROOT, 'bench', '.cold-baseline-entry.mjs');
+  const entry = join(PROJECT_ROOT, 'bench', '.cold-baseline-entry.mjs');
   writeFileSync(entry, BASELINE_SOURCE);
   try {
-    const bundle = await esbuild(entry, directory);
+    const bundle = await bundleInto(directory, { entry });
     return { name: BASELINE, directory, ...bundle, environment };
   } finally {
     rmSync(entry, { force: true });
   }
 }
 
-async function esbuild(
-  entry: string,
+async function bundleInto(
   directory: string,
-  define?: Record<string, string>,
+  request: Omit<BundleRequest, 'outdir'>,
 ): Promise<Pick<Bundle, 'bytes' | 'contributors'>> {
-  const outfile = join(directory, 'index.mjs');
-  const { metafile } = await build({ ...ESBUILD_OPTIONS, define, entryPoints: [entry], outfile });
-  if (metafile === undefined) throw new Error('esbuild wrote no metafile');
-  return { bytes: statSync(outfile).size, contributors: contributors(metafile, entry, outfile) };
+  const entry = resolve(PROJECT_ROOT, request.entry);
+  const { file, bytes, metafile } = await buildBundle({ ...request, outdir: directory });
+  return { bytes, contributors: contributors(metafile, entry, file) };
 }
 
 /**
@@ -261,9 +256,12 @@ async function esbuild(
  * reached from the entry), and the project's own code by source folder; biggest first.
  */
 function contributors(metafile: Metafile, entry: string, outfile: string): Bundle['contributors'] {
-  const output = Object.entries(metafile.outputs).find(([path]) => resolve(path) === outfile);
+  // The metafile's paths are relative to esbuild's working directory, the project root.
+  const output = Object.entries(metafile.outputs).find(
+    ([path]) => resolve(PROJECT_ROOT, path) === outfile,
+  );
   if (output === undefined) throw new Error(`esbuild's metafile has no ${outfile}`);
-  const start = Object.keys(metafile.inputs).find((path) => resolve(path) === entry);
+  const start = Object.keys(metafile.inputs).find((path) => resolve(PROJECT_ROOT, path) === entry);
   if (start === undefined) throw new Error(`esbuild's metafile has no ${entry}`);
   // Breadth first from the entry, the project's static imports before its dynamic ones (what
   // loads with the module before what loads on first use): a module's dependency is the one its

@@ -62,9 +62,7 @@ export class SpillwayDatabaseUser extends Construct {
       timeout: Duration.minutes(2),
       memorySize: 256,
       // It connects straight to the instance, whose certificate chains to the RDS CAs.
-      afterBundling: (inputDir, outputDir) => [
-        `cp "${inputDir}/lib/handlers/${RDS_CA_BUNDLE_FILE}" "${outputDir}/${RDS_CA_BUNDLE_FILE}"`,
-      ],
+      bundleFiles: [{ from: `lib/handlers/${RDS_CA_BUNDLE_FILE}`, to: RDS_CA_BUNDLE_FILE }],
     });
     database.masterSecret.grantRead(this.function);
 

@@ -1,19 +1,24 @@
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { join } from 'node:path';
+import { AssetHashType, AssetStaging, Duration, RemovalPolicy } from 'aws-cdk-lib';
 import type * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
-import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 import { METRICS_NAMESPACE } from '../lambdas/core/metric-names.js';
 import { DEFAULT_MEMORY_MB, nodeOptions } from '../lambdas/functions.js';
-import { BUNDLE_OPTIONS, type BundledSink, sinkDefine } from './bundle-options.js';
+import {
+  type BundleFiles,
+  type BundleRequest,
+  LUA_SCRIPTS,
+  LUA_SOURCE,
+  PROJECT_ROOT,
+} from './bundle.js';
+import type { BundledSink } from './bundle-options.js';
 
-/** The repository root: entries, the lock file and the migrations are found from here. */
-export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+export { LUA_SOURCE, PROJECT_ROOT };
 
 /** The newest Node.js runtime aws-cdk-lib knows; `BUNDLE_OPTIONS` targets the same version. */
 export const NODE_RUNTIME = lambda.Runtime.NODEJS_24_X;
@@ -56,19 +61,25 @@ export interface SpillwayFunctionProps {
    * @default - none
    */
   readonly paramsAndSecrets?: lambda.ParamsAndSecretsLayerVersion;
-  /**
-   * Shell commands run after esbuild, with the project root and the bundle directory, to add
-   * files to the bundle. @default - none
-   */
-  readonly afterBundling?: (inputDir: string, outputDir: string) => string[];
+  /** Files the function reads, copied beside its bundle (its Lua scripts always are). @default - none */
+  readonly bundleFiles?: readonly BundleFiles[];
 }
 
 /**
- * The one wrapper around `NodejsFunction`, with the project's defaults: esbuild with
- * `BUNDLE_OPTIONS` (ESM with a `require` shim, minified keeping names, source maps), ARM64, the
- * newest Node.js runtime, and a log group of bounded retention.
+ * The one wrapper around `lambda.Function` for Spillway's functions, with the project's defaults:
+ * its code bundled by `buildBundle` (`bundle.ts`: esbuild with `BUNDLE_OPTIONS`, ESM with a
+ * `require` shim, minified keeping names, source maps, what no function runs left out), with the
+ * buffer's Lua scripts beside it; handler `index.handler`, ARM64, the newest Node.js runtime, and
+ * a log group of bounded retention.
+ *
+ * Not `NodejsFunction`, which runs esbuild's command line and so cannot take the plugin that
+ * leaves files of ioredis and pg out (issue 9: `read` under 300 KB). What it did that matters is
+ * done here the same way: the code is an asset of the project root bundled locally, hashed by its
+ * output (so a change of code, options or dependencies changes the asset), and for the Node.js 18+
+ * runtimes it sets no environment variable of its own (`AWS_NODEJS_CONNECTION_REUSE_ENABLED` is
+ * for the AWS SDK v2 only).
  */
-export class SpillwayFunction extends nodejs.NodejsFunction {
+export class SpillwayFunction extends lambda.Function {
   /** The function's log group. */
   readonly logGroupResource: logs.LogGroup;
   /**
@@ -129,16 +140,16 @@ export class SpillwayFunction extends nodejs.NodejsFunction {
           ],
         })
       : undefined;
-    // Every function reaches the buffer, whose Lua scripts are read from `lua/` beside the bundle.
-    const afterBundling = (inputDir: string, outputDir: string): string[] => [
-      ...copyLuaScripts(inputDir, outputDir),
-      ...(props.afterBundling?.(inputDir, outputDir) ?? []),
-    ];
-
     const memorySize = props.memorySize ?? DEFAULT_MEMORY_MB;
     super(scope, id, {
-      entry,
-      handler: 'handler',
+      code: bundledCode({
+        entry: props.entry,
+        sink: props.bundledSink,
+        // Every function reaches the buffer, whose Lua scripts are read from `lua/` beside the bundle.
+        files: [LUA_SCRIPTS, ...(props.bundleFiles ?? [])],
+      }),
+      // The `handler` export of the bundle's module (BUNDLE_MODULE, index.mjs).
+      handler: 'index.handler',
       description: props.description,
       runtime: NODE_RUNTIME,
       architecture: lambda.Architecture.ARM_64,
@@ -147,8 +158,6 @@ export class SpillwayFunction extends nodejs.NodejsFunction {
       reservedConcurrentExecutions: props.reservedConcurrentExecutions,
       logGroup,
       role,
-      projectRoot: PROJECT_ROOT,
-      depsLockFilePath: join(PROJECT_ROOT, 'package-lock.json'),
       vpc: inVpc?.vpc,
       vpcSubnets: inVpc?.subnets,
       securityGroups: inVpc ? [...inVpc.securityGroups] : undefined,
@@ -158,27 +167,6 @@ export class SpillwayFunction extends nodejs.NodejsFunction {
         POWERTOOLS_SERVICE_NAME: props.serviceName,
         POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
         ...props.environment,
-      },
-      bundling: {
-        // BUNDLE_OPTIONS in NodejsFunction's terms; it adds --bundle and --platform=node itself.
-        format: BUNDLE_OPTIONS.format as nodejs.OutputFormat,
-        target: BUNDLE_OPTIONS.target,
-        mainFields: BUNDLE_OPTIONS.mainFields,
-        banner: BUNDLE_OPTIONS.banner.js,
-        minify: BUNDLE_OPTIONS.minify,
-        keepNames: BUNDLE_OPTIONS.keepNames,
-        sourceMap: BUNDLE_OPTIONS.sourcemap,
-        sourcesContent: BUNDLE_OPTIONS.sourcesContent,
-        externalModules: BUNDLE_OPTIONS.external,
-        esbuildArgs: {
-          '--alias': Object.entries(BUNDLE_OPTIONS.alias).map(([from, to]) => `${from}=${to}`),
-        },
-        define: props.bundledSink === undefined ? undefined : sinkDefine(props.bundledSink),
-        commandHooks: {
-          beforeBundling: () => [],
-          beforeInstall: () => [],
-          afterBundling,
-        },
       },
     });
     this.logGroupResource = logGroup;
@@ -192,24 +180,53 @@ export class SpillwayFunction extends nodejs.NodejsFunction {
   }
 }
 
+/** The child process that builds a bundle (`buildBundle`) for `cdk synth`. */
+const BUNDLE_CLI = 'lib/bundle-cli.ts';
+
 /**
- * The shell commands that copy a directory's `*.sql` files into `<bundle>/migrations`.
- * @param from the directory, relative to the project root
+ * A function's code: the project root as an asset, bundled by `buildBundle` into the directory
+ * CDK stages, and hashed by what the bundle holds (as NodejsFunction's assets are), so the asset
+ * changes exactly when the bundle does. The build runs locally; CDK's Docker fallback never runs,
+ * because `tryBundle` either builds or throws (the image is named only because CDK requires one).
  */
-export function copySqlFiles(from: string): (inputDir: string, outputDir: string) => string[] {
-  return (inputDir, outputDir) => [
-    `mkdir -p "${outputDir}/migrations"`,
-    `cp "${inputDir}/${from}"/*.sql "${outputDir}/migrations/"`,
-  ];
+function bundledCode(request: Omit<BundleRequest, 'outdir'>): lambda.AssetCode {
+  return lambda.Code.fromAsset(PROJECT_ROOT, {
+    assetHashType: AssetHashType.OUTPUT,
+    bundling: {
+      image: NODE_RUNTIME.bundlingImage,
+      // What the build runs, as CDK would in Docker. CDK also keys its cache of staged assets by
+      // these options (functions are dropped), so each function's must differ: the request does.
+      command: bundleCommand({ ...request, outdir: AssetStaging.BUNDLING_OUTPUT_DIR }),
+      local: {
+        tryBundle(outputDir) {
+          bundleSynchronously({ ...request, outdir: outputDir });
+          return true;
+        },
+      },
+    },
+  });
 }
 
-/** Where the buffer's Lua scripts live, relative to the project root. */
-export const LUA_SOURCE = 'lambdas/io/lua';
+function bundleCommand(request: BundleRequest): string[] {
+  return ['node', '--import', 'tsx', BUNDLE_CLI, JSON.stringify(request)];
+}
 
-/** The shell commands that copy the buffer's Lua scripts into `<bundle>/lua`. */
-function copyLuaScripts(inputDir: string, outputDir: string): string[] {
-  return [
-    `mkdir -p "${outputDir}/lua"`,
-    `cp "${inputDir}/${LUA_SOURCE}"/*.lua "${outputDir}/lua/"`,
-  ];
+/**
+ * Runs `buildBundle` in a child process and waits for it: CDK's local bundling is synchronous,
+ * esbuild's plugins run only in its asynchronous API. esbuild's warnings go to stderr.
+ */
+function bundleSynchronously(request: BundleRequest): void {
+  const [, ...args] = bundleCommand(request);
+  const child = spawnSync(process.execPath, args, {
+    cwd: PROJECT_ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    encoding: 'utf8',
+  });
+  const output = `${child.stdout ?? ''}${child.stderr ?? ''}`.trim();
+  if (child.status !== 0) {
+    throw new Error(
+      `bundling ${request.entry} failed (${child.error?.message ?? `exit ${child.status ?? child.signal}`}):\n${output}`,
+    );
+  }
+  if (output !== '') process.stderr.write(`${output}\n`);
 }

@@ -9,12 +9,11 @@ import { Construct } from 'constructs';
 import type { TableDef } from '../lambdas/core/schema.js';
 import { BOOKKEEPING_LAYOUT } from '../lambdas/core/sql.js';
 import { pipelineTables } from '../lambdas/schema/tables.js';
-import { PROJECT_ROOT } from './function.js';
+import { MIGRATIONS_SOURCE, PROJECT_ROOT } from './bundle.js';
 import { addFunctionCustomResource } from './function-custom-resource.js';
 
-/** Where the SQL migrations live, relative to the project root. */
-export const MIGRATIONS_SOURCE = 'lambdas/schema/migrations';
-/** Where the `migrate` function finds them in its bundle. */
+export { MIGRATIONS_SOURCE };
+/** Where the `migrate` function finds them in its bundle (`MIGRATION_FILES`). */
 export const MIGRATIONS_DIR = '/var/task/migrations';
 
 export interface SpillwayMigrationsProps {

@@ -13,12 +13,13 @@ import {
   WRITER_FUNCTIONS,
 } from '../lambdas/functions.js';
 import { SpillwayAuroraDatabase } from './aurora-database.js';
+import { type BundleFiles, MIGRATION_FILES } from './bundle.js';
 import { SpillwayCache } from './cache.js';
 import type { FunctionSettings, SpillwaySettings } from './config.js';
 import { SpillwayDatabase } from './database.js';
 import { SpillwayDatabaseUser } from './database-user.js';
-import { copySqlFiles, SpillwayFunction } from './function.js';
-import { MIGRATIONS_DIR, MIGRATIONS_SOURCE, SpillwayMigrations } from './migrations.js';
+import { SpillwayFunction } from './function.js';
+import { MIGRATIONS_DIR, SpillwayMigrations } from './migrations.js';
 import { SpillwayMonitoring } from './monitoring.js';
 import { SpillwayNetwork } from './network.js';
 import { type SpillwayCore, SpillwayPipelineFunction } from './pipeline-function.js';
@@ -33,7 +34,7 @@ export interface FunctionSpec {
   readonly memorySize?: number;
   readonly reservedConcurrentExecutions?: number;
   readonly environment?: Record<string, string>;
-  readonly afterBundling?: (inputDir: string, outputDir: string) => string[];
+  readonly bundleFiles?: readonly BundleFiles[];
 }
 
 /** What only the CDK app adds to some functions. */
@@ -48,7 +49,7 @@ function deploymentExtras(
       memorySize: f.syncMemoryMb,
       reservedConcurrentExecutions: 1,
     },
-    migrate: { environment: { MIGRATIONS_DIR }, afterBundling: copySqlFiles(MIGRATIONS_SOURCE) },
+    migrate: { environment: { MIGRATIONS_DIR }, bundleFiles: [MIGRATION_FILES] },
   };
 }
 

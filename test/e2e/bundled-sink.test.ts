@@ -1,15 +1,12 @@
-import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { build } from 'esbuild';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { BUNDLE_OPTIONS, type BundledSink, sinkDefine } from '../../lib/bundle-options.js';
-import { LUA_SOURCE, PROJECT_ROOT } from '../../lib/function.js';
+import { buildBundle, LUA_SCRIPTS } from '../../lib/bundle.js';
+import type { BundledSink } from '../../lib/bundle-options.js';
 
 const workDir = mkdtempSync(join(tmpdir(), 'spillway-bundled-sink-'));
-// The buffer reads its Lua scripts from beside the bundle, as in a deployed function.
-cpSync(join(PROJECT_ROOT, LUA_SOURCE), join(workDir, 'lua'), { recursive: true });
 afterAll(() => rmSync(workDir, { recursive: true, force: true }));
 
 const saved = { ...process.env };
@@ -19,16 +16,14 @@ afterEach(() => {
 
 /** `lambdas/runtime/container.ts` bundled for one sink, as `cdk synth` bundles a function. */
 async function containerBundledFor(sink: BundledSink): Promise<{ code: string; url: string }> {
-  const outfile = join(workDir, `container-${sink}.mjs`);
-  await build({
-    ...BUNDLE_OPTIONS,
-    sourcemap: false,
-    define: sinkDefine(sink),
-    entryPoints: [join(PROJECT_ROOT, 'lambdas/runtime/container.ts')],
-    outfile,
-    logLevel: 'error',
+  const { file } = await buildBundle({
+    entry: 'lambdas/runtime/container.ts',
+    outdir: join(workDir, `container-${sink}`),
+    sink,
+    // The buffer reads its Lua scripts from beside the bundle, as in a deployed function.
+    files: [LUA_SCRIPTS],
   });
-  return { code: readFileSync(outfile, 'utf8'), url: pathToFileURL(outfile).href };
+  return { code: readFileSync(file, 'utf8'), url: pathToFileURL(file).href };
 }
 
 const DATA_API = {

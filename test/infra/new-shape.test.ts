@@ -44,6 +44,8 @@ const fnProps = (name: (typeof FUNCTION_NAMES)[number]) => {
     ReservedConcurrentExecutions?: number;
     LoggingConfig?: { LogGroup: { Ref: string } };
     Layers?: unknown[];
+    Handler: string;
+    Code: { S3Key: string };
   };
 };
 
@@ -376,6 +378,21 @@ describe('new shape: functions', () => {
       // Minified: thousands of characters per line, not tens.
       expect(code.length / code.split('\n').length).toBeGreaterThan(1_000);
     }
+  });
+
+  it('gives every function a bundle of its own as `index.handler`, without what ioredis has but Spillway never runs', () => {
+    const assets = new Set<string>();
+    for (const name of FUNCTION_NAMES) {
+      expect(fnProps(name).Handler, name).toBe('index.handler');
+      assets.add(fnProps(name).Code.S3Key);
+      const code = readFileSync(
+        join(assetDirectory(logicalIdOf(s.stack, fn(name))), 'index.mjs'),
+        'utf8',
+      );
+      // The stub's message, where ioredis's Cluster was (lib/bundle-stubs/ioredis-cluster.cjs).
+      expect(code.includes("ioredis Cluster is left out of Spillway's bundles"), name).toBe(true);
+    }
+    expect(assets.size).toBe(FUNCTION_NAMES.length);
   });
 
   it('bundles no AWS SDK client: the AUTH token comes through the extension, IAM tokens are signed with node:crypto, and the Data API client is left out of the proxy shape', () => {
